@@ -1,0 +1,109 @@
+//! Command-line definitions (clap), nothing else.
+//!
+//! Owns: flags, env fallbacks and help text. Never does the work (see `commands`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sshwarden",
+    version,
+    about = "Policy-gated async SSH orchestrator served over MCP"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the configuration lives. Defaults: `./config`, then `<config>/../keys` and
+/// `<config>/../secrets` (the anchor's `/app/{config,keys,secrets}` layout).
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Directory holding servers.yml, credentials.yml and policy.yml.
+    #[arg(
+        long,
+        env = "MCP_SSH_CONFIG_DIR",
+        default_value = "config",
+        global = true
+    )]
+    pub config_dir: PathBuf,
+    /// Directory private keys must live in (key_path is resolved inside it).
+    #[arg(long, env = "MCP_SSH_KEYS_DIR", global = true)]
+    pub keys_dir: Option<PathBuf>,
+    /// Directory of secret files (`<dir>/<name>`), after `MCP_SSH_SECRET_<NAME>` env vars.
+    #[arg(long, env = "MCP_SSH_SECRETS_DIR", global = true)]
+    pub secrets_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load and validate the configuration; print a summary and every problem found.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Show, for each host a pattern selects, whether a command would be allowed and where it
+    /// would connect. Opens no SSH connection. Exit 0 all allowed, 3 any denied, 1 error.
+    Plan {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print `{"hosts":[{"alias","allowed","rule","reason","target_ip"}]}`.
+        #[arg(long)]
+        json: bool,
+        /// Host pattern: alias, tag, glob, `a:b`, `a:&b`, `a:!b`, `all`.
+        pattern: String,
+        /// The command, after `--`.
+        #[arg(last = true, required = true, num_args = 1..)]
+        command: Vec<String>,
+    },
+    /// Print the JSON Schema of servers.yml, credentials.yml and policy.yml.
+    Schema {
+        /// Only this file's schema.
+        #[arg(value_parser = ["servers", "credentials", "policy"])]
+        file: Option<String>,
+    },
+    /// Serve MCP over stdio (default) or streamable HTTP.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Serve streamable HTTP on this address (e.g. 127.0.0.1:8765) instead of stdio.
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        /// File holding the HTTP bearer token (else env SSHWARDEN_TOKEN).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+    /// Call one MCP tool, in process or against a running HTTP server; print its
+    /// structured result as JSON. Exit 0 ok, 3 denied, 4 failed, 1 usage/config error.
+    Call {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// URL of a running `sshwarden serve --http` (e.g. http://127.0.0.1:8765/mcp).
+        #[arg(long)]
+        url: Option<String>,
+        /// Bearer token file for --url (else env SSHWARDEN_TOKEN).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Arguments as one JSON object instead of key=value pairs.
+        #[arg(long)]
+        json: Option<String>,
+        /// Tool name, e.g. ssh_run.
+        tool: String,
+        /// key=value arguments (numbers and true/false are typed).
+        args: Vec<String>,
+    },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain of an audit log; report the first broken record.
+    Verify { file: PathBuf },
+}

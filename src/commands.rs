@@ -1,0 +1,172 @@
+//! The CLI commands that are not the MCP server: `check`, `plan`, `schema`.
+//!
+//! Owns: rendering summaries and plans for people (stdout) or JSON. Never writes logs to
+//! stdout and never opens an SSH connection.
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cli::ConfigArgs;
+use crate::config::{self, Config, Dirs, Severity};
+use crate::net::{self, HickoryResolver};
+use crate::{policy, select};
+
+pub use crate::audit::verify_command as audit_verify;
+pub use crate::server::{call, serve};
+
+/// Exit codes shared by `plan` and `call`.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_ERROR: u8 = 1;
+pub const EXIT_DENIED: u8 = 3;
+pub const EXIT_FAILED: u8 = 4;
+
+pub fn dirs(args: &ConfigArgs) -> Dirs {
+    Dirs::new(
+        args.config_dir.clone(),
+        args.keys_dir.clone(),
+        args.secrets_dir.clone(),
+    )
+}
+
+/// Loads the config or prints every diagnostic to stderr.
+pub fn load_or_report(args: &ConfigArgs) -> Option<Config> {
+    match config::load(&dirs(args)) {
+        Ok(c) => {
+            for w in &c.warnings {
+                eprintln!("{w}");
+            }
+            Some(c)
+        }
+        Err(e) => {
+            for d in &e.diagnostics {
+                eprintln!("{d}");
+            }
+            let n = e
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            eprintln!(
+                "error: configuration in {} has {n} error(s)",
+                args.config_dir.display()
+            );
+            None
+        }
+    }
+}
+
+fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout (e.g. `| head`) is not worth a panic.
+    let _ = writeln!(stdout, "{text}");
+}
+
+pub fn check(args: &ConfigArgs) -> u8 {
+    let Some(cfg) = load_or_report(args) else {
+        return EXIT_ERROR;
+    };
+    let p = &cfg.policy;
+    let tags: Vec<String> = crate::config::all_tags(&cfg.hosts).into_iter().collect();
+    out(&format!(
+        "ok: {} hosts, {} tags ({}), {} credentials, {} rules, {} warnings\nknown_hosts: {}\naudit: {}\nconfig hash: {}",
+        cfg.hosts.len(),
+        tags.len(),
+        tags.join(", "),
+        cfg.credentials.len(),
+        p.rules.len(),
+        cfg.warnings.len(),
+        p.known_hosts_path.display(),
+        p.audit.path.display(),
+        cfg.hash
+    ));
+    EXIT_OK
+}
+
+#[derive(Serialize)]
+struct PlanHost {
+    alias: String,
+    allowed: bool,
+    rule: Option<String>,
+    reason: String,
+    target_ip: Option<String>,
+}
+
+pub async fn plan(args: &ConfigArgs, json: bool, pattern: &str, command: &str) -> u8 {
+    let Some(cfg) = load_or_report(args) else {
+        return EXIT_ERROR;
+    };
+    let hosts = match select::select(&cfg.hosts, pattern) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let timeout = Duration::from_millis(cfg.policy.execution.dns_timeout_ms);
+    let resolver = match HickoryResolver::from_system(timeout) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let mut rows = Vec::new();
+    for host in hosts {
+        let decision = policy::evaluate(&cfg.policy, host, command);
+        let rule = decision
+            .rule
+            .as_ref()
+            .map(|r| cfg.policy.rules[r.index].label());
+        let mut row = PlanHost {
+            alias: host.alias.clone(),
+            allowed: decision.allowed,
+            rule,
+            reason: decision.reason,
+            target_ip: None,
+        };
+        match net::precheck(host, &cfg.policy.network, &resolver, timeout).await {
+            Ok(t) => row.target_ip = Some(t.addr.ip().to_string()),
+            Err(e) if row.allowed => {
+                row.allowed = false;
+                row.reason = format!("network: {e}");
+            }
+            Err(e) => row.reason = format!("{}; network: {e}", row.reason),
+        }
+        rows.push(row);
+    }
+    if json {
+        out(&serde_json::json!({ "hosts": rows }).to_string());
+    } else {
+        for r in &rows {
+            let verdict = if r.allowed { "ALLOW" } else { "DENY " };
+            out(&format!(
+                "{verdict} {:<20} {:<16} {}",
+                r.alias,
+                r.target_ip.as_deref().unwrap_or("-"),
+                r.reason
+            ));
+        }
+    }
+    if rows.iter().all(|r| r.allowed) {
+        EXIT_OK
+    } else {
+        EXIT_DENIED
+    }
+}
+
+pub fn schema(file: Option<&str>) -> u8 {
+    use crate::config::raw::{CredentialsFile, PolicyFile, ServersFile};
+    let all = serde_json::json!({
+        "servers": schemars::schema_for!(ServersFile),
+        "credentials": schemars::schema_for!(CredentialsFile),
+        "policy": schemars::schema_for!(PolicyFile),
+    });
+    let chosen = match file {
+        Some(f) => all.get(f).cloned().unwrap_or_default(),
+        None => all,
+    };
+    out(&serde_json::to_string_pretty(&chosen).unwrap_or_default());
+    EXIT_OK
+}

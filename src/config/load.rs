@@ -1,0 +1,254 @@
+//! Reads a config directory: the one place in `config/` that touches the filesystem and env.
+//!
+//! Owns: file size caps, YAML parsing errors with line/column, secret lookup
+//! (`MCP_SSH_SECRET_<NAME>`, then `<secrets-dir>/<name>`), key-path containment, the config
+//! hash. Never logs a secret value and never returns a half-loaded config.
+
+use std::path::{Component, Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::raw::{CredentialsFile, PolicyFile, ServersFile};
+use super::validate::{Environment, Source, Validator};
+use super::{Config, ConfigError, Diagnostic, Secret, Severity};
+
+/// Largest YAML file accepted (the anchor's cap).
+pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
+
+/// The three directories sshwarden reads.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    pub config: PathBuf,
+    pub keys: PathBuf,
+    pub secrets: PathBuf,
+}
+
+impl Dirs {
+    /// `keys` and `secrets` default to `<config>/../keys` and `<config>/../secrets`, the
+    /// layout of the anchor's `/app/{config,keys,secrets}`.
+    pub fn new(config: PathBuf, keys: Option<PathBuf>, secrets: Option<PathBuf>) -> Self {
+        let parent = config
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self {
+            keys: keys.unwrap_or_else(|| parent.join("keys")),
+            secrets: secrets.unwrap_or_else(|| parent.join("secrets")),
+            config,
+        }
+    }
+}
+
+struct FsEnvironment<'a> {
+    dirs: &'a Dirs,
+}
+
+impl Environment for FsEnvironment<'_> {
+    fn secret(&self, name: &str) -> Result<Secret, String> {
+        let var = format!(
+            "MCP_SSH_SECRET_{}",
+            name.to_ascii_uppercase().replace('-', "_")
+        );
+        if let Ok(v) = std::env::var(&var) {
+            return Ok(Secret::new(v));
+        }
+        let path = self.dirs.secrets.join(name);
+        let inside = contained(&self.dirs.secrets, &path);
+        match inside.and_then(|p| std::fs::read_to_string(&p).map_err(|e| e.to_string())) {
+            Ok(text) => Ok(Secret::new(text.trim().to_owned())),
+            Err(why) => Err(format!(
+                "secret {name:?} not found: env {var} is unset and {} is unreadable ({why})",
+                path.display()
+            )),
+        }
+    }
+
+    fn key_path(&self, raw: &str) -> Result<(PathBuf, Option<String>), String> {
+        if raw.len() > 500 {
+            return Err("key_path is longer than 500 characters".into());
+        }
+        let p = Path::new(raw);
+        if p.components().any(|c| c == Component::ParentDir) {
+            return Err(format!("key_path {raw:?} contains `..`"));
+        }
+        let joined = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dirs.keys.join(p)
+        };
+        if !joined.starts_with(&self.dirs.keys) {
+            return Err(format!(
+                "key_path {raw:?} is outside the keys dir {}",
+                self.dirs.keys.display()
+            ));
+        }
+        if !joined.exists() {
+            let warning = format!(
+                "key file {} does not exist; connections with it will fail",
+                joined.display()
+            );
+            return Ok((joined, Some(warning)));
+        }
+        // Symlinks are fine (Kubernetes secret mounts are symlinks) as long as the target
+        // stays inside the keys dir.
+        contained(&self.dirs.keys, &joined)
+            .map(|p| (p, None))
+            .map_err(|why| format!("key_path {raw:?}: {why}"))
+    }
+
+    fn config_relative(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dirs.config.join(p)
+        }
+    }
+
+    fn default_known_hosts(&self) -> PathBuf {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/root"))
+            .join(".ssh/known_hosts")
+    }
+}
+
+/// The canonical form of `path`, which must be a regular file inside `dir`.
+fn contained(dir: &Path, path: &Path) -> Result<PathBuf, String> {
+    let real = path
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let real_dir = dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !real.starts_with(&real_dir) {
+        return Err(format!(
+            "{} resolves outside {}",
+            path.display(),
+            dir.display()
+        ));
+    }
+    if !real.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    Ok(real)
+}
+
+/// Loads and validates `servers.yml`, `credentials.yml` and `policy.yml` from `dirs.config`.
+pub fn load(dirs: &Dirs) -> Result<Config, ConfigError> {
+    let mut diags = Vec::new();
+    let mut read = |name: &str| -> String {
+        let path = dirs.config.join(name);
+        let fail = |message: String| Diagnostic {
+            severity: Severity::Error,
+            file: path.display().to_string(),
+            line: 0,
+            col: 0,
+            key: "(file)".into(),
+            message,
+        };
+        match std::fs::metadata(&path) {
+            Ok(m) if m.len() > MAX_FILE_BYTES => diags.push(fail(format!(
+                "file is {} bytes, more than the 10 MiB limit",
+                m.len()
+            ))),
+            Ok(_) => match std::fs::read_to_string(&path) {
+                Ok(text) => return text,
+                Err(e) => diags.push(fail(format!("cannot read: {e}"))),
+            },
+            Err(e) => diags.push(fail(format!("cannot read: {e}"))),
+        }
+        String::new()
+    };
+    let servers = read("servers.yml");
+    let credentials = read("credentials.yml");
+    let policy = read("policy.yml");
+    if !diags.is_empty() {
+        return Err(ConfigError { diagnostics: diags });
+    }
+    let names = [
+        dirs.config.join("servers.yml").display().to_string(),
+        dirs.config.join("credentials.yml").display().to_string(),
+        dirs.config.join("policy.yml").display().to_string(),
+    ];
+    load_from_sources(
+        &FsEnvironment { dirs },
+        [
+            (&names[0], &servers),
+            (&names[1], &credentials),
+            (&names[2], &policy),
+        ],
+    )
+}
+
+/// Validates the three sources (servers, credentials, policy) as `(file name, text)`.
+pub fn load_from_sources(
+    env: &dyn Environment,
+    files: [(&str, &str); 3],
+) -> Result<Config, ConfigError> {
+    let [servers, creds, policy] = files.map(|(name, text)| Source { name, text });
+    let mut diags = Vec::new();
+    let raw_servers: Option<ServersFile> = parse(&servers, &mut diags);
+    let raw_creds: Option<CredentialsFile> = parse(&creds, &mut diags);
+    let raw_policy: Option<PolicyFile> = parse(&policy, &mut diags);
+    let (Some(raw_servers), Some(raw_creds), Some(raw_policy)) =
+        (raw_servers, raw_creds, raw_policy)
+    else {
+        return Err(ConfigError { diagnostics: diags });
+    };
+    let mut v = Validator::new(env);
+    let credentials = v.credentials(&creds, raw_creds);
+    let hosts = v.hosts(&servers, raw_servers, &credentials, creds.name);
+    let policy_checked = v.policy(&policy, raw_policy, &hosts);
+    diags.extend(v.diags);
+    if diags.iter().any(|d| d.severity == Severity::Error) {
+        return Err(ConfigError { diagnostics: diags });
+    }
+    let mut hasher = Sha256::new();
+    for s in [&servers, &creds, &policy] {
+        hasher.update(s.text.len().to_le_bytes());
+        hasher.update(s.text.as_bytes());
+    }
+    Ok(Config {
+        hosts,
+        credentials,
+        policy: policy_checked,
+        warnings: diags,
+        hash: hex::encode(hasher.finalize()),
+    })
+}
+
+/// Parses one file; an empty file is the empty document, as in the anchor.
+fn parse<T: DeserializeOwned + Default>(src: &Source, diags: &mut Vec<Diagnostic>) -> Option<T> {
+    if src.text.trim().is_empty()
+        || src
+            .text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Some(T::default());
+    }
+    match serde_norway::from_str::<T>(src.text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let (line, col) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            let message = e.to_string();
+            let key = message
+                .split(':')
+                .next()
+                .filter(|k| !k.contains(' '))
+                .unwrap_or("(document)")
+                .to_owned();
+            diags.push(Diagnostic {
+                severity: Severity::Error,
+                file: src.name.to_owned(),
+                line,
+                col,
+                key,
+                message,
+            });
+            None
+        }
+    }
+}

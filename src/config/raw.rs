@@ -1,0 +1,200 @@
+//! Serde mirror of the three YAML files, key for key, as mcp-ssh-orchestrator writes them.
+//!
+//! Owns: the on-disk shape and the JSON Schemas generated from it. Never leaves `config/`:
+//! `validate.rs` turns these into the checked types of `config::types`. Never does IO.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// `servers.yml`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServersFile {
+    #[serde(default)]
+    pub hosts: Vec<RawHost>,
+}
+
+/// One entry of `servers.yml` `hosts:`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct RawHost {
+    pub alias: String,
+    pub host: String,
+    #[serde(default)]
+    pub port: Option<i64>,
+    #[serde(default)]
+    pub credentials: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+    /// sshwarden: at most this many tasks run on the host at once (default 4).
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+    /// sshwarden: TCP connect + SSH handshake timeout in seconds (default 10).
+    #[serde(default)]
+    pub connect_timeout: Option<u64>,
+    /// The anchor keeps unknown host keys; we keep them too but warn, since a typo here is
+    /// usually a setting that silently does nothing.
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub extra: BTreeMap<String, serde_norway::Value>,
+}
+
+/// `credentials.yml`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsFile {
+    #[serde(default)]
+    pub entries: Vec<RawCredential>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredential {
+    pub name: String,
+    pub username: String,
+    #[serde(default)]
+    pub key_path: Option<String>,
+    /// Inline plaintext password (anchor compatible; prefer `password_secret`).
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_secret: Option<String>,
+    #[serde(default)]
+    pub key_passphrase_secret: Option<String>,
+    /// sshwarden: also try the ssh-agent at `SSH_AUTH_SOCK`.
+    #[serde(default)]
+    pub use_agent: bool,
+}
+
+/// `policy.yml`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    #[serde(default)]
+    pub known_hosts_path: Option<String>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub network: RawNetwork,
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+    #[serde(default)]
+    pub overrides: RawOverrides,
+    /// sshwarden: the anchor ignored `version`; we accept and ignore it too.
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub version: Option<serde_norway::Value>,
+    /// sshwarden: process-wide execution limits.
+    #[serde(default)]
+    pub execution: RawExecution,
+    /// sshwarden: audit log settings.
+    #[serde(default)]
+    pub audit: RawAudit,
+    /// sshwarden: regexes whose matches are replaced by `[REDACTED]` in output.
+    #[serde(default)]
+    pub redact_output: Vec<String>,
+}
+
+/// Limit keys; every one optional so overrides can set a subset.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_seconds: Option<u64>,
+    pub max_output_bytes: Option<u64>,
+    /// Deprecated in the anchor and ignored; `true` is refused here.
+    pub host_key_auto_add: Option<bool>,
+    /// Deprecated in the anchor and forced true; `false` is refused here.
+    pub require_known_host: Option<bool>,
+    pub task_result_ttl: Option<u64>,
+    pub task_progress_interval: Option<u64>,
+    pub deny_substrings: Option<Vec<String>>,
+    /// sshwarden: `truncate` (default) keeps head+tail, `kill` stops the command.
+    pub on_output_limit: Option<String>,
+    /// sshwarden: cap on output returned inline by `ssh_run` (default 16 KiB).
+    pub max_inline_output_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    #[serde(default)]
+    pub allow_ips: Vec<String>,
+    #[serde(default)]
+    pub allow_cidrs: Vec<String>,
+    #[serde(default)]
+    pub block_ips: Vec<String>,
+    #[serde(default)]
+    pub block_cidrs: Vec<String>,
+    /// Legacy key, accepted and ignored (host keys are always required).
+    #[serde(default)]
+    pub require_known_host: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// sshwarden: a stable name shown in decisions and audit records.
+    pub id: Option<String>,
+    /// `allow` or `deny`; the anchor defaults to `deny`.
+    pub action: Option<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Glob-generation rule: fnmatch patterns over one simple command.
+    #[serde(default)]
+    pub commands: Vec<String>,
+    /// Structured-generation rule: allowed argv[0] names.
+    #[serde(default)]
+    pub simple_binaries: Vec<String>,
+    pub simple_max_args: Option<u32>,
+    pub binary: Option<String>,
+    pub arg_prefix: Option<Vec<String>>,
+    pub path_args: Option<RawPathArgs>,
+    pub allow_extra_args: Option<bool>,
+    /// sshwarden: shell constructs this rule permits (see `policy::Construct`).
+    #[serde(default)]
+    pub allow_constructs: Vec<String>,
+    /// Free text, ignored by the engine.
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPathArgs {
+    pub indices: Vec<usize>,
+    pub patterns: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawOverrides {
+    #[serde(default)]
+    pub aliases: BTreeMap<String, RawLimits>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, RawLimits>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawExecution {
+    pub max_running_tasks: Option<usize>,
+    pub max_queued_tasks: Option<usize>,
+    pub max_sessions_per_connection: Option<usize>,
+    pub connection_idle_seconds: Option<u64>,
+    pub keepalive_seconds: Option<u64>,
+    pub output_memory_budget_bytes: Option<u64>,
+    pub max_fanout_hosts: Option<usize>,
+    pub dns_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub path: Option<String>,
+    #[serde(default)]
+    pub redact_commands: bool,
+}

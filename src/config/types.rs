@@ -1,0 +1,238 @@
+//! The validated configuration types: what the rest of sshwarden reads.
+//!
+//! Owns: defaults (the anchor's where it has one), effective-limit precedence. Never
+//! constructed from unchecked input outside `validate.rs`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use regex::Regex;
+use serde::Serialize;
+
+use super::{Diagnostic, Secret};
+use crate::policy::Rule;
+
+/// The anchor's 20 default `deny_substrings`, used when `limits.deny_substrings` is unset.
+pub const DEFAULT_DENY_SUBSTRINGS: [&str; 20] = [
+    "rm -rf /",
+    ":(){ :|:& };:",
+    "mkfs ",
+    "dd if=/dev/zero",
+    "shutdown -h",
+    "reboot",
+    "userdel ",
+    "passwd ",
+    "ssh ",
+    "scp ",
+    "rsync -e ssh",
+    "curl ",
+    "wget ",
+    "nc ",
+    "nmap ",
+    "telnet ",
+    "kubectl ",
+    "aws ",
+    "gcloud ",
+    "az ",
+];
+
+/// Everything loaded from one config directory.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub hosts: Vec<Host>,
+    pub credentials: BTreeMap<String, Credential>,
+    pub policy: Policy,
+    pub warnings: Vec<Diagnostic>,
+    /// SHA-256 over the three files' bytes, hex; shown by `ssh_ping` and audit records.
+    pub hash: String,
+}
+
+impl Config {
+    pub fn host(&self, alias: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.alias == alias)
+    }
+
+    pub fn credential_for(&self, host: &Host) -> Option<&Credential> {
+        self.credentials.get(&host.credentials)
+    }
+}
+
+/// One inventory host.
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    pub alias: String,
+    /// Name or IP literal as written; known_hosts lookups use this, connects use the precheck IP.
+    pub host: String,
+    pub port: u16,
+    pub credentials: String,
+    pub tags: Vec<String>,
+    pub description: String,
+    pub max_concurrency: u32,
+    #[serde(with = "secs")]
+    pub connect_timeout: Duration,
+}
+
+/// How to log in.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub name: String,
+    pub username: String,
+    pub key_path: Option<PathBuf>,
+    pub key_passphrase: Option<Secret>,
+    pub password: Option<Secret>,
+    pub use_agent: bool,
+}
+
+/// What to do when a task's output reaches `max_output_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnOutputLimit {
+    Truncate,
+    Kill,
+}
+
+/// Effective limits for one host after defaults, `limits` and overrides.
+#[derive(Debug, Clone, Serialize)]
+pub struct Limits {
+    pub max_seconds: u64,
+    pub max_output_bytes: u64,
+    pub task_result_ttl: u64,
+    pub task_progress_interval: u64,
+    pub deny_substrings: Vec<String>,
+    pub on_output_limit: OnOutputLimit,
+    pub max_inline_output_bytes: u64,
+}
+
+/// A partial set of limits: the policy's `limits` block or one override.
+#[derive(Debug, Clone, Default)]
+pub struct LimitsLayer {
+    pub max_seconds: Option<u64>,
+    pub max_output_bytes: Option<u64>,
+    pub task_result_ttl: Option<u64>,
+    pub task_progress_interval: Option<u64>,
+    pub deny_substrings: Option<Vec<String>>,
+    pub on_output_limit: Option<OnOutputLimit>,
+    pub max_inline_output_bytes: Option<u64>,
+}
+
+impl LimitsLayer {
+    /// Fills every key this layer leaves unset from `lower`.
+    fn over(&self, lower: &LimitsLayer) -> LimitsLayer {
+        LimitsLayer {
+            max_seconds: self.max_seconds.or(lower.max_seconds),
+            max_output_bytes: self.max_output_bytes.or(lower.max_output_bytes),
+            task_result_ttl: self.task_result_ttl.or(lower.task_result_ttl),
+            task_progress_interval: self.task_progress_interval.or(lower.task_progress_interval),
+            deny_substrings: self
+                .deny_substrings
+                .clone()
+                .or_else(|| lower.deny_substrings.clone()),
+            on_output_limit: self.on_output_limit.or(lower.on_output_limit),
+            max_inline_output_bytes: self
+                .max_inline_output_bytes
+                .or(lower.max_inline_output_bytes),
+        }
+    }
+
+    fn resolve(self) -> Limits {
+        Limits {
+            max_seconds: self.max_seconds.unwrap_or(60),
+            max_output_bytes: self.max_output_bytes.unwrap_or(1_048_576),
+            task_result_ttl: self.task_result_ttl.unwrap_or(300),
+            task_progress_interval: self.task_progress_interval.unwrap_or(5),
+            deny_substrings: self.deny_substrings.unwrap_or_else(|| {
+                DEFAULT_DENY_SUBSTRINGS
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect()
+            }),
+            on_output_limit: self.on_output_limit.unwrap_or(OnOutputLimit::Truncate),
+            max_inline_output_bytes: self.max_inline_output_bytes.unwrap_or(16 * 1024),
+        }
+    }
+}
+
+/// Network allow/block lists; blocks beat allows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Network {
+    pub allow: Vec<IpNet>,
+    pub block: Vec<IpNet>,
+}
+
+/// Process-wide execution limits (sshwarden additions under `execution:`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Execution {
+    pub max_running_tasks: usize,
+    pub max_queued_tasks: usize,
+    pub max_sessions_per_connection: usize,
+    pub connection_idle_seconds: u64,
+    pub keepalive_seconds: u64,
+    pub output_memory_budget_bytes: u64,
+    pub max_fanout_hosts: usize,
+    pub dns_timeout_ms: u64,
+}
+
+impl Default for Execution {
+    fn default() -> Self {
+        Self {
+            max_running_tasks: 64,
+            max_queued_tasks: 1024,
+            max_sessions_per_connection: 8,
+            connection_idle_seconds: 300,
+            keepalive_seconds: 15,
+            output_memory_budget_bytes: 256 * 1024 * 1024,
+            max_fanout_hosts: 500,
+            dns_timeout_ms: 2000,
+        }
+    }
+}
+
+/// Where audit records go.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditSettings {
+    pub path: PathBuf,
+    pub redact_commands: bool,
+}
+
+/// `policy.yml`, checked.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub known_hosts_path: PathBuf,
+    pub limits: LimitsLayer,
+    pub alias_overrides: BTreeMap<String, LimitsLayer>,
+    pub tag_overrides: BTreeMap<String, LimitsLayer>,
+    pub network: Network,
+    pub rules: Vec<Rule>,
+    pub execution: Execution,
+    pub audit: AuditSettings,
+    pub redact_output: Vec<Regex>,
+}
+
+impl Policy {
+    /// Anchor precedence: defaults < `limits` < alias override < tag overrides (host tag
+    /// order, a later tag wins among tags, never over a key the alias override set).
+    pub fn limits_for(&self, host: &Host) -> Limits {
+        let mut tags = LimitsLayer::default();
+        for tag in &host.tags {
+            if let Some(layer) = self.tag_overrides.get(tag) {
+                tags = layer.over(&tags);
+            }
+        }
+        let alias = self
+            .alias_overrides
+            .get(&host.alias)
+            .cloned()
+            .unwrap_or_default();
+        alias.over(&tags).over(&self.limits).resolve()
+    }
+}
+
+mod secs {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+}

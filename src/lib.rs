@@ -1,0 +1,17 @@
+//! sshwarden: a policy-gated async SSH orchestrator served over MCP.
+//!
+//! # Layout
+//! - [`config`]: the three YAML files of mcp-ssh-orchestrator, validated with file:line:col.
+//! - [`policy`]: pure, sync command policy over a real shell AST (brush-parser).
+//! - [`select`]: host patterns (`web:&prod:!db`), pure.
+//! - [`net`]: DNS-to-CIDR precheck; the only resolver of target names.
+//! - [`cli`]: clap definitions and the `check`/`plan`/`schema` commands.
+
+pub mod audit;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod net;
+pub mod policy;
+pub mod select;
+pub mod server;

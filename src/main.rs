@@ -1,0 +1,58 @@
+//! The `sshwarden` binary: parse the command line, log to stderr, dispatch, exit.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sshwarden::cli::{Cli, Command};
+use sshwarden::commands;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // stdout belongs to JSON-RPC (serve) and to results (check/plan/call): logs go to stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SSHWARDEN_LOG")
+                .unwrap_or_else(|_| "sshwarden=info".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Command::Check { config } => commands::check(&config),
+            Command::Plan {
+                config,
+                json,
+                pattern,
+                command,
+            } => commands::plan(&config, json, &pattern, &command.join(" ")).await,
+            Command::Schema { file } => commands::schema(file.as_deref()),
+            Command::Serve {
+                config,
+                http,
+                token_file,
+            } => commands::serve(&config, http, token_file).await,
+            Command::Call {
+                config,
+                url,
+                token_file,
+                json,
+                tool,
+                args,
+            } => commands::call(&config, url, token_file, json, &tool, &args).await,
+            Command::Audit {
+                command: sshwarden::cli::AuditCommand::Verify { file },
+            } => commands::audit_verify(&file),
+        }
+    });
+    ExitCode::from(code)
+}

@@ -1,0 +1,324 @@
+//! The command policy: may this exact string run on this host?
+//!
+//! Owns: `evaluate(policy, host, command) -> Decision`. Semantics: the string is parsed as
+//! the remote shell would; every simple command in it (substitutions, wrappers and `sh -c`
+//! code included) must be allowed on its own. For each: **any matching deny rule wins;
+//! otherwise an allow rule that also permits the command's constructs; otherwise deny.**
+//! Pure and sync: no IO, no async, no clock.
+
+mod rules;
+pub mod shell;
+mod substrings;
+mod wrappers;
+
+pub use rules::{Action, Matcher, Pattern, Rule};
+
+use serde::{Deserialize, Serialize};
+use shell::{ShellWord, SimpleCmd};
+use wrappers::Unwrapped;
+
+use crate::config::{Host, Policy};
+
+/// Longest command accepted, in bytes (the anchor's limit).
+pub const MAX_COMMAND_BYTES: usize = 10_000;
+/// How many wrapper layers (`sudo env nohup …`) are peeled before giving up.
+const MAX_WRAPPERS: usize = 8;
+
+/// Shell features whose effect policy cannot read from the words alone. Each is denied
+/// unless the allow rule that matches the command lists it in `allow_constructs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Construct {
+    CommandSubstitution,
+    ProcessSubstitution,
+    Arithmetic,
+    OutputRedirect,
+    InputRedirect,
+    Heredoc,
+    EnvAssignment,
+    Eval,
+    InterpreterCode,
+    Privilege,
+    Xargs,
+}
+
+impl Construct {
+    pub const ALL: [Construct; 11] = [
+        Self::CommandSubstitution,
+        Self::ProcessSubstitution,
+        Self::Arithmetic,
+        Self::OutputRedirect,
+        Self::InputRedirect,
+        Self::Heredoc,
+        Self::EnvAssignment,
+        Self::Eval,
+        Self::InterpreterCode,
+        Self::Privilege,
+        Self::Xargs,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CommandSubstitution => "command_substitution",
+            Self::ProcessSubstitution => "process_substitution",
+            Self::Arithmetic => "arithmetic",
+            Self::OutputRedirect => "output_redirect",
+            Self::InputRedirect => "input_redirect",
+            Self::Heredoc => "heredoc",
+            Self::EnvAssignment => "env_assignment",
+            Self::Eval => "eval",
+            Self::InterpreterCode => "interpreter_code",
+            Self::Privilege => "privilege",
+            Self::Xargs => "xargs",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::CommandSubstitution => "command substitution `$(…)`/backticks",
+            Self::ProcessSubstitution => "process substitution `<(…)`/`>(…)`",
+            Self::Arithmetic => "arithmetic expansion `$((…))`",
+            Self::OutputRedirect => "output redirection to a file other than /dev/null",
+            Self::InputRedirect => "input redirection from a file",
+            Self::Heredoc => "here-document or here-string",
+            Self::EnvAssignment => "environment assignment before a command",
+            Self::Eval => "eval/exec/source/. (runs text policy cannot read)",
+            Self::InterpreterCode => "an interpreter given code on the command line",
+            Self::Privilege => "privilege escalation (sudo/doas/su/…)",
+            Self::Xargs => "xargs (adds arguments from input)",
+        }
+    }
+}
+
+/// The rule that decided, for people and audit records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleRef {
+    /// 0-based position in `rules:`.
+    pub index: usize,
+    pub id: Option<String>,
+}
+
+/// The outcome of `evaluate`: a value, not an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The deciding rule: the deny that matched, the (first) allow that permitted, or none.
+    pub rule: Option<RuleRef>,
+    /// One line a person understands.
+    pub reason: String,
+    /// The simple command that was denied, when the command had several.
+    pub denied_command: Option<String>,
+}
+
+impl Decision {
+    fn deny(rule: Option<&Rule>, reason: String, denied_command: Option<String>) -> Self {
+        let rule = rule.map(|r| RuleRef {
+            index: r.index,
+            id: r.id.clone(),
+        });
+        Self {
+            allowed: false,
+            rule,
+            reason,
+            denied_command,
+        }
+    }
+}
+
+/// Decides whether `command` may run on `host`. Never panics, whatever the input.
+pub fn evaluate(policy: &Policy, host: &Host, command: &str) -> Decision {
+    if let Err(reason) = check_text(command) {
+        return Decision::deny(None, reason, None);
+    }
+    let limits = policy.limits_for(host);
+    if let Some(hit) = substrings::find_denied(&limits.deny_substrings, command) {
+        return Decision::deny(
+            None,
+            format!("contains deny_substrings entry {hit:?}"),
+            None,
+        );
+    }
+    let cmds = match shell::simple_commands(command) {
+        Ok(cmds) if cmds.is_empty() => {
+            return Decision::deny(None, "no command to run".into(), None);
+        }
+        Ok(cmds) => cmds,
+        Err(e) => return Decision::deny(None, e.to_string(), None),
+    };
+    let rules: Vec<&Rule> = policy.rules.iter().filter(|r| r.applies_to(host)).collect();
+    let mut judge = Judge {
+        rules: &rules,
+        deny_substrings: &limits.deny_substrings,
+        allowed_by: Vec::new(),
+    };
+    for cmd in &cmds {
+        if let Err(d) = judge.simple(cmd.argv.clone(), cmd.constructs.clone(), 0) {
+            return d;
+        }
+    }
+    let first = judge.allowed_by.first().map(|r| RuleRef {
+        index: r.index,
+        id: r.id.clone(),
+    });
+    let mut labels: Vec<String> = judge.allowed_by.iter().map(|r| r.label()).collect();
+    labels.dedup();
+    Decision {
+        allowed: true,
+        rule: first,
+        reason: format!("allowed by {}", labels.join(", ")),
+        denied_command: None,
+    }
+}
+
+/// Text-level refusals that come before parsing: empty, too long, NUL, control and bidi
+/// characters (they make what a reviewer sees differ from what runs).
+fn check_text(command: &str) -> Result<(), String> {
+    if command.trim().is_empty() {
+        return Err("command is empty".into());
+    }
+    if command.len() > MAX_COMMAND_BYTES {
+        return Err(format!(
+            "command is {} bytes, more than the {MAX_COMMAND_BYTES}-byte limit",
+            command.len()
+        ));
+    }
+    if let Some(c) = command.chars().find(|c| {
+        (c.is_control() && !matches!(c, '\n' | '\t'))
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}')
+    }) {
+        return Err(format!("command contains the control or invisible character U+{:04X}", c as u32));
+    }
+    Ok(())
+}
+
+struct Judge<'a> {
+    rules: &'a [&'a Rule],
+    deny_substrings: &'a [String],
+    allowed_by: Vec<&'a Rule>,
+}
+
+impl<'a> Judge<'a> {
+    /// Judges one simple command, peeling wrappers; `Err` carries the denial.
+    fn simple(
+        &mut self,
+        argv: Vec<ShellWord>,
+        mut constructs: Vec<Construct>,
+        depth: usize,
+    ) -> Result<(), Decision> {
+        let text = SimpleCmd {
+            argv: argv.clone(),
+            constructs: Vec::new(),
+        }
+        .text();
+        let denied =
+            |reason: String, rule: Option<&Rule>| Decision::deny(rule, reason, Some(text.clone()));
+        if argv.is_empty() {
+            return Err(denied(
+                "assignment or redirection without a command".into(),
+                None,
+            ));
+        }
+        if depth > MAX_WRAPPERS {
+            return Err(denied("too many nested command wrappers".into(), None));
+        }
+        if let Some(hit) = substrings::find_denied(self.deny_substrings, &text) {
+            return Err(denied(
+                format!("`{text}` contains deny_substrings entry {hit:?}"),
+                None,
+            ));
+        }
+        if let Some(rule) = self
+            .rules
+            .iter()
+            .find(|r| r.action == Action::Deny && r.matches(&argv))
+        {
+            return Err(denied(
+                format!("`{text}` matches deny {}", rule.label()),
+                Some(rule),
+            ));
+        }
+        match wrappers::unwrap(&argv) {
+            Unwrapped::Opaque(why) => Err(denied(why, None)),
+            Unwrapped::Inner {
+                argv: inner,
+                construct,
+            } => {
+                constructs.extend(construct);
+                self.simple(inner, constructs, depth + 1)
+            }
+            Unwrapped::Code { code, construct } => {
+                constructs.extend(construct);
+                let cmds = shell::simple_commands(&code).map_err(|e| {
+                    denied(format!("code given to `{}`: {e}", argv[0].text()), None)
+                })?;
+                if cmds.is_empty() {
+                    return Err(denied("empty shell code".into(), None));
+                }
+                for cmd in cmds {
+                    let mut inherited = constructs.clone();
+                    inherited.extend(cmd.constructs);
+                    self.simple(cmd.argv, inherited, depth + 1)?;
+                }
+                Ok(())
+            }
+            Unwrapped::Plain(construct) => {
+                constructs.extend(construct);
+                self.allow(&argv, &constructs)
+                    .map_err(|(reason, rule)| denied(reason, rule))
+            }
+        }
+    }
+
+    fn allow(
+        &mut self,
+        argv: &[ShellWord],
+        constructs: &[Construct],
+    ) -> Result<(), (String, Option<&'a Rule>)> {
+        let text = argv
+            .iter()
+            .map(ShellWord::text)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let matching: Vec<&'a Rule> = self
+            .rules
+            .iter()
+            .copied()
+            .filter(|r| r.action == Action::Allow && r.matches(argv))
+            .collect();
+        if let Some(rule) = matching
+            .iter()
+            .find(|r| constructs.iter().all(|c| r.allow_constructs.contains(c)))
+        {
+            self.allowed_by.push(rule);
+            return Ok(());
+        }
+        match (
+            matching.first(),
+            constructs
+                .iter()
+                .find(|c| !matching.iter().any(|r| r.allow_constructs.contains(c))),
+        ) {
+            (Some(rule), Some(c)) => Err((
+                format!(
+                    "`{text}` uses {}, which {} does not permit (allow_constructs: [{}])",
+                    c.describe(),
+                    rule.label(),
+                    c.name()
+                ),
+                Some(*rule),
+            )),
+            (Some(rule), None) => Err((
+                format!(
+                    "`{text}` needs one rule permitting all of its constructs; {} does not",
+                    rule.label()
+                ),
+                Some(*rule),
+            )),
+            (None, _) => Err((format!("no allow rule matches `{text}`"), None)),
+        }
+    }
+}
