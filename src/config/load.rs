@@ -234,12 +234,20 @@ fn parse<T: DeserializeOwned + Default>(src: &Source, diags: &mut Vec<Diagnostic
         Err(e) => {
             let (line, col) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
             let message = e.to_string();
-            let key = message
+            let path = message
                 .split(':')
                 .next()
                 .filter(|k| !k.contains(' '))
-                .unwrap_or("(document)")
-                .to_owned();
+                .unwrap_or("(document)");
+            let unknown = message
+                .split("unknown field `")
+                .nth(1)
+                .and_then(|r| r.split('`').next());
+            let key = match unknown {
+                Some(field) if path == "(document)" => field.to_owned(),
+                Some(field) => format!("{path}.{field}"),
+                None => path.to_owned(),
+            };
             diags.push(Diagnostic {
                 severity: Severity::Error,
                 file: src.name.to_owned(),

@@ -118,11 +118,6 @@ impl Matcher {
             Matcher::Simple { binaries, max_args } => {
                 name.is_some_and(|n| binaries.iter().any(|b| b == n))
                     && max_args.is_none_or(|max| args.len() <= max as usize)
-                    && args.iter().all(|a| {
-                        !a.text().contains([';', '|', '`'])
-                            && !a.text().contains("$(")
-                            && !a.text().contains("&&")
-                    })
             }
             Matcher::Structured {
                 binary,

@@ -11,7 +11,7 @@ use brush_parser::{Parser, ParserOptions};
 use super::Construct;
 
 /// Nesting bound for substitutions and compound commands; deeper input is refused.
-const MAX_DEPTH: usize = 48;
+const MAX_DEPTH: usize = 24;
 
 /// One shell word after quote removal, when that is possible without running anything.
 #[derive(Debug, Clone)]
@@ -62,6 +62,19 @@ pub enum ShellError {
 
 /// Every simple command in `src`, in source order, substitutions included.
 pub fn simple_commands(src: &str) -> Result<Vec<SimpleCmd>, ShellError> {
+    // brush-parser's PEG grammar recurses per nesting level; bound it before parsing so
+    // hostile input cannot overflow the stack. Quotes are not considered: conservative.
+    let mut depth = 0usize;
+    for c in src.chars() {
+        match c {
+            '(' | '{' => depth += 1,
+            ')' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_DEPTH {
+            return Err(ShellError::TooDeep);
+        }
+    }
     let mut walker = Walker {
         out: Vec::new(),
         opts: ParserOptions::default(),
@@ -367,7 +380,9 @@ impl Walker {
         for p in pieces {
             let text: Option<String> = match p.piece {
                 WordPiece::Text(t) => {
-                    if !quoted && (t.contains(['*', '?', '[']) || is_brace_expansion(&t)) {
+                    if !quoted
+                        && (t.contains(['*', '?']) || is_bracket_glob(&t) || is_brace_expansion(&t))
+                    {
                         expands = true;
                     }
                     Some(t)
@@ -419,6 +434,12 @@ impl Walker {
         }
         Ok((literal, expands))
     }
+}
+
+/// `[abc]`: a bracket expression (a lone `[`, the test command, is not one).
+fn is_bracket_glob(text: &str) -> bool {
+    text.find('[')
+        .is_some_and(|open| text[open + 1..].contains(']'))
 }
 
 /// `{a,b}` or `{1..3}` outside quotes: bash brace expansion.

@@ -1,1 +1,11 @@
-fn main() {}
+//! Integration tests: pure cores through the public API, then real sshd and the real binary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+mod config_load;
+mod policy_table;
+mod support;

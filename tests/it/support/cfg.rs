@@ -1,0 +1,62 @@
+//! A config directory in a tempdir, written from strings.
+
+use std::path::{Path, PathBuf};
+
+use sshwarden::config::{self, Config, ConfigError, Dirs};
+
+pub struct CfgDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl CfgDir {
+    pub fn new(servers: &str, credentials: &str, policy: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["config", "keys", "secrets"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        let c = dir.path().join("config");
+        std::fs::write(c.join("servers.yml"), servers).unwrap();
+        std::fs::write(c.join("credentials.yml"), credentials).unwrap();
+        std::fs::write(c.join("policy.yml"), policy).unwrap();
+        std::fs::write(dir.path().join("keys/id_ed25519"), "placeholder").unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.path("config")
+    }
+
+    pub fn dirs(&self) -> Dirs {
+        Dirs::new(self.config_dir(), None, None)
+    }
+
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        config::load(&self.dirs())
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        std::fs::write(self.path(rel), text).unwrap();
+    }
+}
+
+pub const CREDS: &str = "entries:\n  - name: c\n    username: u\n    key_path: id_ed25519\n";
+
+pub fn servers(hosts: &[(&str, &[&str])]) -> String {
+    let mut s = String::from("hosts:\n");
+    for (i, (alias, tags)) in hosts.iter().enumerate() {
+        s.push_str(&format!(
+            "  - alias: {alias}\n    host: 127.0.0.{}\n    credentials: c\n    tags: [{}]\n",
+            i + 1,
+            tags.join(", ")
+        ));
+    }
+    s
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}

@@ -1,0 +1,4 @@
+//! Test fixtures: config directories, real sshd processes, the built binary.
+#![allow(dead_code)]
+
+pub mod cfg;
