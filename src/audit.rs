@@ -1,4 +1,225 @@
-//! Audit log.
-pub fn verify_command(_file: &std::path::Path) -> u8 {
-    1
+//! The audit log: JSON Lines, one record per event, hash-chained, fail-closed.
+//!
+//! Owns: record format (`seq`, `ts`, `prev`, `hash` over the canonical record), appending
+//! with flush + fsync for records that gate execution, verifying a file's chain, and
+//! reading the tail on start to find tasks that started and never ended. Never records a
+//! secret; commands are recorded as SHA-256 always and as text unless redacted.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::tasks::lock;
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, thiserror::Error)]
+#[error("audit log {path}: {reason}")]
+pub struct AuditError {
+    pub path: String,
+    pub reason: String,
+}
+
+struct State {
+    file: Option<File>,
+    seq: u64,
+    prev: String,
+}
+
+/// An append-only, hash-chained audit sink.
+pub struct Audit {
+    path: PathBuf,
+    redact_commands: bool,
+    state: Mutex<State>,
+}
+
+/// SHA-256 hex of a command, as audit records and plans carry it.
+pub fn command_sha256(command: &str) -> String {
+    hex::encode(Sha256::digest(command.as_bytes()))
+}
+
+fn record_hash(record: &Map<String, Value>) -> String {
+    // serde_json's Map is ordered by key (no preserve_order feature): canonical.
+    let text = serde_json::to_string(record).unwrap_or_default();
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+impl Audit {
+    /// Opens (or creates) the log and continues its chain from the last record.
+    pub fn open(path: &Path, redact_commands: bool) -> Result<Self, AuditError> {
+        let err = |reason: String| AuditError {
+            path: path.display().to_string(),
+            reason,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        }
+        let (seq, prev) = match File::open(path) {
+            Ok(f) => BufReader::new(f)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+                .last()
+                .map_or((0, GENESIS.to_owned()), |v| {
+                    (
+                        v["seq"].as_u64().unwrap_or(0),
+                        v["hash"].as_str().unwrap_or(GENESIS).to_owned(),
+                    )
+                }),
+            Err(_) => (0, GENESIS.to_owned()),
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| err(e.to_string()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            redact_commands,
+            state: Mutex::new(State {
+                file: Some(file),
+                seq,
+                prev,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record. `durable` records (task start) are fsynced before returning:
+    /// the caller must not run the command unless this returns `Ok`.
+    pub fn record(
+        &self,
+        event: &str,
+        mut fields: Map<String, Value>,
+        durable: bool,
+    ) -> Result<(), AuditError> {
+        let err = |reason: String| AuditError {
+            path: self.path.display().to_string(),
+            reason,
+        };
+        if let Some(Value::String(cmd)) = fields.remove("command") {
+            fields.insert("command_sha256".into(), json!(command_sha256(&cmd)));
+            if !self.redact_commands {
+                fields.insert("command".into(), json!(cmd));
+            }
+        }
+        let mut st = lock(&self.state);
+        // The file may have been removed or replaced under us: reopen by path so a
+        // deleted log fails closed instead of writing into an unlinked inode.
+        if std::fs::metadata(&self.path).is_err() {
+            st.file = None;
+            return Err(err("file was removed".into()));
+        }
+        let seq = st.seq + 1;
+        fields.insert("seq".into(), json!(seq));
+        fields.insert("ts".into(), json!(iso8601_now()));
+        fields.insert("event".into(), json!(event));
+        fields.insert("prev".into(), json!(st.prev));
+        let hash = record_hash(&fields);
+        fields.insert("hash".into(), json!(hash));
+        let line = format!("{}\n", Value::Object(fields));
+        let file = st.file.as_mut().ok_or_else(|| err("not open".into()))?;
+        file.write_all(line.as_bytes())
+            .map_err(|e| err(e.to_string()))?;
+        file.flush().map_err(|e| err(e.to_string()))?;
+        if durable {
+            file.sync_data().map_err(|e| err(e.to_string()))?;
+        }
+        st.seq = seq;
+        st.prev = hash;
+        Ok(())
+    }
+
+    /// Task ids with a `task_start` and no `task_end` in the log: lost when we stopped.
+    pub fn unfinished_tasks(path: &Path) -> Vec<Value> {
+        let Ok(f) = File::open(path) else {
+            return Vec::new();
+        };
+        let mut open: Vec<Value> = Vec::new();
+        for v in BufReader::new(f)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+        {
+            match v["event"].as_str() {
+                Some("task_start") => open.push(v),
+                Some("task_end") => open.retain(|s| s["task_id"] != v["task_id"]),
+                _ => {}
+            }
+        }
+        open
+    }
+}
+
+fn iso8601_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Checks the chain of `path`; `Err` names the first bad record.
+pub fn verify(path: &Path) -> Result<u64, String> {
+    let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut prev = GENESIS.to_owned();
+    let mut expect_seq = Some(1);
+    let mut count = 0;
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let n = i + 1;
+        let line = line.map_err(|e| format!("line {n}: {e}"))?;
+        let Ok(Value::Object(mut rec)) = serde_json::from_str::<Value>(&line) else {
+            return Err(format!(
+                "line {n}: not a JSON object (inserted or corrupted)"
+            ));
+        };
+        let seq = rec
+            .get("seq")
+            .and_then(Value::as_u64)
+            .ok_or(format!("line {n}: no seq"))?;
+        if let Some(want) = expect_seq {
+            if seq != want {
+                return Err(format!(
+                    "line {n}: seq {seq}, expected {want} (record dropped, inserted or reordered)"
+                ));
+            }
+        }
+        let hash = rec
+            .remove("hash")
+            .and_then(|h| h.as_str().map(str::to_owned))
+            .ok_or(format!("line {n}: no hash"))?;
+        if rec.get("prev").and_then(Value::as_str) != Some(prev.as_str()) {
+            return Err(format!(
+                "line {n} (seq {seq}): prev does not match the previous record's hash (record dropped, inserted or reordered)"
+            ));
+        }
+        if record_hash(&rec) != hash {
+            return Err(format!(
+                "line {n} (seq {seq}): hash mismatch (record edited)"
+            ));
+        }
+        prev = hash;
+        expect_seq = Some(seq + 1);
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// `sshwarden audit verify FILE`.
+pub fn verify_command(path: &Path) -> u8 {
+    match verify(path) {
+        Ok(n) => {
+            let _ = writeln!(std::io::stdout(), "ok: {n} records, chain intact");
+            0
+        }
+        Err(e) => {
+            eprintln!("audit chain broken: {e}");
+            2
+        }
+    }
 }

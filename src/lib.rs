@@ -15,3 +15,6 @@ pub mod net;
 pub mod policy;
 pub mod select;
 pub mod server;
+pub mod service;
+pub mod ssh;
+pub mod tasks;

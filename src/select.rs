@@ -146,7 +146,7 @@ mod tests {
         });
         assert_eq!(
             got.as_deref().map_err(Clone::clone),
-            expect.map_err(|e| e),
+            expect,
             "pattern {pattern:?}"
         );
     }

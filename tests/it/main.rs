@@ -8,4 +8,5 @@
 
 mod config_load;
 mod policy_table;
+mod ssh_exec;
 mod support;

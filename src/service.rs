@@ -1,0 +1,340 @@
+//! The domain service behind every front end (MCP tools, `call`, `plan`): look up, decide,
+//! precheck, audit, spawn.
+//!
+//! Owns: the current config (swapped atomically on reload), the task manager, the SSH
+//! pool, the resolver and the audit sink, and the order of the gates: input → inventory →
+//! policy → network → audit (fail-closed) → task. Never speaks a protocol.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use crate::audit::{Audit, AuditError, command_sha256};
+use crate::config::{self, Config, ConfigError, Credential, Dirs, Host, Limits, OnOutputLimit};
+use crate::net::{self, PrecheckError, Resolve, Target};
+use crate::policy::{self, Decision};
+use crate::ssh::{ExecOutcome, Pool, PoolSettings};
+use crate::tasks::{
+    self, CancelledBy, ManagerLimits, Task, TaskError, TaskManager, TaskSpec, WorkOutcome,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("unknown host alias {0:?}; use ssh_list_hosts to see the inventory")]
+    UnknownHost(String),
+    #[error("denied by policy: {}", .0.reason)]
+    Denied(Decision),
+    #[error("denied by network policy: {0}")]
+    Network(PrecheckError),
+    #[error("refused: audit record could not be written, nothing was run ({0})")]
+    Audit(AuditError),
+    #[error(transparent)]
+    Task(TaskError),
+    #[error(transparent)]
+    Config(ConfigError),
+}
+
+/// A command that passed every gate, ready to run.
+pub struct Prepared {
+    pub host: Host,
+    pub credential: Credential,
+    pub limits: Limits,
+    pub target: Target,
+    pub decision: Decision,
+    pub command: String,
+    pub timeout: Duration,
+}
+
+pub struct Service {
+    dirs: Dirs,
+    config: RwLock<Arc<Config>>,
+    pub tasks: TaskManager,
+    pool: Arc<Pool>,
+    resolver: Arc<dyn Resolve>,
+    audit: Audit,
+    started: Instant,
+    lost: Vec<Value>,
+}
+
+/// Validates a command string before anything else looks at it.
+pub fn check_command(command: &str) -> Result<(), ServiceError> {
+    if command.trim().is_empty() {
+        return Err(ServiceError::InvalidInput("command is empty".into()));
+    }
+    if command.len() > policy::MAX_COMMAND_BYTES {
+        return Err(ServiceError::InvalidInput(format!(
+            "command is {} bytes; the limit is {}",
+            command.len(),
+            policy::MAX_COMMAND_BYTES
+        )));
+    }
+    Ok(())
+}
+
+impl Service {
+    /// Loads the config and opens the audit log (its tail tells which tasks were lost).
+    pub fn start(dirs: Dirs, resolver: Arc<dyn Resolve>) -> Result<Arc<Self>, ServiceError> {
+        let cfg = config::load(&dirs).map_err(ServiceError::Config)?;
+        let lost = Audit::unfinished_tasks(&cfg.policy.audit.path);
+        let audit = Audit::open(&cfg.policy.audit.path, cfg.policy.audit.redact_commands)
+            .map_err(ServiceError::Audit)?;
+        let e = &cfg.policy.execution;
+        let tasks = TaskManager::new(ManagerLimits {
+            max_running: e.max_running_tasks,
+            max_queued: e.max_queued_tasks,
+            output_budget: e.output_memory_budget_bytes,
+        });
+        let pool = Pool::new(PoolSettings {
+            max_sessions_per_connection: e.max_sessions_per_connection,
+            idle: Duration::from_secs(e.connection_idle_seconds),
+            keepalive: Duration::from_secs(e.keepalive_seconds),
+        });
+        let svc = Arc::new(Self {
+            dirs,
+            config: RwLock::new(Arc::new(cfg)),
+            tasks,
+            pool,
+            resolver,
+            audit,
+            started: Instant::now(),
+            lost,
+        });
+        let hash = svc.config().hash.clone();
+        let _ = svc.audit(None, "config_loaded", json!({ "config_hash": hash }), false);
+        Ok(svc)
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Tasks that started before the last restart and never ended (from the audit log).
+    pub fn lost_tasks(&self) -> &[Value] {
+        &self.lost
+    }
+
+    pub fn audit(
+        &self,
+        client: Option<&str>,
+        event: &str,
+        fields: Value,
+        durable: bool,
+    ) -> Result<(), AuditError> {
+        let mut map = match fields {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        if let Some(c) = client {
+            map.insert("client".into(), json!(c));
+        }
+        self.audit.record(event, map, durable)
+    }
+
+    /// Validates the new files fully and swaps them in, or keeps the old config.
+    pub fn reload(&self, client: Option<&str>) -> Result<(Arc<Config>, Arc<Config>), ServiceError> {
+        let new = Arc::new(config::load(&self.dirs).map_err(ServiceError::Config)?);
+        let old = std::mem::replace(
+            &mut *self.config.write().unwrap_or_else(|p| p.into_inner()),
+            new.clone(),
+        );
+        let _ = self.audit(
+            client,
+            "config_reloaded",
+            json!({ "config_hash": new.hash, "previous_hash": old.hash }),
+            false,
+        );
+        Ok((old, new))
+    }
+
+    /// Every gate short of running: inventory, policy, network.
+    pub async fn prepare(
+        &self,
+        alias: &str,
+        command: &str,
+        timeout_seconds: Option<u64>,
+    ) -> Result<Prepared, ServiceError> {
+        check_command(command)?;
+        let cfg = self.config();
+        let host = cfg
+            .host(alias)
+            .ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?
+            .clone();
+        let limits = cfg.policy.limits_for(&host);
+        let decision = policy::evaluate(&cfg.policy, &host, command);
+        let sha = command_sha256(command);
+        let _ = self.audit(None, "decision", json!({ "alias": alias, "command": command, "allowed": decision.allowed, "rule": decision.rule, "reason": decision.reason }), false);
+        if !decision.allowed {
+            return Err(ServiceError::Denied(decision));
+        }
+        let credential = cfg
+            .credential_for(&host)
+            .cloned()
+            .ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?;
+        let dns = Duration::from_millis(cfg.policy.execution.dns_timeout_ms);
+        let target = match net::precheck(&host, &cfg.policy.network, self.resolver.as_ref(), dns)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = self.audit(None, "precheck", json!({ "alias": alias, "command_sha256": sha, "allowed": false, "reason": e.to_string() }), false);
+                return Err(ServiceError::Network(e));
+            }
+        };
+        let max = limits.max_seconds;
+        let timeout = match timeout_seconds {
+            Some(0) => {
+                return Err(ServiceError::InvalidInput(
+                    "timeout_seconds must be at least 1".into(),
+                ));
+            }
+            Some(t) if t > max => {
+                return Err(ServiceError::InvalidInput(format!(
+                    "timeout_seconds {t} exceeds the policy's max_seconds {max} for {alias:?}"
+                )));
+            }
+            Some(t) => t,
+            None => max,
+        };
+        Ok(Prepared {
+            host,
+            credential,
+            limits,
+            target,
+            decision,
+            command: command.to_owned(),
+            timeout: Duration::from_secs(timeout),
+        })
+    }
+
+    /// Writes the durable start record, then spawns the task. No record, no run.
+    pub fn launch(
+        self: &Arc<Self>,
+        p: Prepared,
+        client: Option<&str>,
+    ) -> Result<Arc<Task>, ServiceError> {
+        let cfg = self.config();
+        let spec = TaskSpec {
+            alias: p.host.alias.clone(),
+            target_ip: p.target.addr.ip().to_string(),
+            command_sha256: command_sha256(&p.command),
+            host_slots: p.host.max_concurrency as usize,
+            timeout: p.timeout,
+            ttl: Duration::from_secs(p.limits.task_result_ttl),
+            output_cap: p.limits.max_output_bytes,
+            kill_on_output_limit: p.limits.on_output_limit == OnOutputLimit::Kill,
+        };
+        // The start record must precede the command; it is written before the task can
+        // reach the host, under a gate the task waits on.
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (svc, gate2, known_hosts) = (
+            self.clone(),
+            gate.clone(),
+            cfg.policy.known_hosts_path.clone(),
+        );
+        let Prepared {
+            host,
+            credential,
+            target,
+            command,
+            ..
+        } = p;
+        let audited_command = command.clone();
+        let work: tasks::Work = Box::new(move |ctx| {
+            Box::pin(async move {
+                if gate2.acquire().await.is_err() {
+                    return WorkOutcome::Failed(
+                        "audit start record could not be written; nothing was run".into(),
+                    );
+                }
+                let started = || ctx.set_running();
+                let r = svc
+                    .pool
+                    .run(
+                        &target,
+                        &credential,
+                        &known_hosts,
+                        host.connect_timeout,
+                        &command,
+                        &ctx.sink,
+                        &ctx.cancel,
+                        &started,
+                    )
+                    .await;
+                match r {
+                    Ok(ExecOutcome::NotStarted) => WorkOutcome::Stopped,
+                    Ok(ExecOutcome::Finished {
+                        exit_code,
+                        exit_signal,
+                        stopped,
+                        ..
+                    }) if stopped && exit_code.is_none() => {
+                        let _ = exit_signal;
+                        WorkOutcome::Stopped
+                    }
+                    Ok(ExecOutcome::Finished {
+                        exit_code,
+                        exit_signal,
+                        ..
+                    }) => WorkOutcome::Exited {
+                        exit_code,
+                        exit_signal,
+                    },
+                    Err(e) => WorkOutcome::Failed(e.to_string()),
+                }
+            })
+        });
+        let task = self.tasks.spawn(spec, work).map_err(ServiceError::Task)?;
+        let fields = json!({ "task_id": task.id, "alias": task.spec.alias, "target_ip": task.spec.target_ip, "command": audited_command, "timeout_seconds": task.spec.timeout.as_secs() });
+        match self.audit(client, "task_start", fields, true) {
+            Ok(()) => gate.add_permits(1),
+            Err(e) => {
+                gate.close();
+                let _ = self.tasks.cancel(&task.id, CancelledBy::Client);
+                return Err(ServiceError::Audit(e));
+            }
+        }
+        let (svc, t) = (self.clone(), task.clone());
+        tokio::spawn(async move {
+            let state = t.finished().await;
+            let snap = t.snapshot();
+            let _ = svc.audit(None, "task_end", json!({ "task_id": t.id, "alias": t.spec.alias, "state": state, "stdout_bytes": snap.stdout_bytes, "stderr_bytes": snap.stderr_bytes, "duration_ms": snap.elapsed_ms }), false);
+        });
+        Ok(task)
+    }
+
+    pub fn cancel(
+        &self,
+        task_id: &str,
+        client: Option<&str>,
+    ) -> Result<tasks::TaskState, ServiceError> {
+        let before = self
+            .tasks
+            .cancel(task_id, CancelledBy::Client)
+            .map_err(ServiceError::Task)?;
+        let _ = self.audit(
+            client,
+            "cancel",
+            json!({ "task_id": task_id, "state_before": before.name() }),
+            false,
+        );
+        Ok(before)
+    }
+
+    pub async fn shutdown(&self, grace: Duration) {
+        self.tasks.shutdown(grace).await;
+    }
+}

@@ -1,0 +1,150 @@
+//! SSH execution: the only module that names russh.
+//!
+//! Owns: connecting to exactly the precheck's address, strict host-key verification
+//! (`known_hosts.rs`), authentication (`auth.rs`), the connection pool with per-connection
+//! session limits (`pool.rs`) and command execution with drain, signals and bounded waits
+//! (`exec.rs`). Never decides policy and never re-resolves a name.
+
+mod auth;
+mod exec;
+pub mod known_hosts;
+mod pool;
+
+pub use exec::{ExecOutcome, Sink};
+pub use pool::{Pool, PoolSettings};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use russh::keys::{HashAlg, PublicKey, PublicKeyOrCertificate};
+
+use known_hosts::Verdict;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SshError {
+    #[error("connect to {addr} failed: {reason}")]
+    Connect { addr: SocketAddr, reason: String },
+    #[error("connect to {addr} timed out after {secs} s (TCP + SSH handshake)")]
+    ConnectTimeout { addr: SocketAddr, secs: u64 },
+    #[error("connected peer {got} is not the checked address {want}")]
+    PeerMismatch { want: SocketAddr, got: SocketAddr },
+    #[error(
+        "unknown host key for {name}: {fingerprint} is not in {path}. Review it (e.g. `ssh-keyscan -p {port} {host}`) and add this line if it is right:\n{line}"
+    )]
+    UnknownHostKey {
+        name: String,
+        host: String,
+        port: u16,
+        fingerprint: String,
+        path: String,
+        line: String,
+    },
+    #[error(
+        "HOST KEY CHANGED for {name}: offered {fingerprint}, but {path} lines {lines:?} list other keys. This may be an impostor; refusing to connect"
+    )]
+    HostKeyChanged {
+        name: String,
+        fingerprint: String,
+        path: String,
+        lines: Vec<usize>,
+    },
+    #[error("host key {fingerprint} of {name} is revoked by {path} line {line}")]
+    HostKeyRevoked {
+        name: String,
+        fingerprint: String,
+        path: String,
+        line: usize,
+    },
+    #[error("cannot read known_hosts {path}: {reason}")]
+    KnownHosts { path: String, reason: String },
+    #[error("SSH handshake with {addr} failed: {reason}")]
+    Handshake { addr: SocketAddr, reason: String },
+    #[error("authentication as {user:?} failed: {tried}")]
+    Auth { user: String, tried: String },
+    #[error("cannot open a session channel: {0}")]
+    Channel(String),
+    #[error("connection lost: {0}")]
+    Disconnected(String),
+}
+
+/// Errors of the russh handler: russh's own, or our host-key refusal with its details.
+#[derive(Debug)]
+pub enum HandlerError {
+    Russh(russh::Error),
+    HostKey(SshError),
+}
+
+impl From<russh::Error> for HandlerError {
+    fn from(e: russh::Error) -> Self {
+        Self::Russh(e)
+    }
+}
+
+/// Verifies the server's key against known_hosts under the configured name and port.
+pub struct Verifier {
+    pub host: String,
+    pub port: u16,
+    pub known_hosts: PathBuf,
+}
+
+impl Verifier {
+    fn verify(&self, offered: &PublicKeyOrCertificate) -> Result<(), SshError> {
+        let path = self.known_hosts.display().to_string();
+        let text =
+            std::fs::read_to_string(&self.known_hosts).map_err(|e| SshError::KnownHosts {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        let name = known_hosts::lookup_name(&self.host, self.port);
+        let (verdict, key) = match offered {
+            PublicKeyOrCertificate::PublicKey { key, .. } => (
+                known_hosts::check_key(&text, &self.host, self.port, key.key_data()),
+                key.clone(),
+            ),
+            PublicKeyOrCertificate::Certificate(cert) => (
+                known_hosts::check_certificate(&text, &self.host, self.port, cert),
+                PublicKey::from(cert.public_key().clone()),
+            ),
+        };
+        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        match verdict {
+            Verdict::Trusted { .. } | Verdict::TrustedByCa { .. } => Ok(()),
+            Verdict::Revoked { line } => Err(SshError::HostKeyRevoked {
+                name,
+                fingerprint,
+                path,
+                line,
+            }),
+            Verdict::Changed { lines } => Err(SshError::HostKeyChanged {
+                name,
+                fingerprint,
+                path,
+                lines,
+            }),
+            Verdict::Unknown => {
+                let line = format!("{name} {}", key.to_openssh().unwrap_or_default());
+                Err(SshError::UnknownHostKey {
+                    name,
+                    host: self.host.clone(),
+                    port: self.port,
+                    fingerprint,
+                    path,
+                    line,
+                })
+            }
+        }
+    }
+}
+
+impl russh::client::Handler for Verifier {
+    type Error = HandlerError;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        self.verify(key)
+            .map(|()| true)
+            .map_err(HandlerError::HostKey)
+    }
+}

@@ -1,0 +1,271 @@
+//! Pooled SSH connections: one per (address, user, host name, credential) until its
+//! session slots are full, then another; idle ones close, broken ones are replaced.
+//!
+//! Owns: connect (exact address, timeout, peer check), per-connection session semaphores
+//! (sshd refuses sessions over MaxSessions at once, nothing queues), serialized connection
+//! creation per key, the idle reaper. Never runs a command itself (that is `exec.rs`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use russh::client::{self, Handle};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::exec::{self, ExecOutcome, Sink};
+use super::{HandlerError, SshError, Verifier, auth};
+use crate::config::Credential;
+use crate::net::Target;
+use crate::tasks::lock;
+
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_sessions_per_connection: usize,
+    pub idle: Duration,
+    pub keepalive: Duration,
+}
+
+type Key = (SocketAddr, String, String, String);
+
+struct Conn {
+    handle: Handle<Verifier>,
+    slots: Arc<Semaphore>,
+    last_used: Mutex<Instant>,
+}
+
+/// The connection pool. Dropping it closes every connection.
+pub struct Pool {
+    settings: PoolSettings,
+    conns: Mutex<HashMap<Key, Vec<Arc<Conn>>>>,
+    connecting: DashMap<Key, Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Pool {
+    /// Creates the pool and its idle reaper (which ends when the pool is dropped).
+    pub fn new(settings: PoolSettings) -> Arc<Self> {
+        let pool = Arc::new(Self {
+            settings,
+            conns: Mutex::new(HashMap::new()),
+            connecting: DashMap::new(),
+        });
+        let weak = Arc::downgrade(&pool);
+        let every =
+            (pool.settings.idle / 2).clamp(Duration::from_millis(200), Duration::from_secs(30));
+        tokio::spawn(reap(weak, every));
+        pool
+    }
+
+    /// Open connections (for tests and status).
+    pub fn connection_count(&self) -> usize {
+        lock(&self.conns).values().map(Vec::len).sum()
+    }
+
+    /// Runs `command` on `target` as `cred` and streams its output into `sink`.
+    /// `cancel` stops it: before it starts, nothing runs; after, the remote process gets
+    /// INT, TERM, KILL and the channel is closed.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run(
+        &self,
+        target: &Target,
+        cred: &Credential,
+        known_hosts: &Path,
+        connect_timeout: Duration,
+        command: &str,
+        sink: &dyn Sink,
+        cancel: &CancellationToken,
+        on_started: &(dyn Fn() + Send + Sync),
+    ) -> Result<ExecOutcome, SshError> {
+        let key: Key = (
+            target.addr,
+            cred.username.clone(),
+            target.host_name.clone(),
+            cred.name.clone(),
+        );
+        let mut last_error = None;
+        for _attempt in 0..3 {
+            let checkout = self.checkout(&key, target, cred, known_hosts, connect_timeout);
+            let (conn, permit) = tokio::select! {
+                r = checkout => r?,
+                _ = cancel.cancelled() => return Ok(ExecOutcome::NotStarted),
+            };
+            match conn.handle.channel_open_session().await {
+                Ok(channel) => {
+                    on_started();
+                    let outcome = exec::run(channel, command, sink, cancel).await;
+                    *lock(&conn.last_used) = Instant::now();
+                    drop(permit);
+                    return outcome;
+                }
+                Err(russh::Error::ChannelOpenFailure(reason)) => {
+                    // The server's MaxSessions is below ours: this connection is full.
+                    permit.forget();
+                    last_error = Some(SshError::Channel(format!(
+                        "server refused a session ({reason:?}); its MaxSessions is below max_sessions_per_connection"
+                    )));
+                }
+                Err(e) => {
+                    self.discard(&key, &conn);
+                    last_error = Some(SshError::Disconnected(e.to_string()));
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| SshError::Channel("no session available".into())))
+    }
+
+    async fn checkout(
+        &self,
+        key: &Key,
+        target: &Target,
+        cred: &Credential,
+        known_hosts: &Path,
+        timeout: Duration,
+    ) -> Result<(Arc<Conn>, OwnedSemaphorePermit), SshError> {
+        if let Some(found) = self.free_slot(key) {
+            return Ok(found);
+        }
+        // One connect at a time per key: the others wait and then take its free slots
+        // instead of stampeding sshd's MaxStartups.
+        let gate = self.connecting.entry(key.clone()).or_default().clone();
+        let _guard = gate.lock().await;
+        if let Some(found) = self.free_slot(key) {
+            return Ok(found);
+        }
+        let handle = connect(target, cred, known_hosts, timeout, self.settings.keepalive).await?;
+        let conn = Arc::new(Conn {
+            handle,
+            slots: Arc::new(Semaphore::new(self.settings.max_sessions_per_connection)),
+            last_used: Mutex::new(Instant::now()),
+        });
+        let permit = conn
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| SshError::Channel("new connection has no slot".into()))?;
+        lock(&self.conns)
+            .entry(key.clone())
+            .or_default()
+            .push(conn.clone());
+        Ok((conn, permit))
+    }
+
+    fn free_slot(&self, key: &Key) -> Option<(Arc<Conn>, OwnedSemaphorePermit)> {
+        let mut conns = lock(&self.conns);
+        let list = conns.get_mut(key)?;
+        list.retain(|c| !c.handle.is_closed());
+        list.iter().find_map(|c| {
+            c.slots
+                .clone()
+                .try_acquire_owned()
+                .ok()
+                .map(|p| (c.clone(), p))
+        })
+    }
+
+    fn discard(&self, key: &Key, conn: &Arc<Conn>) {
+        if let Some(list) = lock(&self.conns).get_mut(key) {
+            list.retain(|c| !Arc::ptr_eq(c, conn));
+        }
+    }
+
+    /// Closes connections idle for longer than the idle time with no session in use.
+    fn prune(&self) {
+        let now = Instant::now();
+        let mut closing = Vec::new();
+        let mut conns = lock(&self.conns);
+        for list in conns.values_mut() {
+            list.retain(|c| {
+                let idle = now.duration_since(*lock(&c.last_used)) >= self.settings.idle;
+                let unused =
+                    c.slots.available_permits() == self.settings.max_sessions_per_connection;
+                let keep = !(c.handle.is_closed() || idle && unused);
+                if !keep {
+                    closing.push(c.clone());
+                }
+                keep
+            });
+        }
+        conns.retain(|_, list| !list.is_empty());
+        drop(conns);
+        for c in closing {
+            tokio::spawn(async move {
+                let _ = c
+                    .handle
+                    .disconnect(russh::Disconnect::ByApplication, "idle", "en")
+                    .await;
+            });
+        }
+    }
+}
+
+async fn reap(pool: Weak<Pool>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(pool) = pool.upgrade() else { return };
+        pool.prune();
+    }
+}
+
+/// TCP to exactly `target.addr`, verify the peer, SSH handshake with strict host keys,
+/// authenticate; all within `timeout`.
+async fn connect(
+    target: &Target,
+    cred: &Credential,
+    known_hosts: &Path,
+    timeout: Duration,
+    keepalive: Duration,
+) -> Result<Handle<Verifier>, SshError> {
+    let addr = target.addr;
+    let attempt = async {
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| SshError::Connect {
+                addr,
+                reason: e.to_string(),
+            })?;
+        let peer = tcp.peer_addr().map_err(|e| SshError::Connect {
+            addr,
+            reason: e.to_string(),
+        })?;
+        if peer != addr {
+            return Err(SshError::PeerMismatch {
+                want: addr,
+                got: peer,
+            });
+        }
+        let _ = tcp.set_nodelay(true);
+        let config = Arc::new(client::Config {
+            keepalive_interval: Some(keepalive),
+            keepalive_max: 3,
+            nodelay: true,
+            ..Default::default()
+        });
+        let verifier = Verifier {
+            host: target.host_name.clone(),
+            port: target.port,
+            known_hosts: known_hosts.to_path_buf(),
+        };
+        let mut handle = client::connect_stream(config, tcp, verifier)
+            .await
+            .map_err(|e| match e {
+                HandlerError::HostKey(e) => e,
+                HandlerError::Russh(e) => SshError::Handshake {
+                    addr,
+                    reason: e.to_string(),
+                },
+            })?;
+        auth::authenticate(&mut handle, cred).await?;
+        Ok(handle)
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| SshError::ConnectTimeout {
+            addr,
+            secs: timeout.as_secs(),
+        })?
+}
