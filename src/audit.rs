@@ -26,8 +26,6 @@ pub struct AuditError {
 
 struct State {
     file: Option<File>,
-    seq: u64,
-    prev: String,
 }
 
 /// An append-only, hash-chained audit sink.
@@ -49,7 +47,7 @@ fn record_hash(record: &Map<String, Value>) -> String {
 }
 
 impl Audit {
-    /// Opens (or creates) the log and continues its chain from the last record.
+    /// Opens (or creates) the log; each record continues the chain from the file's last record.
     pub fn open(path: &Path, redact_commands: bool) -> Result<Self, AuditError> {
         let err = |reason: String| AuditError {
             path: path.display().to_string(),
@@ -58,33 +56,16 @@ impl Audit {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
         }
-        let (seq, prev) = match File::open(path) {
-            Ok(f) => BufReader::new(f)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
-                .last()
-                .map_or((0, GENESIS.to_owned()), |v| {
-                    (
-                        v["seq"].as_u64().unwrap_or(0),
-                        v["hash"].as_str().unwrap_or(GENESIS).to_owned(),
-                    )
-                }),
-            Err(_) => (0, GENESIS.to_owned()),
-        };
         let file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
             .map_err(|e| err(e.to_string()))?;
         Ok(Self {
             path: path.to_path_buf(),
             redact_commands,
-            state: Mutex::new(State {
-                file: Some(file),
-                seq,
-                prev,
-            }),
+            state: Mutex::new(State { file: Some(file) }),
         })
     }
 
@@ -117,26 +98,54 @@ impl Audit {
             st.file = None;
             return Err(err("file was removed".into()));
         }
-        let seq = st.seq + 1;
-        fields.insert("seq".into(), json!(seq));
-        fields.insert("ts".into(), json!(iso8601_now()));
-        fields.insert("event".into(), json!(event));
-        fields.insert("prev".into(), json!(st.prev));
-        let hash = record_hash(&fields);
-        fields.insert("hash".into(), json!(hash));
-        let line = format!("{}\n", Value::Object(fields));
         let file = st.file.as_mut().ok_or_else(|| err("not open".into()))?;
-        file.write_all(line.as_bytes())
-            .map_err(|e| err(e.to_string()))?;
-        file.flush().map_err(|e| err(e.to_string()))?;
-        if durable {
-            file.sync_data().map_err(|e| err(e.to_string()))?;
-        }
-        st.seq = seq;
-        st.prev = hash;
-        Ok(())
+        // Several sshwarden processes (a server and `sshwarden call`) may share one log:
+        // hold an exclusive lock and continue from the last record actually in the file.
+        file.lock().map_err(|e| err(format!("cannot lock: {e}")))?;
+        fields.insert("event".into(), json!(event));
+        let written = append_locked(file, &mut fields, durable);
+        let _ = file.unlock();
+        written.map(|_| ()).map_err(err)
     }
+}
 
+/// Appends one record under the caller's lock; returns its seq and hash.
+fn append_locked(
+    file: &mut File,
+    fields: &mut Map<String, Value>,
+    durable: bool,
+) -> Result<(u64, String), String> {
+    let (last_seq, prev) = last_record(file).unwrap_or((0, GENESIS.to_owned()));
+    let seq = last_seq + 1;
+    fields.insert("seq".into(), json!(seq));
+    fields.insert("ts".into(), json!(iso8601_now()));
+    fields.insert("prev".into(), json!(prev));
+    let hash = record_hash(fields);
+    fields.insert("hash".into(), json!(hash));
+    let line = format!("{}\n", Value::Object(fields.clone()));
+    file.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
+    file.flush().map_err(|e| e.to_string())?;
+    if durable {
+        file.sync_data().map_err(|e| e.to_string())?;
+    }
+    Ok((seq, hash))
+}
+
+/// The seq and hash of the last complete record, read from the end of the file.
+fn last_record(file: &mut File) -> Option<(u64, String)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.seek(SeekFrom::End(0)).ok()?;
+    let start = len.saturating_sub(64 * 1024);
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut tail = String::new();
+    file.read_to_string(&mut tail).ok()?;
+    file.seek(SeekFrom::End(0)).ok()?;
+    let line = tail.lines().rev().find(|l| !l.trim().is_empty())?;
+    let v: Value = serde_json::from_str(line).ok()?;
+    Some((v["seq"].as_u64()?, v["hash"].as_str()?.to_owned()))
+}
+
+impl Audit {
     /// Task ids with a `task_start` and no `task_end` in the log: lost when we stopped.
     pub fn unfinished_tasks(path: &Path) -> Vec<Value> {
         let Ok(f) = File::open(path) else {

@@ -11,6 +11,8 @@ pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod fanout;
+pub mod mcp;
 pub mod net;
 pub mod policy;
 pub mod select;

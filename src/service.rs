@@ -57,6 +57,8 @@ pub struct Service {
     audit: Audit,
     started: Instant,
     lost: Vec<Value>,
+    /// Audit writers for task ends; shutdown waits for them so no end record is lost.
+    enders: tokio_util::task::TaskTracker,
 }
 
 /// Validates a command string before anything else looks at it.
@@ -101,6 +103,7 @@ impl Service {
             audit,
             started: Instant::now(),
             lost,
+            enders: tokio_util::task::TaskTracker::new(),
         });
         let hash = svc.config().hash.clone();
         let _ = svc.audit(None, "config_loaded", json!({ "config_hash": hash }), false);
@@ -308,7 +311,7 @@ impl Service {
             }
         }
         let (svc, t) = (self.clone(), task.clone());
-        tokio::spawn(async move {
+        self.enders.spawn(async move {
             let state = t.finished().await;
             let snap = t.snapshot();
             let _ = svc.audit(None, "task_end", json!({ "task_id": t.id, "alias": t.spec.alias, "state": state, "stdout_bytes": snap.stdout_bytes, "stderr_bytes": snap.stderr_bytes, "duration_ms": snap.elapsed_ms }), false);
@@ -336,5 +339,7 @@ impl Service {
 
     pub async fn shutdown(&self, grace: Duration) {
         self.tasks.shutdown(grace).await;
+        self.enders.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.enders.wait()).await;
     }
 }

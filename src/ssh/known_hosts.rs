@@ -138,6 +138,12 @@ fn wildcard(pattern: &str, name: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
+/// Whether any plain or CA entry names `host:port` (the key itself is not checked).
+pub fn has_entry(text: &str, host: &str, port: u16) -> bool {
+    let name = lookup_name(host, port);
+    parse(text).any(|e| e.marker != Marker::Revoked && hosts_match(e.hosts, &name))
+}
+
 /// Judges a plain host key offered by `host:port`.
 pub fn check_key(text: &str, host: &str, port: u16, key: &KeyData) -> Verdict {
     let name = lookup_name(host, port);

@@ -118,6 +118,21 @@ impl Pool {
         Err(last_error.unwrap_or_else(|| SshError::Channel("no session available".into())))
     }
 
+    /// Connects and authenticates on a fresh connection, runs nothing, disconnects.
+    pub async fn probe(
+        &self,
+        target: &Target,
+        cred: &Credential,
+        known_hosts: &Path,
+        timeout: Duration,
+    ) -> Result<(), SshError> {
+        let handle = connect(target, cred, known_hosts, timeout, self.settings.keepalive).await?;
+        let _ = handle
+            .disconnect(russh::Disconnect::ByApplication, "preflight", "en")
+            .await;
+        Ok(())
+    }
+
     async fn checkout(
         &self,
         key: &Key,

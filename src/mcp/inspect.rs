@@ -1,0 +1,262 @@
+//! The inspection tools: ping, hosts, describe, plan, preflight, reload. None runs a command.
+//!
+//! Owns: sanitized views of the inventory (no credentials, no secrets) and plan hashing.
+//! Never starts a task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::RoleServer;
+use rmcp::model::CallToolResult;
+use rmcp::service::RequestContext;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::errors::{ok, service_error, tool_error};
+use super::ops::client_of;
+use crate::config::{Config, Host, Severity};
+use crate::net;
+use crate::policy;
+use crate::select;
+use crate::service::{Service, ServiceError};
+use crate::ssh::{SshError, known_hosts};
+
+/// Probe commands shown by describe/capabilities: (name, command, only for this tag).
+const PROBES: [(&str, &str, Option<&str>); 3] = [
+    ("basic_diagnostics", "uptime", None),
+    ("filesystem_overview", "df -h", None),
+    ("docker_status", "docker ps", Some("docker")),
+];
+
+pub fn sanitized(h: &Host) -> Value {
+    json!({ "alias": h.alias, "host": h.host, "port": h.port, "tags": h.tags, "description": h.description, "has_credentials_ref": !h.credentials.is_empty(), "max_concurrency": h.max_concurrency })
+}
+
+fn host_key_known(cfg: &Config, h: &Host) -> bool {
+    std::fs::read_to_string(&cfg.policy.known_hosts_path)
+        .is_ok_and(|t| known_hosts::has_entry(&t, &h.host, h.port))
+}
+
+pub fn capabilities(cfg: &Config, h: &Host) -> Value {
+    let probes: Vec<Value> = PROBES
+        .iter()
+        .filter(|(_, _, tag)| tag.is_none_or(|t| h.tags.iter().any(|x| x == t)))
+        .map(|(name, cmd, _)| {
+            let d = policy::evaluate(&cfg.policy, h, cmd);
+            json!({ "probe": name, "command": cmd, "allowed": d.allowed, "reason": d.reason })
+        })
+        .collect();
+    let n = &cfg.policy.network;
+    json!({ "alias": h.alias, "tags": h.tags, "limits": cfg.policy.limits_for(h), "policy_probes": probes, "host_key_known": host_key_known(cfg, h),
+            "network": { "require_known_host": true, "allowlist_enabled": !n.allow.is_empty(), "blocklist_enabled": !n.block.is_empty() },
+            "features": { "supports_async": true, "supports_cancellation": true, "stops_remote_command": true } })
+}
+
+pub fn ping(svc: &Service) -> CallToolResult {
+    let cfg = svc.config();
+    let v = json!({ "status": "pong", "server": "sshwarden", "version": env!("CARGO_PKG_VERSION"), "config_hash": cfg.hash, "uptime_seconds": svc.uptime().as_secs(), "hosts": cfg.hosts.len() });
+    ok(
+        v,
+        format!(
+            "pong: sshwarden {}, {} hosts, config {}",
+            env!("CARGO_PKG_VERSION"),
+            cfg.hosts.len(),
+            &cfg.hash[..12]
+        ),
+    )
+}
+
+pub fn list_hosts(svc: &Service, pattern: Option<&str>) -> CallToolResult {
+    let cfg = svc.config();
+    let hosts: Vec<&Host> = match pattern {
+        Some(p) => match select::select(&cfg.hosts, p) {
+            Ok(h) => h,
+            Err(e) => return service_error(&ServiceError::InvalidInput(e.to_string())),
+        },
+        None => cfg.hosts.iter().collect(),
+    };
+    let list: Vec<Value> = hosts
+        .iter()
+        .map(|h| json!({ "alias": h.alias, "tags": h.tags, "description": h.description }))
+        .collect();
+    let text = hosts
+        .iter()
+        .map(|h| format!("{} [{}] {}", h.alias, h.tags.join(","), h.description))
+        .collect::<Vec<_>>()
+        .join("\n");
+    ok(json!({ "count": list.len(), "hosts": list }), text)
+}
+
+pub fn describe_host(svc: &Service, alias: &str) -> CallToolResult {
+    let cfg = svc.config();
+    let Some(h) = cfg.host(alias) else {
+        return service_error(&ServiceError::UnknownHost(alias.to_owned()));
+    };
+    let v = json!({ "host": sanitized(h), "capabilities": capabilities(&cfg, h) });
+    ok(
+        v.clone(),
+        format!(
+            "{}: {}:{} tags [{}], host key known: {}",
+            h.alias,
+            h.host,
+            h.port,
+            h.tags.join(","),
+            host_key_known(&cfg, h)
+        ),
+    )
+}
+
+pub async fn plan(svc: &Arc<Service>, target: &str, command: &str) -> CallToolResult {
+    let cfg = svc.config();
+    let hosts = match select::select(&cfg.hosts, target) {
+        Ok(h) => h,
+        Err(e) => return service_error(&ServiceError::InvalidInput(e.to_string())),
+    };
+    let timeout = Duration::from_millis(cfg.policy.execution.dns_timeout_ms);
+    let resolver = match net::HickoryResolver::from_system(timeout) {
+        Ok(r) => r,
+        Err(e) => {
+            return tool_error(
+                "internal",
+                &e,
+                "The system resolver configuration could not be read.",
+                json!({}),
+            );
+        }
+    };
+    let mut rows = Vec::new();
+    for h in hosts {
+        let d = policy::evaluate(&cfg.policy, h, command);
+        let pre = net::precheck(h, &cfg.policy.network, &resolver, timeout).await;
+        let rule = d.rule.as_ref().map(|r| cfg.policy.rules[r.index].label());
+        rows.push(json!({ "alias": h.alias, "allowed": d.allowed && pre.is_ok(), "policy_allowed": d.allowed, "rule": rule, "reason": d.reason, "denied_command": d.denied_command,
+            "target_ip": pre.as_ref().ok().map(|t| t.addr.ip().to_string()), "network": pre.as_ref().err().map(ToString::to_string), "limits": cfg.policy.limits_for(h) }));
+    }
+    let hash = hex::encode(Sha256::digest(
+        format!("{}\n{command}\n{}", cfg.hash, Value::Array(rows.clone())).as_bytes(),
+    ));
+    let text = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}: {}",
+                if r["allowed"] == true {
+                    "ALLOW"
+                } else {
+                    "DENY"
+                },
+                r["alias"].as_str().unwrap_or(""),
+                r["reason"].as_str().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    ok(
+        json!({ "command": command, "command_sha256": crate::audit::command_sha256(command), "plan_hash": hash, "hosts": rows }),
+        text,
+    )
+}
+
+pub async fn preflight(svc: &Arc<Service>, target: &str) -> CallToolResult {
+    let cfg = svc.config();
+    let hosts = match select::select(&cfg.hosts, target) {
+        Ok(h) => h,
+        Err(e) => return service_error(&ServiceError::InvalidInput(e.to_string())),
+    };
+    let timeout = Duration::from_millis(cfg.policy.execution.dns_timeout_ms);
+    let resolver = match net::HickoryResolver::from_system(timeout) {
+        Ok(r) => r,
+        Err(e) => {
+            return tool_error(
+                "internal",
+                &e,
+                "The system resolver configuration could not be read.",
+                json!({}),
+            );
+        }
+    };
+    let mut rows = Vec::new();
+    for h in hosts {
+        let row = match net::precheck(h, &cfg.policy.network, &resolver, timeout).await {
+            Err(e) => {
+                json!({ "alias": h.alias, "ok": false, "stage": "network", "error": e.to_string() })
+            }
+            Ok(t) => match cfg.credential_for(h) {
+                None => {
+                    json!({ "alias": h.alias, "ok": false, "stage": "credentials", "error": "no credentials" })
+                }
+                Some(c) => match svc
+                    .pool()
+                    .probe(&t, c, &cfg.policy.known_hosts_path, h.connect_timeout)
+                    .await
+                {
+                    Ok(()) => {
+                        json!({ "alias": h.alias, "ok": true, "target_ip": t.addr.ip().to_string() })
+                    }
+                    Err(e) => {
+                        json!({ "alias": h.alias, "ok": false, "stage": stage(&e), "target_ip": t.addr.ip().to_string(), "error": e.to_string() })
+                    }
+                },
+            },
+        };
+        rows.push(row);
+    }
+    let good = rows.iter().filter(|r| r["ok"] == true).count();
+    let text = format!("{good}/{} hosts ready", rows.len());
+    ok(json!({ "ready": good, "hosts": rows }), text)
+}
+
+fn stage(e: &SshError) -> &'static str {
+    match e {
+        SshError::UnknownHostKey { .. }
+        | SshError::HostKeyChanged { .. }
+        | SshError::HostKeyRevoked { .. }
+        | SshError::KnownHosts { .. } => "host_key",
+        SshError::Auth { .. } => "authentication",
+        _ => "connect",
+    }
+}
+
+pub fn reload(svc: &Service, ctx: &RequestContext<RoleServer>) -> CallToolResult {
+    match svc.reload(Some(&client_of(ctx))) {
+        Ok((old, new)) => {
+            let aliases = |c: &Config| {
+                c.hosts
+                    .iter()
+                    .map(|h| h.alias.clone())
+                    .collect::<std::collections::BTreeSet<_>>()
+            };
+            let (a, b) = (aliases(&old), aliases(&new));
+            let v = json!({ "status": "reloaded", "config_hash": new.hash, "previous_hash": old.hash, "changed": old.hash != new.hash,
+                "hosts_added": b.difference(&a).collect::<Vec<_>>(), "hosts_removed": a.difference(&b).collect::<Vec<_>>(),
+                "rules": new.policy.rules.len(), "warnings": new.warnings.iter().map(ToString::to_string).collect::<Vec<_>>() });
+            ok(
+                v,
+                format!(
+                    "reloaded: config {} ({} hosts, {} rules)",
+                    &new.hash[..12],
+                    new.hosts.len(),
+                    new.policy.rules.len()
+                ),
+            )
+        }
+        Err(ServiceError::Config(e)) => {
+            let errors: Vec<String> = e
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .map(ToString::to_string)
+                .collect();
+            tool_error(
+                "config_error",
+                &format!(
+                    "configuration not reloaded: {} error(s); the previous configuration stays active",
+                    errors.len()
+                ),
+                "Fix the files at the lines named and call ssh_reload_config again.",
+                json!({ "errors": errors, "config_hash": svc.config().hash }),
+            )
+        }
+        Err(e) => service_error(&e),
+    }
+}

@@ -1,0 +1,114 @@
+//! The MCP server: the only module that names rmcp.
+//!
+//! Owns: the `ServerHandler` (tools, resources, prompts, SEP-2663 tasks), its capabilities
+//! and protocol versions. Tool methods translate and delegate; `errors.rs` is the single
+//! mapping from domain errors to tool results. Never touches SSH directly.
+
+mod errors;
+mod inspect;
+mod ops;
+pub mod params;
+mod progress;
+mod prompts;
+mod render;
+mod resources;
+mod tasks_ext;
+mod tools;
+
+use std::sync::Arc;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::*;
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, prompt_handler, tool_handler};
+
+use crate::service::Service;
+
+/// The sshwarden MCP handler; cheap to clone (one per HTTP session shares the service).
+#[derive(Clone)]
+pub struct SshWarden {
+    svc: Arc<Service>,
+    tool_router: ToolRouter<SshWarden>,
+    mcp_tasks: tasks_ext::McpTasks,
+}
+
+impl SshWarden {
+    pub fn new(svc: Arc<Service>) -> Self {
+        Self {
+            svc,
+            tool_router: Self::tool_router(),
+            mcp_tasks: tasks_ext::McpTasks::default(),
+        }
+    }
+
+    /// Names of all tools, for `--help` texts and tests.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.tool_router
+            .list_all()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect()
+    }
+}
+
+#[tool_handler]
+#[prompt_handler]
+impl ServerHandler for SshWarden {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_prompts().enable_resources().enable_tasks().build())
+            .with_server_info(Implementation::new("sshwarden", env!("CARGO_PKG_VERSION")))
+            .with_instructions("sshwarden runs shell commands on inventory hosts behind a policy. Start with ssh_list_hosts and ssh_plan; use ssh_run (waits, with progress) or ssh_run_async + ssh_get_task_output for long commands. Denials carry the rule and a hint; do not work around them.".to_owned())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        if let Some(task) = self.mcp_tasks.maybe_spawn(self, &request, &context).await {
+            return task;
+        }
+        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        self.tool_router.call(tcc).await
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(resources::list(&self.svc))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(resources::templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        resources::read(&self.svc, &request.uri).map(Into::into)
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        self.mcp_tasks.get(&self.svc, &request).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.mcp_tasks.cancel(&self.svc, &request).await
+    }
+}

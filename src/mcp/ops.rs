@@ -1,0 +1,329 @@
+//! What the run and task tools do, in protocol terms: gate, start, wait with progress,
+//! render. The inspection tools live in `inspect.rs` and are re-exported here.
+//!
+//! Owns: the mapping between tool parameters and `Service` calls. Never names russh.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::RoleServer;
+use rmcp::model::CallToolResult;
+use rmcp::service::RequestContext;
+use serde_json::json;
+
+use super::errors::{ok, service_error, task_error, tool_error};
+pub use super::inspect::*;
+use super::params::{
+    AsyncStarted, FanoutParams, ListTasksParams, OutputParams, RunAsyncParams, RunParams,
+};
+use super::progress::{self, Reporter};
+use super::render;
+use crate::fanout::{self, FanoutOptions, HostStatus};
+use crate::service::Service;
+use crate::tasks::ring::Stream;
+use crate::tasks::{Task, TaskError};
+
+/// Who asked, as far as the transport tells: client name and request id.
+pub fn client_of(ctx: &RequestContext<RoleServer>) -> String {
+    let name = ctx
+        .peer
+        .peer_info()
+        .map(|i| format!("{}/{}", i.client_info.name, i.client_info.version));
+    format!(
+        "{} req={}",
+        name.unwrap_or_else(|| "mcp-client".into()),
+        ctx.id
+    )
+}
+
+/// Task ids are `t` + 32 lowercase hex digits; anything else is refused before lookup.
+fn check_task_id(id: &str) -> Result<(), CallToolResult> {
+    let valid =
+        id.len() == 33 && id.starts_with('t') && id[1..].chars().all(|c| c.is_ascii_hexdigit());
+    if valid {
+        Ok(())
+    } else {
+        Err(tool_error(
+            "invalid_input",
+            &format!(
+                "task_id {:?} is not a sshwarden task id",
+                id.chars().take(80).collect::<String>()
+            ),
+            "Use the task_id exactly as ssh_run/ssh_run_async returned it.",
+            json!({}),
+        ))
+    }
+}
+
+fn lookup(svc: &Service, id: &str) -> Result<Arc<Task>, CallToolResult> {
+    check_task_id(id)?;
+    svc.tasks.get(id).map_err(|e| task_error(&e))
+}
+
+pub fn finished(svc: &Service, task: &Task) -> CallToolResult {
+    let cfg = svc.config();
+    let limits = cfg.host(&task.spec.alias).map(|h| cfg.policy.limits_for(h));
+    let budget = limits.map_or(16 * 1024, |l| l.max_inline_output_bytes);
+    let r = render::run_result(task, budget, &cfg.policy.redact_output);
+    let summary = format!(
+        "{} on {}: status {}, exit {:?}{}\n{}",
+        r.task_id,
+        r.alias,
+        r.status,
+        r.exit_code,
+        r.error
+            .as_deref()
+            .map(|e| format!(", {e}"))
+            .unwrap_or_default(),
+        r.stdout
+    );
+    ok(serde_json::to_value(&r).unwrap_or_default(), summary)
+}
+
+pub async fn run(
+    svc: &Arc<Service>,
+    p: RunParams,
+    ctx: RequestContext<RoleServer>,
+) -> CallToolResult {
+    let client = client_of(&ctx);
+    let prepared = match svc.prepare(&p.alias, &p.command, p.timeout_seconds).await {
+        Ok(x) => x,
+        Err(e) => return service_error(&e),
+    };
+    let interval = Duration::from_secs(prepared.limits.task_progress_interval);
+    let task = match svc.launch(prepared, Some(&client)) {
+        Ok(t) => t,
+        Err(e) => return service_error(&e),
+    };
+    let mut reporter = Reporter::new(ctx.peer.clone(), ctx.meta.get_progress_token());
+    progress::wait(svc, &task, &mut reporter, interval, &ctx.ct).await;
+    finished(svc, &task)
+}
+
+pub async fn run_async(
+    svc: &Arc<Service>,
+    p: RunAsyncParams,
+    ctx: &RequestContext<RoleServer>,
+) -> CallToolResult {
+    let prepared = match svc.prepare(&p.alias, &p.command, p.timeout_seconds).await {
+        Ok(x) => x,
+        Err(e) => return service_error(&e),
+    };
+    let (ttl, poll) = (
+        prepared.limits.task_result_ttl,
+        prepared.limits.task_progress_interval,
+    );
+    let task = match svc.launch(prepared, Some(&client_of(ctx))) {
+        Ok(t) => t,
+        Err(e) => return service_error(&e),
+    };
+    let wait = Duration::from_secs(p.wait_seconds.unwrap_or(0).min(60));
+    let result = match tokio::time::timeout(wait, task.finished()).await {
+        Ok(_) => Some(render::run_result(
+            &task,
+            16 * 1024,
+            &svc.config().policy.redact_output,
+        )),
+        Err(_) => None,
+    };
+    let started = AsyncStarted {
+        task_id: task.id.clone(),
+        status: task.state().name().to_owned(),
+        ttl_seconds: ttl,
+        poll_interval_seconds: poll,
+        result,
+    };
+    let summary = format!(
+        "task {} {} on {}; poll ssh_get_task_status every {poll} s",
+        started.task_id, started.status, task.spec.alias
+    );
+    ok(serde_json::to_value(&started).unwrap_or_default(), summary)
+}
+
+pub async fn run_on_tag(
+    svc: &Arc<Service>,
+    p: FanoutParams,
+    ctx: RequestContext<RoleServer>,
+) -> CallToolResult {
+    let opts = FanoutOptions {
+        concurrency: p.concurrency.unwrap_or(8),
+        batch_size: p.batch_size,
+        max_fail_percentage: p.max_fail_percentage.unwrap_or(100.0),
+        timeout_seconds: p.timeout_seconds,
+    };
+    let client = client_of(&ctx);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize, String)>();
+    let mut reporter = Reporter::new(ctx.peer.clone(), ctx.meta.get_progress_token());
+    let work = fanout::run(
+        svc,
+        &p.target,
+        &p.command,
+        &opts,
+        Some(&client),
+        &ctx.ct,
+        |done, total, e| {
+            let _ = tx.send((done, total, format!("{}: {:?}", e.alias, e.status)));
+        },
+    );
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(Duration::from_secs(
+        svc.config()
+            .policy
+            .limits
+            .task_progress_interval
+            .unwrap_or(5)
+            .max(1),
+    ));
+    tick.tick().await;
+    let (mut done, mut total) = (0, 0);
+    let entries = loop {
+        tokio::select! {
+            r = &mut work => break r,
+            Some((d, t, msg)) = rx.recv() => { (done, total) = (d, t); reporter.send(Some(d as f64), Some(t as f64), format!("{d}/{t} hosts done; {msg}")).await }
+            _ = tick.tick() => reporter.send(Some(done as f64), (total > 0).then_some(total as f64), format!("{done}/{total} hosts done")).await,
+        }
+    };
+    let entries = match entries {
+        Ok(e) => e,
+        Err(e) => return service_error(&e),
+    };
+    let count = |s: HostStatus| entries.iter().filter(|e| e.status == s).count();
+    let cfg = svc.config();
+    let results: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let run = e
+                .task
+                .as_ref()
+                .map(|t| render::run_result(t, 4096, &cfg.policy.redact_output));
+            json!({ "alias": e.alias, "status": e.status, "reason": e.reason, "result": run })
+        })
+        .collect();
+    let summary = json!({ "hosts": entries.len(), "ok": count(HostStatus::Ok), "failed": count(HostStatus::Failed), "denied": count(HostStatus::Denied), "unreachable": count(HostStatus::Unreachable), "skipped": count(HostStatus::Skipped) });
+    let text = format!("{} on {}: {summary}", p.command, p.target);
+    ok(
+        json!({ "target": p.target, "summary": summary, "results": results }),
+        text,
+    )
+}
+
+pub fn status(svc: &Service, id: &str) -> CallToolResult {
+    if let Some(lost) = svc.lost_tasks().iter().find(|v| v["task_id"] == id) {
+        return ok(
+            json!({ "task_id": id, "state": "lost", "started": lost }),
+            format!("task {id} was running when the server stopped; its outcome is unknown"),
+        );
+    }
+    match lookup(svc, id) {
+        Ok(t) => {
+            let s = t.snapshot();
+            ok(
+                serde_json::to_value(&s).unwrap_or_default(),
+                progress::describe(&t),
+            )
+        }
+        Err(e) => e,
+    }
+}
+
+pub fn result(svc: &Service, id: &str) -> CallToolResult {
+    match lookup(svc, id) {
+        Ok(t) if t.state().is_finished() => finished(svc, &t),
+        Ok(t) => tool_error(
+            "still_running",
+            &format!("task {id} is {}", t.state().name()),
+            "Poll ssh_get_task_status, or read live output with ssh_get_task_output.",
+            json!({ "status": t.state().name() }),
+        ),
+        Err(e) => e,
+    }
+}
+
+pub fn output(svc: &Service, p: OutputParams) -> CallToolResult {
+    let task = match lookup(svc, &p.task_id) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let limit = p.limit.unwrap_or(render::DEFAULT_PAGE);
+    if limit == 0
+        || limit > render::MAX_PAGE
+        || p.tail_lines
+            .or(p.max_lines)
+            .is_some_and(|n| n == 0 || n > render::MAX_TAIL_LINES)
+    {
+        return tool_error(
+            "invalid_input",
+            &format!(
+                "limit must be 1..={} bytes and tail_lines 1..={}",
+                render::MAX_PAGE,
+                render::MAX_TAIL_LINES
+            ),
+            "Use smaller pages and follow next_offset.",
+            json!({}),
+        );
+    }
+    let page = render::output_page(
+        &task,
+        p.stream.unwrap_or(Stream::Combined),
+        p.offset.unwrap_or(0),
+        limit,
+        p.tail_lines.or(p.max_lines),
+        &svc.config().policy.redact_output,
+    );
+    let text = format!(
+        "{} bytes at {} (next {}, eof {})\n{}",
+        page.next_offset - page.offset,
+        page.offset,
+        page.next_offset,
+        page.eof,
+        page.data
+    );
+    ok(serde_json::to_value(&page).unwrap_or_default(), text)
+}
+
+pub fn cancel(svc: &Service, id: &str, ctx: &RequestContext<RoleServer>) -> CallToolResult {
+    if let Err(e) = check_task_id(id) {
+        return e;
+    }
+    match svc.cancel(id, Some(&client_of(ctx))) {
+        Ok(before) if before.is_finished() => ok(
+            json!({ "task_id": id, "cancelled": false, "state": before.name(), "message": "task had already finished" }),
+            format!("task {id} had already finished ({})", before.name()),
+        ),
+        Ok(before) => ok(
+            json!({ "task_id": id, "cancelled": true, "state_before": before.name(), "message": "cancellation signalled; the remote command is being stopped" }),
+            format!("cancelling task {id}"),
+        ),
+        Err(e) => service_error(&e),
+    }
+}
+
+pub fn list_tasks(svc: &Service, p: ListTasksParams) -> CallToolResult {
+    let mut tasks: Vec<serde_json::Value> = svc
+        .tasks
+        .list()
+        .into_iter()
+        .filter(|s| p.alias.as_ref().is_none_or(|a| *a == s.alias))
+        .filter(|s| p.state.as_ref().is_none_or(|st| st == s.state.name()))
+        .map(|s| serde_json::to_value(s).unwrap_or_default())
+        .collect();
+    if p.state.as_deref().is_none_or(|s| s == "lost") {
+        tasks.extend(svc.lost_tasks().iter().filter(|v| p.alias.as_ref().is_none_or(|a| v["alias"] == **a)).map(|v| json!({ "task_id": v["task_id"], "alias": v["alias"], "state": "lost", "started_at": v["ts"] })));
+    }
+    let text = format!("{} tasks", tasks.len());
+    ok(json!({ "tasks": tasks }), text)
+}
+
+pub fn ack(svc: &Service, id: &str) -> CallToolResult {
+    if let Err(e) = check_task_id(id) {
+        return e;
+    }
+    match svc.tasks.ack(id) {
+        Ok(()) => ok(
+            json!({ "task_id": id, "acknowledged": true }),
+            format!("task {id} freed"),
+        ),
+        Err(e @ TaskError::StillRunning(_)) => task_error(&e),
+        Err(e) => task_error(&e),
+    }
+}

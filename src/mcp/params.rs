@@ -1,0 +1,182 @@
+//! Tool parameters and results: the typed shapes MCP clients see (JSON Schema generated).
+//!
+//! Owns: names and documentation of every field. Names follow mcp-ssh-orchestrator where it
+//! had the tool; `tag` and `alias` are accepted as the anchor's spellings of `target`.
+//! Never holds behaviour.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::tasks::ring::Stream;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunParams {
+    /// Host alias from the inventory (see ssh_list_hosts).
+    pub alias: String,
+    /// Shell command to run; it must pass the policy (check with ssh_plan).
+    pub command: String,
+    /// Seconds before the command is stopped; at most the policy's max_seconds (default).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunAsyncParams {
+    /// Host alias from the inventory.
+    pub alias: String,
+    /// Shell command to run; it must pass the policy.
+    pub command: String,
+    /// Seconds before the command is stopped; at most the policy's max_seconds.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+    /// Wait up to this many seconds (max 60) and return the result if it finished by then.
+    #[serde(default)]
+    pub wait_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanParams {
+    /// Host alias or host pattern (`web`, `web*`, `web:&prod`, `all:!db1`).
+    #[serde(alias = "alias")]
+    pub target: String,
+    /// The command to evaluate; nothing is run.
+    pub command: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FanoutParams {
+    /// Host pattern (tag, alias, glob, `a:&b`, `a:!b`); the anchor's `tag` is accepted too.
+    #[serde(alias = "tag")]
+    pub target: String,
+    /// Shell command to run on every selected host.
+    pub command: String,
+    /// Hosts running at once (default 8).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Hosts per batch; the next batch starts when one ends (default: all in one batch).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Stop starting new batches once this share of hosts failed (0-100, default 100).
+    #[serde(default)]
+    pub max_fail_percentage: Option<f64>,
+    /// Seconds per host before its command is stopped.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskIdParams {
+    /// Task id returned by ssh_run/ssh_run_async (`t` + 32 hex digits).
+    pub task_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputParams {
+    /// Task id.
+    pub task_id: String,
+    /// stdout, stderr or combined (default).
+    #[serde(default)]
+    pub stream: Option<Stream>,
+    /// Byte offset to read from (use next_offset of the previous page).
+    #[serde(default)]
+    pub offset: Option<u64>,
+    /// Bytes to return (default 16384, max 262144).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Instead of offset/limit: the last N lines (max 5000).
+    #[serde(default)]
+    pub tail_lines: Option<usize>,
+    /// The anchor's name for tail_lines.
+    #[serde(default)]
+    pub max_lines: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListHostsParams {
+    /// Optional host pattern; all hosts when absent.
+    #[serde(default)]
+    pub pattern: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListTasksParams {
+    /// Only tasks in this state (queued, connecting, running, completed, failed, timed_out, cancelled, lost).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Only tasks on this host alias.
+    #[serde(default)]
+    pub alias: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AliasParams {
+    /// Host alias from the inventory.
+    pub alias: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetParams {
+    /// Host alias or host pattern.
+    #[serde(alias = "alias")]
+    pub target: String,
+}
+
+/// The result of a command run.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RunResult {
+    pub task_id: String,
+    pub alias: String,
+    pub target_ip: String,
+    /// completed, failed, timed_out or cancelled.
+    pub status: String,
+    pub exit_code: Option<u32>,
+    pub exit_signal: Option<String>,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    /// Inline stdout (head+tail within max_inline_output_bytes; page the rest by task_id).
+    pub stdout: String,
+    pub stderr: String,
+    /// Some output is not inline or not retained; see stdout_bytes/stderr_bytes.
+    pub truncated: bool,
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
+}
+
+/// A started (or already finished) async task.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AsyncStarted {
+    pub task_id: String,
+    pub status: String,
+    pub ttl_seconds: u64,
+    pub poll_interval_seconds: u64,
+    /// Present when the task finished within wait_seconds.
+    pub result: Option<RunResult>,
+}
+
+/// One page of a task's output.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct OutputPage {
+    pub task_id: String,
+    pub stream: Stream,
+    pub status: String,
+    /// Text, or base64 when `encoding` is base64 (binary output).
+    pub data: String,
+    pub encoding: String,
+    pub offset: u64,
+    pub next_offset: u64,
+    /// The task has finished and no bytes follow next_offset.
+    pub eof: bool,
+    /// Bytes skipped because they were not retained (head+tail buffer).
+    pub dropped_bytes: u64,
+    pub total_bytes: u64,
+}

@@ -1,0 +1,221 @@
+//! MCP tasks (SEP-2663, the `io.modelcontextprotocol/tasks` extension rmcp 3.11 speaks):
+//! task-augmented `tools/call` for ssh_run, ssh_run_async and ssh_run_on_tag.
+//!
+//! Owns: the mapping to sshwarden's own task manager. For ssh_run/ssh_run_async the MCP
+//! task id *is* the sshwarden task id, so `tasks/get`, `tasks/cancel` and the tool API
+//! (ssh_get_task_status, ssh_cancel) see one task; cancelling it stops the remote command
+//! (rmcp's own `tasks/cancel` would only drop a future). A fan-out gets an `f…` id whose
+//! cancel stops every host's command. Never runs anything the tool path would not.
+
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, CreateTaskResult,
+    DetailedTask, GetTaskParams, GetTaskResult, Task as McpTask, TaskPayload, TaskStatus,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::errors::service_error;
+use super::params::{RunAsyncParams, RunParams};
+use super::{SshWarden, ops};
+use crate::service::Service;
+use crate::tasks::{Task, TaskState, lock};
+
+struct FanoutTask {
+    created_ms: u64,
+    cancel: CancellationToken,
+    result: Mutex<Option<CallToolResult>>,
+}
+
+#[derive(Clone, Default)]
+pub struct McpTasks {
+    fanouts: Arc<DashMap<String, Arc<FanoutTask>>>,
+}
+
+fn iso(ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn client_supports_tasks(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.meta
+        .client_capabilities()
+        .is_some_and(|c| c.supports_tasks())
+        || ctx
+            .peer
+            .peer_info()
+            .is_some_and(|i| i.capabilities.supports_tasks())
+}
+
+fn to_object(r: &CallToolResult) -> rmcp::model::JsonObject {
+    match serde_json::to_value(r) {
+        Ok(Value::Object(o)) => o,
+        _ => Default::default(),
+    }
+}
+
+fn model(task: &Task) -> McpTask {
+    let s = task.snapshot();
+    let status = match &s.state {
+        TaskState::Cancelled { .. } => TaskStatus::Cancelled,
+        st if st.is_finished() => TaskStatus::Completed,
+        _ => TaskStatus::Working,
+    };
+    McpTask::new(
+        task.id.clone(),
+        status,
+        iso(s.created_at_ms),
+        iso(s.updated_at_ms),
+    )
+    .with_ttl_ms(task.spec.ttl.as_millis() as u64)
+    .with_poll_interval_ms(1000)
+    .with_status_message(super::progress::describe(task))
+}
+
+impl McpTasks {
+    /// Starts a task-augmented call when the client declared the extension and the tool
+    /// supports it; `None` means "serve it as a normal call".
+    pub async fn maybe_spawn(
+        &self,
+        handler: &SshWarden,
+        request: &CallToolRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Option<Result<CallToolResponse, McpError>> {
+        if !client_supports_tasks(ctx) {
+            return None;
+        }
+        let args = Value::Object(request.arguments.clone().unwrap_or_default());
+        let svc = &handler.svc;
+        let started = match request.name.as_ref() {
+            "ssh_run" => {
+                let p: RunParams = match serde_json::from_value(args) {
+                    Ok(p) => p,
+                    Err(e) => return Some(Err(McpError::invalid_params(e.to_string(), None))),
+                };
+                launch(svc, &p.alias, &p.command, p.timeout_seconds, ctx).await
+            }
+            "ssh_run_async" => {
+                let p: RunAsyncParams = match serde_json::from_value(args) {
+                    Ok(p) => p,
+                    Err(e) => return Some(Err(McpError::invalid_params(e.to_string(), None))),
+                };
+                launch(svc, &p.alias, &p.command, p.timeout_seconds, ctx).await
+            }
+            "ssh_run_on_tag" => return Some(Ok(self.spawn_fanout(handler, request.clone(), ctx))),
+            _ => return None,
+        };
+        Some(Ok(match started {
+            Ok(task) => CallToolResponse::Task(CreateTaskResult::new(model(&task))),
+            Err(r) => CallToolResponse::Complete(r),
+        }))
+    }
+
+    fn spawn_fanout(
+        &self,
+        handler: &SshWarden,
+        request: CallToolRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> CallToolResponse {
+        let id = format!("f{:032x}", rand::random::<u128>());
+        let entry = Arc::new(FanoutTask {
+            created_ms: crate::tasks::now_ms(),
+            cancel: CancellationToken::new(),
+            result: Mutex::new(None),
+        });
+        self.fanouts.insert(id.clone(), entry.clone());
+        let mut own = RequestContext::new(ctx.id.clone(), ctx.peer.clone());
+        own.ct = entry.cancel.clone();
+        let (handler, slot) = (handler.clone(), entry.clone());
+        tokio::spawn(async move {
+            let tcc = ToolCallContext::new(&handler, request, own);
+            let result = match handler.tool_router.call(tcc).await {
+                Ok(CallToolResponse::Complete(r)) => r,
+                Ok(_) => CallToolResult::error(vec![]),
+                Err(e) => CallToolResult::error(vec![rmcp::model::ContentBlock::text(
+                    e.message.to_string(),
+                )]),
+            };
+            *lock(&slot.result) = Some(result);
+        });
+        let t = McpTask::new(
+            id,
+            TaskStatus::Working,
+            iso(entry.created_ms),
+            iso(entry.created_ms),
+        )
+        .with_poll_interval_ms(1000);
+        CallToolResponse::Task(CreateTaskResult::new(t))
+    }
+
+    pub async fn get(&self, svc: &Service, req: &GetTaskParams) -> Result<GetTaskResult, McpError> {
+        if let Some(f) = self.fanouts.get(&req.task_id) {
+            let done = lock(&f.result).clone();
+            let (status, payload) = match done {
+                Some(r) => (
+                    TaskStatus::Completed,
+                    TaskPayload::Completed {
+                        result: to_object(&r),
+                    },
+                ),
+                None if f.cancel.is_cancelled() => (TaskStatus::Working, TaskPayload::Working),
+                None => (TaskStatus::Working, TaskPayload::Working),
+            };
+            let t = McpTask::new(
+                req.task_id.clone(),
+                status,
+                iso(f.created_ms),
+                iso(crate::tasks::now_ms()),
+            );
+            return Ok(GetTaskResult::new(DetailedTask::new(t, payload)));
+        }
+        let task = svc
+            .tasks
+            .get(&req.task_id)
+            .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
+        let state = task.state();
+        let payload = match &state {
+            TaskState::Cancelled { .. } => TaskPayload::Cancelled,
+            s if s.is_finished() => TaskPayload::Completed {
+                result: to_object(&ops::finished(svc, &task)),
+            },
+            _ => TaskPayload::Working,
+        };
+        Ok(GetTaskResult::new(DetailedTask::new(model(&task), payload)))
+    }
+
+    /// Cancels the sshwarden task(s) behind an MCP task: the remote command is stopped.
+    pub async fn cancel(&self, svc: &Service, req: &CancelTaskParams) -> Result<(), McpError> {
+        if let Some(f) = self.fanouts.get(&req.task_id) {
+            f.cancel.cancel();
+            return Ok(());
+        }
+        svc.cancel(&req.task_id, Some("mcp tasks/cancel"))
+            .map(|_| ())
+            .map_err(|e| McpError::invalid_params(e.to_string(), None))
+    }
+}
+
+async fn launch(
+    svc: &Arc<Service>,
+    alias: &str,
+    command: &str,
+    timeout: Option<u64>,
+    ctx: &RequestContext<RoleServer>,
+) -> Result<Arc<Task>, CallToolResult> {
+    let prepared = svc
+        .prepare(alias, command, timeout)
+        .await
+        .map_err(|e| service_error(&e))?;
+    svc.launch(prepared, Some(&ops::client_of(ctx)))
+        .map_err(|e| service_error(&e))
+}

@@ -1,0 +1,174 @@
+//! The MCP tools. Each method only translates parameters and delegates to `ops`/`service`;
+//! results and errors leave through `errors::ok` / `errors::*_error`.
+//!
+//! Owns: tool names, descriptions and annotations. Never holds logic.
+
+use rmcp::handler::server::tool::schema_for_output;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::CallToolResult;
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, tool, tool_router};
+
+use super::params::*;
+use super::{SshWarden, ops};
+
+type ToolResult = Result<CallToolResult, McpError>;
+
+#[tool_router(vis = "pub(super)")]
+impl SshWarden {
+    #[tool(
+        description = "Server name, version, config hash and uptime. Does not contact any host.",
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn ssh_ping(&self) -> ToolResult {
+        Ok(ops::ping(&self.svc))
+    }
+
+    #[tool(
+        description = "List inventory hosts with alias, tags and description (no secrets). Optional `pattern` selects hosts (tag, alias, glob, `a:&b`, `a:!b`).",
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn ssh_list_hosts(&self, Parameters(p): Parameters<ListHostsParams>) -> ToolResult {
+        Ok(ops::list_hosts(&self.svc, p.pattern.as_deref()))
+    }
+
+    #[tool(
+        description = "Describe one host: sanitized inventory entry, effective limits, whether its host key is known, and which probe commands the policy allows.",
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn ssh_describe_host(&self, Parameters(p): Parameters<AliasParams>) -> ToolResult {
+        Ok(ops::describe_host(&self.svc, &p.alias))
+    }
+
+    #[tool(
+        description = "Dry run: for each host the target selects, whether the policy allows the command (rule and reason), the network precheck result and the effective limits, plus a plan_hash. Opens no SSH connection. Call this before ssh_run when unsure.",
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn ssh_plan(&self, Parameters(p): Parameters<PlanParams>) -> ToolResult {
+        Ok(ops::plan(&self.svc, &p.target, &p.command).await)
+    }
+
+    #[tool(description = "Run a command on one host and wait for it. Sends progress notifications while it runs; cancelling the request stops the remote command. Output inline is capped (head+tail); page the rest with ssh_get_task_output using the task_id.", output_schema = schema_for_output::<RunResult>(), annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true))]
+    async fn ssh_run(
+        &self,
+        Parameters(p): Parameters<RunParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        Ok(ops::run(&self.svc, p, ctx).await)
+    }
+
+    #[tool(
+        description = "Run a command on every host a pattern selects (the anchor's `tag` works too), in parallel within `concurrency`, batch by batch; stops starting batches past max_fail_percentage. Returns a summary (ok, failed, denied, unreachable, skipped) and per-host results, with progress notifications per host.",
+        annotations(
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn ssh_run_on_tag(
+        &self,
+        Parameters(p): Parameters<FanoutParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        Ok(ops::run_on_tag(&self.svc, p, ctx).await)
+    }
+
+    #[tool(description = "Start a command on one host and return a task_id at once (or the result if it finishes within wait_seconds). Poll with ssh_get_task_status, read live output with ssh_get_task_output, stop with ssh_cancel.", output_schema = schema_for_output::<AsyncStarted>(), annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true))]
+    async fn ssh_run_async(
+        &self,
+        Parameters(p): Parameters<RunAsyncParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        Ok(ops::run_async(&self.svc, p, &ctx).await)
+    }
+
+    #[tool(
+        description = "State of a task: queued, connecting, running, completed, failed, timed_out, cancelled (or expired), with byte and line counts so far.",
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn ssh_get_task_status(&self, Parameters(p): Parameters<TaskIdParams>) -> ToolResult {
+        Ok(ops::status(&self.svc, &p.task_id))
+    }
+
+    #[tool(description = "Result of a finished task (exit code, signal, inline output). While it runs, says so; use ssh_get_task_output for live output.", output_schema = schema_for_output::<RunResult>(), annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
+    async fn ssh_get_task_result(&self, Parameters(p): Parameters<TaskIdParams>) -> ToolResult {
+        Ok(ops::result(&self.svc, &p.task_id))
+    }
+
+    #[tool(description = "Page a task's retained output by byte offset (offset+limit, follow next_offset) or take the last lines (tail_lines); works while the task runs. stream: stdout, stderr or combined.", output_schema = schema_for_output::<OutputPage>(), annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
+    async fn ssh_get_task_output(&self, Parameters(p): Parameters<OutputParams>) -> ToolResult {
+        Ok(ops::output(&self.svc, p))
+    }
+
+    #[tool(
+        description = "Cancel an async task; the remote command is stopped (TERM, then KILL).",
+        annotations(
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn ssh_cancel_async_task(
+        &self,
+        Parameters(p): Parameters<TaskIdParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        Ok(ops::cancel(&self.svc, &p.task_id, &ctx))
+    }
+
+    #[tool(
+        description = "Cancel any task by id (sync or async); the remote command is stopped.",
+        annotations(
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn ssh_cancel(
+        &self,
+        Parameters(p): Parameters<TaskIdParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        Ok(ops::cancel(&self.svc, &p.task_id, &ctx))
+    }
+
+    #[tool(
+        description = "List tasks (running and retained results), filtered by state and/or alias; includes tasks lost in a restart (from the audit log).",
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn ssh_list_tasks(&self, Parameters(p): Parameters<ListTasksParams>) -> ToolResult {
+        Ok(ops::list_tasks(&self.svc, p))
+    }
+
+    #[tool(
+        description = "Acknowledge a finished task: free its result and output now instead of at TTL expiry.",
+        annotations(
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn ssh_ack_task(&self, Parameters(p): Parameters<TaskIdParams>) -> ToolResult {
+        Ok(ops::ack(&self.svc, &p.task_id))
+    }
+
+    #[tool(
+        description = "Check that hosts are reachable without running anything: DNS and network policy, host key, authentication.",
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn ssh_preflight(&self, Parameters(p): Parameters<TargetParams>) -> ToolResult {
+        Ok(ops::preflight(&self.svc, &p.target).await)
+    }
+
+    #[tool(
+        description = "Re-read servers.yml, credentials.yml and policy.yml. Validates everything first: on any error the old config stays and every error is returned. Running tasks are unaffected.",
+        annotations(
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn ssh_reload_config(&self, ctx: RequestContext<RoleServer>) -> ToolResult {
+        Ok(ops::reload(&self.svc, &ctx))
+    }
+}
