@@ -191,12 +191,12 @@ pub fn verify(path: &Path) -> Result<u64, String> {
             .get("seq")
             .and_then(Value::as_u64)
             .ok_or(format!("line {n}: no seq"))?;
-        if let Some(want) = expect_seq {
-            if seq != want {
-                return Err(format!(
-                    "line {n}: seq {seq}, expected {want} (record dropped, inserted or reordered)"
-                ));
-            }
+        if let Some(want) = expect_seq
+            && seq != want
+        {
+            return Err(format!(
+                "line {n}: seq {seq}, expected {want} (record dropped, inserted or reordered)"
+            ));
         }
         let hash = rec
             .remove("hash")

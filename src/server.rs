@@ -210,16 +210,16 @@ async fn serve_http(svc: Arc<Service>, addr: SocketAddr, token: Secret) -> u8 {
 
 async fn authorize(req: Request, next: Next, token: &Secret, svc: &Service) -> Response {
     let headers: &HeaderMap = req.headers();
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        if !is_loopback_origin(origin) {
-            let _ = svc.audit(
-                None,
-                "http_auth_failure",
-                json!({ "reason": "origin not allowed", "origin": origin }),
-                false,
-            );
-            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
-        }
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+        && !is_loopback_origin(origin)
+    {
+        let _ = svc.audit(
+            None,
+            "http_auth_failure",
+            json!({ "reason": "origin not allowed", "origin": origin }),
+            false,
+        );
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     let offered = headers
         .get(header::AUTHORIZATION)

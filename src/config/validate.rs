@@ -117,17 +117,17 @@ impl<'a> Validator<'a> {
                 key("password_secret"),
                 c.password_secret.as_deref(),
             );
-            if let Some(inline) = c.password.filter(|p| !p.is_empty()) {
-                if password.is_none() {
-                    self.push(
-                        Severity::Warning,
-                        src,
-                        at("password"),
-                        key("password"),
-                        "inline plaintext password; prefer password_secret".into(),
-                    );
-                    password = Some(Secret::new(inline));
-                }
+            if let Some(inline) = c.password.filter(|p| !p.is_empty())
+                && password.is_none()
+            {
+                self.push(
+                    Severity::Warning,
+                    src,
+                    at("password"),
+                    key("password"),
+                    "inline plaintext password; prefer password_secret".into(),
+                );
+                password = Some(Secret::new(inline));
             }
             if key_path.is_none() && password.is_none() && !c.use_agent && c.key_path.is_none() {
                 self.push(Severity::Error, src, at("name"), key("name"), format!("credential {:?} has no authentication method (key_path, password, password_secret or use_agent)", c.name));

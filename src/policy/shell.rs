@@ -254,13 +254,13 @@ impl Walker {
         for item in suffix {
             self.item(item, depth, &mut cmd)?;
         }
-        if let Some(first) = cmd.argv.first() {
-            if first.literal.is_none() || first.expands {
-                return Err(ShellError::Opaque(format!(
-                    "command name `{}` is computed at run time (expansion, substitution, glob or brace)",
-                    first.raw
-                )));
-            }
+        if let Some(first) = cmd.argv.first()
+            && (first.literal.is_none() || first.expands)
+        {
+            return Err(ShellError::Opaque(format!(
+                "command name `{}` is computed at run time (expansion, substitution, glob or brace)",
+                first.raw
+            )));
         }
         self.out.push(cmd);
         Ok(())
