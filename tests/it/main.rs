@@ -7,6 +7,7 @@
 )]
 
 mod config_load;
+mod mcp_e2e;
 mod policy_table;
 mod ssh_exec;
 mod support;

@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod cfg;
+pub mod mcp;
 pub mod sshd;
