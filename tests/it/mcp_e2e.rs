@@ -301,9 +301,10 @@ pub fn http_server(fleet: &Fleet, token: &str) -> Server {
         .env("SSHWARDEN_LOG", "sshwarden=warn")
         .spawn()
         .unwrap();
+    let server = Server(child, port);
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Server(child, port);
+            return server;
         }
         std::thread::sleep(Duration::from_millis(25));
     }
