@@ -8,6 +8,8 @@
 
 mod config_load;
 mod mcp_e2e;
+mod mcp_tasks;
 mod policy_table;
+mod python_interop;
 mod ssh_exec;
 mod support;

@@ -1,0 +1,131 @@
+//! MCP tasks (SEP-2663) over raw JSON-RPC on stdio, MCP 2026-07-28 stateless requests:
+//! a task-augmented tools/call is the same task the tool API sees, and tasks/cancel stops
+//! the remote command.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::ssh_exec::unique_tag;
+use crate::support::mcp::BIN;
+use crate::support::sshd::{Fleet, FleetOptions, gone_within, remote_processes};
+
+struct Raw {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    next_id: u64,
+}
+
+fn meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": { "name": "raw-it", "version": "0" },
+        "io.modelcontextprotocol/clientCapabilities": { "extensions": { "io.modelcontextprotocol/tasks": {} } }
+    })
+}
+
+impl Raw {
+    fn start(config: &std::path::Path) -> Self {
+        let mut child = tokio::process::Command::new(BIN)
+            .arg("serve")
+            .arg("--config-dir")
+            .arg(config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Self {
+            child,
+            stdin,
+            lines,
+            next_id: 0,
+        }
+    }
+
+    async fn request(&mut self, method: &str, mut params: Value) -> Value {
+        self.next_id += 1;
+        params["_meta"] = meta();
+        let msg =
+            json!({ "jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params });
+        self.stdin
+            .write_all(format!("{msg}\n").as_bytes())
+            .await
+            .unwrap();
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(20), self.lines.next_line())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v["id"] == self.next_id {
+                return v;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_augmented_calls_share_the_task_manager_and_cancel_stops_the_command() {
+    let fleet = Fleet::start(FleetOptions {
+        hosts: 1,
+        ..Default::default()
+    });
+    let mut raw = Raw::start(&fleet.config_dir());
+    let tag = unique_tag();
+    let marker = format!("314.{tag}");
+    let r = raw.request("tools/call", json!({ "name": "ssh_run", "arguments": { "alias": "h1", "command": format!("sleep {marker}") } })).await;
+    assert_eq!(r["result"]["resultType"], "task", "{r}");
+    let id = r["result"]["taskId"].as_str().unwrap().to_owned();
+    for _ in 0..200 {
+        if !remote_processes(&marker).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // The same id through the tool API.
+    let st = raw
+        .request(
+            "tools/call",
+            json!({ "name": "ssh_get_task_status", "arguments": { "task_id": id } }),
+        )
+        .await;
+    assert_eq!(
+        st["result"]["structuredContent"]["state"], "running",
+        "{st}"
+    );
+    let g = raw.request("tasks/get", json!({ "taskId": id })).await;
+    assert_eq!(g["result"]["status"], "working", "{g}");
+    let c = raw.request("tasks/cancel", json!({ "taskId": id })).await;
+    assert!(c.get("error").is_none(), "{c}");
+    gone_within(&marker, Duration::from_secs(2))
+        .unwrap_or_else(|left| panic!("tasks/cancel left {left:?}"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let g = raw.request("tasks/get", json!({ "taskId": id })).await;
+    assert_eq!(g["result"]["status"], "cancelled", "{g}");
+
+    let r = raw.request("tools/call", json!({ "name": "ssh_run_async", "arguments": { "alias": "h1", "command": "echo via-task" } })).await;
+    let id = r["result"]["taskId"].as_str().unwrap().to_owned();
+    let mut done = json!(null);
+    for _ in 0..100 {
+        done = raw.request("tasks/get", json!({ "taskId": id })).await;
+        if done["result"]["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        done["result"]["result"]["structuredContent"]["stdout"], "via-task\n",
+        "{done}"
+    );
+    let unknown = raw.request("tasks/get", json!({ "taskId": "nope" })).await;
+    assert_eq!(unknown["error"]["code"], -32602);
+    let _ = raw.child.kill().await;
+}
