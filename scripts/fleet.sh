@@ -84,9 +84,10 @@ audit:
 CFG
   for i in $(seq 1 "$N"); do
     for _ in $(seq 100); do
-      (exec 3<>"/dev/tcp/$NET.$i/$PORT") 2>/dev/null && break
+      [[ -s $DIR/hosts/h$i/sshd.pid ]] && (exec 3<>"/dev/tcp/$NET.$i/$PORT") 2>/dev/null && break
       sleep 0.05
     done
+    [[ -s $DIR/hosts/h$i/sshd.pid ]] || { echo "fleet: sshd h$i did not start (address in use?):" >&2; cat "$DIR/hosts/h$i/sshd.log" >&2; exit 1; }
   done
   echo "fleet: $N sshd up on $NET.1-$N:$PORT, config in $DIR/config"
 }

@@ -175,7 +175,8 @@ pub async fn run_on_tag(
             .max(1),
     ));
     tick.tick().await;
-    let (mut done, mut total) = (0, 0);
+    let mut total = crate::select::select(&svc.config().hosts, &p.target).map_or(0, |h| h.len());
+    let mut done = 0;
     let entries = loop {
         tokio::select! {
             r = &mut work => break r,

@@ -6,10 +6,12 @@
     clippy::print_stdout
 )]
 
+mod cli_net_audit;
 mod config_load;
 mod mcp_e2e;
 mod mcp_tasks;
 mod policy_table;
 mod python_interop;
 mod ssh_exec;
+mod tasks_engine;
 mod support;

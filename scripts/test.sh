@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): installs what the tests need, then fmt, clippy and
+# every test. Fails on the first failure. Run as root (the sshd fixture creates a user).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v sshd >/dev/null 2>&1 || [[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+command -v pgrep >/dev/null 2>&1 || need+=(procps)
+if ((${#need[@]})); then
+  echo "test: installing ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "test: cargo fmt --check"
+cargo fmt --all -- --check
+echo "test: cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+echo "test: cargo test"
+cargo test --all-targets -- --test-threads 4
+if [[ "${SSHWARDEN_DOCKER:-1}" == 1 ]]; then
+  echo "test: docker-compose harness"
+  bash scripts/docker-test.sh
+fi
+echo "test: all passed"
