@@ -18,7 +18,7 @@ cargo fmt --all -- --check
 echo "test: cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 echo "test: cargo test"
-cargo test --all-targets -- --test-threads 4
+cargo test --lib --bins --tests -- --test-threads 4
 if [[ "${SSHWARDEN_DOCKER:-1}" == 1 ]]; then
   echo "test: docker-compose harness"
   bash scripts/docker-test.sh

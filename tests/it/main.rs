@@ -13,5 +13,5 @@ mod mcp_tasks;
 mod policy_table;
 mod python_interop;
 mod ssh_exec;
-mod tasks_engine;
 mod support;
+mod tasks_engine;
