@@ -187,7 +187,7 @@ async fn many_commands_on_one_host_with_max_sessions_10() {
     for i in 0..50 {
         let svc = svc.clone();
         handles.push(tokio::spawn(async move {
-            run(&svc, "h1", &format!("sleep 0.2; echo {i}")).await
+            run(&svc, "h1", &format!("sleep 2; echo {i}")).await
         }));
     }
     for (i, h) in handles.into_iter().enumerate() {
@@ -198,7 +198,8 @@ async fn many_commands_on_one_host_with_max_sessions_10() {
             "concurrent {i}: {err}"
         );
     }
-    // 50 concurrent at 8 sessions per connection needs at least 7 connections.
+    // 50 commands of 2 s at once, 8 sessions per connection: at least 7 connections, and
+    // sshd (MaxSessions 10) never refused a session (every command succeeded above).
     assert!(
         svc.pool().connection_count() >= 7,
         "{}",
