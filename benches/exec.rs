@@ -102,7 +102,7 @@ fn main() {
         let resolver = Arc::new(HickoryResolver::from_system(Duration::from_secs(2)).unwrap());
         let svc = Service::start(Dirs::new(fleet.config_dir(), None, None), resolver).unwrap();
         let run = |svc: Arc<Service>| async move {
-            let p = svc.prepare("h1", "true", None).await.unwrap();
+            let p = svc.prepare("h1", "true", None, None).await.unwrap();
             let t = svc.launch(p, None).unwrap();
             t.finished().await
         };

@@ -138,7 +138,7 @@ async fn one(
     if cancel.is_cancelled() {
         return entry(HostStatus::Skipped, Some("cancelled".into()), None);
     }
-    let prepared = match svc.prepare(alias, command, timeout).await {
+    let prepared = match svc.prepare(alias, command, timeout, client).await {
         Ok(p) => p,
         Err(ServiceError::Denied(d)) => return entry(HostStatus::Denied, Some(d.reason), None),
         Err(ServiceError::Network(e)) => {

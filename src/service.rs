@@ -169,6 +169,7 @@ impl Service {
         alias: &str,
         command: &str,
         timeout_seconds: Option<u64>,
+        client: Option<&str>,
     ) -> Result<Prepared, ServiceError> {
         check_command(command)?;
         let cfg = self.config();
@@ -179,7 +180,7 @@ impl Service {
         let limits = cfg.policy.limits_for(&host);
         let decision = policy::evaluate(&cfg.policy, &host, command);
         let sha = command_sha256(command);
-        let _ = self.audit(None, "decision", json!({ "alias": alias, "command": command, "allowed": decision.allowed, "rule": decision.rule, "reason": decision.reason }), false);
+        let _ = self.audit(client, "decision", json!({ "alias": alias, "command": command, "allowed": decision.allowed, "rule": decision.rule, "reason": decision.reason }), false);
         if !decision.allowed {
             return Err(ServiceError::Denied(decision));
         }
@@ -193,7 +194,7 @@ impl Service {
         {
             Ok(t) => t,
             Err(e) => {
-                let _ = self.audit(None, "precheck", json!({ "alias": alias, "command_sha256": sha, "allowed": false, "reason": e.to_string() }), false);
+                let _ = self.audit(client, "precheck", json!({ "alias": alias, "command_sha256": sha, "allowed": false, "reason": e.to_string() }), false);
                 return Err(ServiceError::Network(e));
             }
         };

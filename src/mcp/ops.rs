@@ -86,7 +86,10 @@ pub async fn run(
     ctx: RequestContext<RoleServer>,
 ) -> CallToolResult {
     let client = client_of(&ctx);
-    let prepared = match svc.prepare(&p.alias, &p.command, p.timeout_seconds).await {
+    let prepared = match svc
+        .prepare(&p.alias, &p.command, p.timeout_seconds, Some(&client))
+        .await
+    {
         Ok(x) => x,
         Err(e) => return service_error(&e),
     };
@@ -105,7 +108,15 @@ pub async fn run_async(
     p: RunAsyncParams,
     ctx: &RequestContext<RoleServer>,
 ) -> CallToolResult {
-    let prepared = match svc.prepare(&p.alias, &p.command, p.timeout_seconds).await {
+    let prepared = match svc
+        .prepare(
+            &p.alias,
+            &p.command,
+            p.timeout_seconds,
+            Some(&client_of(ctx)),
+        )
+        .await
+    {
         Ok(x) => x,
         Err(e) => return service_error(&e),
     };

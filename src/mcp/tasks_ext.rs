@@ -213,7 +213,7 @@ async fn launch(
     ctx: &RequestContext<RoleServer>,
 ) -> Result<Arc<Task>, CallToolResult> {
     let prepared = svc
-        .prepare(alias, command, timeout)
+        .prepare(alias, command, timeout, Some(&ops::client_of(ctx)))
         .await
         .map_err(|e| service_error(&e))?;
     svc.launch(prepared, Some(&ops::client_of(ctx)))

@@ -27,7 +27,7 @@ pub async fn start(
     command: &str,
     timeout: Option<u64>,
 ) -> Result<Arc<Task>, ServiceError> {
-    let p = svc.prepare(alias, command, timeout).await?;
+    let p = svc.prepare(alias, command, timeout, Some("test")).await?;
     svc.launch(p, Some("test"))
 }
 
