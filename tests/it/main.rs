@@ -6,8 +6,10 @@
     clippy::print_stdout
 )]
 
+mod bypass_corpus;
 mod cli_net_audit;
 mod config_load;
+mod faults;
 mod mcp_e2e;
 mod mcp_tasks;
 mod policy_table;

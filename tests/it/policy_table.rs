@@ -452,11 +452,16 @@ fn long_and_deep_input_is_denied_without_panic() {
     check_all(&cases);
 }
 
+static FUZZ_CFG: std::sync::LazyLock<sshwarden::config::Config> = std::sync::LazyLock::new(|| {
+    CfgDir::new(&servers(&[("web1", &["web"])]), CREDS, POLICY)
+        .load()
+        .unwrap()
+});
+
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, .. Default::default() })]
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 5000, .. Default::default() })]
     #[test]
     fn evaluator_never_panics(cmd in "[ -~\\n\\t$`'\"(){};|&<>*?~\\\\]{0,80}") {
-        let cfg = CfgDir::new(&servers(&[("web1", &["web"])]), CREDS, POLICY).load().unwrap();
-        let _ = evaluate(&cfg.policy, cfg.host("web1").unwrap(), &cmd);
+        let _ = evaluate(&FUZZ_CFG.policy, FUZZ_CFG.host("web1").unwrap(), &cmd);
     }
 }

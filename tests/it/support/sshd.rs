@@ -291,6 +291,20 @@ impl Fleet {
         self.path("config")
     }
 
+    /// An address on this fleet's loopback net where nothing listens (`n` > hosts).
+    pub fn spare_addr(&self, n: u8) -> std::net::IpAddr {
+        let ip = self.hosts[0].addr.ip().to_string();
+        let base = ip.rsplit_once('.').unwrap().0;
+        format!("{base}.{n}").parse().unwrap()
+    }
+
+    /// Appends host entries (YAML list items) to servers.yml.
+    pub fn add_hosts(&self, yaml: &str) {
+        let path = self.path("config/servers.yml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(path, format!("{text}{yaml}")).unwrap();
+    }
+
     /// Writes servers/credentials/policy for the fleet; `extra_policy` is appended.
     pub fn write_config(&self, extra_policy: &str) {
         let mut servers = String::from("hosts:\n");
