@@ -232,7 +232,21 @@ fn parse<T: DeserializeOwned + Default>(src: &Source, diags: &mut Vec<Diagnostic
     match serde_norway::from_str::<T>(src.text) {
         Ok(v) => Some(v),
         Err(e) => {
-            let (line, col) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            let duplicate = e
+                .to_string()
+                .split("duplicate field `")
+                .nth(1)
+                .and_then(|r| r.split('`').next())
+                .map(str::to_owned);
+            let (line, col) = match (e.location(), duplicate) {
+                (Some(l), _) => (l.line(), l.column()),
+                // serde_norway gives no position for duplicate keys: point at the second one.
+                (None, Some(field)) => {
+                    let p = super::locate::Locator::new(src.text).key(&field, None, 1);
+                    (p.line, p.col)
+                }
+                (None, None) => (0, 0),
+            };
             let message = e.to_string();
             let path = message
                 .split(':')

@@ -14,6 +14,8 @@ mod mcp_e2e;
 mod mcp_tasks;
 mod policy_table;
 mod python_interop;
+mod secrets;
+mod soak;
 mod ssh_exec;
 mod support;
 mod tasks_engine;

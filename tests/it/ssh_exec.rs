@@ -335,7 +335,7 @@ async fn output_flood_stays_bounded() {
     fleet.write_config("execution:\n  output_memory_budget_bytes: 4194304\n");
     let svc = service(&fleet);
     let command = std::env::var("SSHWARDEN_FLOOD")
-        .unwrap_or_else(|_| "head -c 2G /dev/zero; echo tail-marker".into());
+        .unwrap_or_else(|_| "head -c 4G /dev/zero; echo tail-marker".into());
     let task = start(&svc, "h1", &command, None).await.unwrap();
     let mut peak = 0;
     while !task.state().is_finished() {
@@ -344,7 +344,7 @@ async fn output_flood_stays_bounded() {
     }
     assert_eq!(task.state(), completed(0));
     let snap = task.snapshot();
-    assert_eq!(snap.stdout_bytes, 2 * 1024 * 1024 * 1024 + 12);
+    assert_eq!(snap.stdout_bytes, 4 * 1024 * 1024 * 1024 + 12);
     assert!(snap.truncated);
     // max_output_bytes is 1 MiB: stdout, stderr and the interleaved view stay within it.
     assert!(
