@@ -15,7 +15,6 @@ mod mcp_tasks;
 mod policy_table;
 mod python_interop;
 mod secrets;
-mod soak;
 mod ssh_exec;
 mod support;
 mod tasks_engine;

@@ -333,6 +333,12 @@ async fn output_flood_stays_bounded() {
         ..Default::default()
     });
     fleet.write_config("execution:\n  output_memory_budget_bytes: 4194304\n");
+    let policy = std::fs::read_to_string(fleet.path("config/policy.yml")).unwrap();
+    std::fs::write(
+        fleet.path("config/policy.yml"),
+        policy.replace("max_seconds: 30", "max_seconds: 300"),
+    )
+    .unwrap();
     let svc = service(&fleet);
     let command = std::env::var("SSHWARDEN_FLOOD")
         .unwrap_or_else(|_| "head -c 4G /dev/zero; echo tail-marker".into());

@@ -1,6 +1,8 @@
 //! Soak: a bounded mixed workload (sync, async + paging, fan-out, cancels, floods) against a
 //! local sshd fleet for SSHWARDEN_SOAK_SECONDS (default 90). Afterwards: zero lost results,
-//! no growth of file descriptors, connections, tasks or RSS beyond a bound.
+//! no growth of file descriptors, connections, tasks or RSS beyond a bound. Its own test
+//! binary (own process), so RSS and file descriptors measure only the soak.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,8 +13,29 @@ use sshwarden::tasks::TaskState;
 use sshwarden::tasks::ring::Stream;
 use tokio_util::sync::CancellationToken;
 
-use crate::ssh_exec::{service, start};
-use crate::support::sshd::{Fleet, FleetOptions};
+#[path = "it/support/mod.rs"]
+mod support;
+
+use sshwarden::config::Dirs;
+use sshwarden::net::HickoryResolver;
+use sshwarden::service::{Service, ServiceError};
+use sshwarden::tasks::Task;
+use support::sshd::{Fleet, FleetOptions};
+
+fn service(fleet: &Fleet) -> Arc<Service> {
+    let resolver = Arc::new(HickoryResolver::from_system(Duration::from_secs(2)).unwrap());
+    Service::start(Dirs::new(fleet.config_dir(), None, None), resolver).unwrap()
+}
+
+async fn start(
+    svc: &Arc<Service>,
+    alias: &str,
+    command: &str,
+    timeout: Option<u64>,
+) -> Result<Arc<Task>, ServiceError> {
+    let p = svc.prepare(alias, command, timeout, Some("soak")).await?;
+    svc.launch(p, Some("soak"))
+}
 
 fn fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
