@@ -2,12 +2,7 @@
 //! the same run against the same local sshd, printed as ratios (never asserted: shared
 //! machines are noisy). Run: `cargo bench --bench exec` (root; starts its own sshd).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::print_stdout
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
 
 #[path = "../tests/it/support/sshd.rs"]
 #[allow(dead_code)]
@@ -31,22 +26,13 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
 fn report(name: &str, mut v: Vec<Duration>, base: Option<Duration>) -> Duration {
     let p50 = percentile(&mut v, 0.5);
     let p90 = percentile(&mut v, 0.9);
-    let ratio = base
-        .map(|b| format!("  {:.2}x OpenSSH p50", p50.as_secs_f64() / b.as_secs_f64()))
-        .unwrap_or_default();
-    println!(
-        "{name:<44} p50 {:>7.2} ms  p90 {:>7.2} ms{ratio}",
-        p50.as_secs_f64() * 1e3,
-        p90.as_secs_f64() * 1e3
-    );
+    let ratio = base.map(|b| format!("  {:.2}x OpenSSH p50", p50.as_secs_f64() / b.as_secs_f64())).unwrap_or_default();
+    println!("{name:<44} p50 {:>7.2} ms  p90 {:>7.2} ms{ratio}", p50.as_secs_f64() * 1e3, p90.as_secs_f64() * 1e3);
     p50
 }
 
 fn main() {
-    let fleet = sshd::Fleet::start(sshd::FleetOptions {
-        hosts: 1,
-        max_sessions: 10,
-    });
+    let fleet = sshd::Fleet::start(sshd::FleetOptions { hosts: 1, max_sessions: 10 });
     let d = fleet.dir.path();
     let addr = fleet.hosts[0].addr;
     let ctl = d.join("ctl");
@@ -60,28 +46,13 @@ fn main() {
             "-o",
             "StrictHostKeyChecking=yes",
         ]);
-        c.arg("-o").arg(format!(
-            "UserKnownHostsFile={}",
-            d.join("keys/known_hosts").display()
-        ));
-        c.args(["-p", "24022"])
-            .args(extra)
-            .arg(format!("{}@{}", sshd::USER, addr.ip()))
-            .arg("true");
+        c.arg("-o").arg(format!("UserKnownHostsFile={}", d.join("keys/known_hosts").display()));
+        c.args(["-p", "24022"]).args(extra).arg(format!("{}@{}", sshd::USER, addr.ip())).arg("true");
         c
     };
-    let master = [
-        "-o",
-        "ControlMaster=auto",
-        "-o",
-        &format!("ControlPath={}", ctl.display()),
-        "-o",
-        "ControlPersist=60",
-    ];
-    assert!(
-        base(&master).status().unwrap().success(),
-        "OpenSSH could not connect"
-    );
+    let master =
+        ["-o", "ControlMaster=auto", "-o", &format!("ControlPath={}", ctl.display()), "-o", "ControlPersist=60"];
+    assert!(base(&master).status().unwrap().success(), "OpenSSH could not connect");
     let openssh: Vec<Duration> = (0..N)
         .map(|_| {
             let t = Instant::now();
@@ -122,10 +93,7 @@ fn main() {
             }
         }
         let per_cmd = t.elapsed() / 200;
-        println!(
-            "sshwarden 200 commands, 50 at a time          {:>7.2} ms per command",
-            per_cmd.as_secs_f64() * 1e3
-        );
+        println!("sshwarden 200 commands, 50 at a time          {:>7.2} ms per command", per_cmd.as_secs_f64() * 1e3);
         let rss = std::fs::read_to_string("/proc/self/status")
             .unwrap()
             .lines()
@@ -149,19 +117,7 @@ fn main() {
     println!("\nwarm `true`, {N} sequential runs against one local sshd:");
     let b = report("OpenSSH ssh -o ControlMaster (warm)", openssh, None);
     report("OpenSSH ssh, no master (cold handshake)", cold, Some(b));
-    report(
-        "sshwarden (policy+precheck+audit fsync+exec)",
-        full,
-        Some(b),
-    );
+    report("sshwarden (policy+precheck+audit fsync+exec)", full, Some(b));
     println!("sshwarden process {rss}");
-    let _ = Command::new("ssh")
-        .args([
-            "-o",
-            &format!("ControlPath={}", ctl.display()),
-            "-O",
-            "exit",
-            "x",
-        ])
-        .output();
+    let _ = Command::new("ssh").args(["-o", &format!("ControlPath={}", ctl.display()), "-O", "exit", "x"]).output();
 }

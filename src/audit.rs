@@ -49,24 +49,13 @@ fn record_hash(record: &Map<String, Value>) -> String {
 impl Audit {
     /// Opens (or creates) the log; each record continues the chain from the file's last record.
     pub fn open(path: &Path, redact_commands: bool) -> Result<Self, AuditError> {
-        let err = |reason: String| AuditError {
-            path: path.display().to_string(),
-            reason,
-        };
+        let err = |reason: String| AuditError { path: path.display().to_string(), reason };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| err(e.to_string()))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            redact_commands,
-            state: Mutex::new(State { file: Some(file) }),
-        })
+        let file =
+            OpenOptions::new().create(true).read(true).append(true).open(path).map_err(|e| err(e.to_string()))?;
+        Ok(Self { path: path.to_path_buf(), redact_commands, state: Mutex::new(State { file: Some(file) }) })
     }
 
     pub fn path(&self) -> &Path {
@@ -75,16 +64,8 @@ impl Audit {
 
     /// Appends one record. `durable` records (task start) are fsynced before returning:
     /// the caller must not run the command unless this returns `Ok`.
-    pub fn record(
-        &self,
-        event: &str,
-        mut fields: Map<String, Value>,
-        durable: bool,
-    ) -> Result<(), AuditError> {
-        let err = |reason: String| AuditError {
-            path: self.path.display().to_string(),
-            reason,
-        };
+    pub fn record(&self, event: &str, mut fields: Map<String, Value>, durable: bool) -> Result<(), AuditError> {
+        let err = |reason: String| AuditError { path: self.path.display().to_string(), reason };
         if let Some(Value::String(cmd)) = fields.remove("command") {
             fields.insert("command_sha256".into(), json!(command_sha256(&cmd)));
             if !self.redact_commands {
@@ -110,11 +91,7 @@ impl Audit {
 }
 
 /// Appends one record under the caller's lock; returns its seq and hash.
-fn append_locked(
-    file: &mut File,
-    fields: &mut Map<String, Value>,
-    durable: bool,
-) -> Result<(u64, String), String> {
+fn append_locked(file: &mut File, fields: &mut Map<String, Value>, durable: bool) -> Result<(u64, String), String> {
     let (last_seq, prev) = last_record(file).unwrap_or((0, GENESIS.to_owned()));
     let seq = last_seq + 1;
     fields.insert("seq".into(), json!(seq));
@@ -152,10 +129,7 @@ impl Audit {
             return Vec::new();
         };
         let mut open: Vec<Value> = Vec::new();
-        for v in BufReader::new(f)
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+        for v in BufReader::new(f).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str::<Value>(&l).ok())
         {
             match v["event"].as_str() {
                 Some("task_start") => open.push(v),
@@ -168,9 +142,7 @@ impl Audit {
 }
 
 fn iso8601_now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 /// Checks the chain of `path`; `Err` names the first bad record.
@@ -183,34 +155,23 @@ pub fn verify(path: &Path) -> Result<u64, String> {
         let n = i + 1;
         let line = line.map_err(|e| format!("line {n}: {e}"))?;
         let Ok(Value::Object(mut rec)) = serde_json::from_str::<Value>(&line) else {
-            return Err(format!(
-                "line {n}: not a JSON object (inserted or corrupted)"
-            ));
+            return Err(format!("line {n}: not a JSON object (inserted or corrupted)"));
         };
-        let seq = rec
-            .get("seq")
-            .and_then(Value::as_u64)
-            .ok_or(format!("line {n}: no seq"))?;
+        let seq = rec.get("seq").and_then(Value::as_u64).ok_or(format!("line {n}: no seq"))?;
         if let Some(want) = expect_seq
             && seq != want
         {
-            return Err(format!(
-                "line {n}: seq {seq}, expected {want} (record dropped, inserted or reordered)"
-            ));
+            return Err(format!("line {n}: seq {seq}, expected {want} (record dropped, inserted or reordered)"));
         }
-        let hash = rec
-            .remove("hash")
-            .and_then(|h| h.as_str().map(str::to_owned))
-            .ok_or(format!("line {n}: no hash"))?;
+        let hash =
+            rec.remove("hash").and_then(|h| h.as_str().map(str::to_owned)).ok_or(format!("line {n}: no hash"))?;
         if rec.get("prev").and_then(Value::as_str) != Some(prev.as_str()) {
             return Err(format!(
                 "line {n} (seq {seq}): prev does not match the previous record's hash (record dropped, inserted or reordered)"
             ));
         }
         if record_hash(&rec) != hash {
-            return Err(format!(
-                "line {n} (seq {seq}): hash mismatch (record edited)"
-            ));
+            return Err(format!("line {n} (seq {seq}): hash mismatch (record edited)"));
         }
         prev = hash;
         expect_seq = Some(seq + 1);

@@ -8,11 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "sshwarden",
-    version,
-    about = "Policy-gated async SSH orchestrator served over MCP"
-)]
+#[command(name = "sshwarden", version, about = "Policy-gated async SSH orchestrator served over MCP")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -23,12 +19,7 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
     /// Directory holding servers.yml, credentials.yml and policy.yml.
-    #[arg(
-        long,
-        env = "MCP_SSH_CONFIG_DIR",
-        default_value = "config",
-        global = true
-    )]
+    #[arg(long, env = "MCP_SSH_CONFIG_DIR", default_value = "config", global = true)]
     pub config_dir: PathBuf,
     /// Directory private keys must live in (key_path is resolved inside it).
     #[arg(long, env = "MCP_SSH_KEYS_DIR", global = true)]

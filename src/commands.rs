@@ -23,11 +23,7 @@ pub const EXIT_DENIED: u8 = 3;
 pub const EXIT_FAILED: u8 = 4;
 
 pub fn dirs(args: &ConfigArgs) -> Dirs {
-    Dirs::new(
-        args.config_dir.clone(),
-        args.keys_dir.clone(),
-        args.secrets_dir.clone(),
-    )
+    Dirs::new(args.config_dir.clone(), args.keys_dir.clone(), args.secrets_dir.clone())
 }
 
 /// Loads the config or prints every diagnostic to stderr.
@@ -43,15 +39,8 @@ pub fn load_or_report(args: &ConfigArgs) -> Option<Config> {
             for d in &e.diagnostics {
                 eprintln!("{d}");
             }
-            let n = e
-                .diagnostics
-                .iter()
-                .filter(|d| d.severity == Severity::Error)
-                .count();
-            eprintln!(
-                "error: configuration in {} has {n} error(s)",
-                args.config_dir.display()
-            );
+            let n = e.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+            eprintln!("error: configuration in {} has {n} error(s)", args.config_dir.display());
             None
         }
     }
@@ -115,10 +104,7 @@ pub async fn plan(args: &ConfigArgs, json: bool, pattern: &str, command: &str) -
     let mut rows = Vec::new();
     for host in hosts {
         let decision = policy::evaluate(&cfg.policy, host, command);
-        let rule = decision
-            .rule
-            .as_ref()
-            .map(|r| cfg.policy.rules[r.index].label());
+        let rule = decision.rule.as_ref().map(|r| cfg.policy.rules[r.index].label());
         let mut row = PlanHost {
             alias: host.alias.clone(),
             allowed: decision.allowed,
@@ -141,19 +127,10 @@ pub async fn plan(args: &ConfigArgs, json: bool, pattern: &str, command: &str) -
     } else {
         for r in &rows {
             let verdict = if r.allowed { "ALLOW" } else { "DENY " };
-            out(&format!(
-                "{verdict} {:<20} {:<16} {}",
-                r.alias,
-                r.target_ip.as_deref().unwrap_or("-"),
-                r.reason
-            ));
+            out(&format!("{verdict} {:<20} {:<16} {}", r.alias, r.target_ip.as_deref().unwrap_or("-"), r.reason));
         }
     }
-    if rows.iter().all(|r| r.allowed) {
-        EXIT_OK
-    } else {
-        EXIT_DENIED
-    }
+    if rows.iter().all(|r| r.allowed) { EXIT_OK } else { EXIT_DENIED }
 }
 
 pub fn schema(file: Option<&str>) -> u8 {

@@ -76,11 +76,7 @@ pub async fn run(
         let over = failures as f64 * 100.0 / total as f64 > opts.max_fail_percentage;
         if over || cancel.is_cancelled() {
             for alias in chunk {
-                let why = if over {
-                    "max_fail_percentage reached"
-                } else {
-                    "cancelled"
-                };
+                let why = if over { "max_fail_percentage reached" } else { "cancelled" };
                 let e = HostEntry {
                     alias: alias.clone(),
                     status: HostStatus::Skipped,
@@ -94,17 +90,7 @@ pub async fn run(
         }
         let mut running: FuturesUnordered<_> = chunk
             .iter()
-            .map(|alias| {
-                one(
-                    svc,
-                    alias,
-                    command,
-                    opts.timeout_seconds,
-                    client,
-                    gate.clone(),
-                    cancel,
-                )
-            })
+            .map(|alias| one(svc, alias, command, opts.timeout_seconds, client, gate.clone(), cancel))
             .collect();
         while let Some(e) = running.next().await {
             if matches!(e.status, HostStatus::Failed | HostStatus::Unreachable) {
@@ -128,12 +114,7 @@ async fn one(
     gate: Arc<Semaphore>,
     cancel: &CancellationToken,
 ) -> HostEntry {
-    let entry = |status, reason: Option<String>, task| HostEntry {
-        alias: alias.to_owned(),
-        status,
-        reason,
-        task,
-    };
+    let entry = |status, reason: Option<String>, task| HostEntry { alias: alias.to_owned(), status, reason, task };
     let _permit = gate.acquire_owned().await;
     if cancel.is_cancelled() {
         return entry(HostStatus::Skipped, Some("cancelled".into()), None);
@@ -158,19 +139,11 @@ async fn one(
         }
     };
     let (status, reason) = match &state {
-        TaskState::Completed {
-            exit_code: Some(0), ..
-        } => (HostStatus::Ok, None),
-        TaskState::Completed {
-            exit_code,
-            exit_signal,
-        } => (
-            HostStatus::Failed,
-            Some(format!("exit code {exit_code:?}, signal {exit_signal:?}")),
-        ),
-        TaskState::Failed { error }
-            if error.starts_with("connect to") || error.contains("timed out after") =>
-        {
+        TaskState::Completed { exit_code: Some(0), .. } => (HostStatus::Ok, None),
+        TaskState::Completed { exit_code, exit_signal } => {
+            (HostStatus::Failed, Some(format!("exit code {exit_code:?}, signal {exit_signal:?}")))
+        }
+        TaskState::Failed { error } if error.starts_with("connect to") || error.contains("timed out after") => {
             (HostStatus::Unreachable, Some(error.clone()))
         }
         TaskState::Failed { error } => (HostStatus::Failed, Some(error.clone())),

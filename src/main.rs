@@ -12,14 +12,10 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SSHWARDEN_LOG")
-                .unwrap_or_else(|_| "sshwarden=info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("SSHWARDEN_LOG").unwrap_or_else(|_| "sshwarden=info".into()),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -29,29 +25,15 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async move {
         match cli.command {
             Command::Check { config } => commands::check(&config),
-            Command::Plan {
-                config,
-                json,
-                pattern,
-                command,
-            } => commands::plan(&config, json, &pattern, &command.join(" ")).await,
+            Command::Plan { config, json, pattern, command } => {
+                commands::plan(&config, json, &pattern, &command.join(" ")).await
+            }
             Command::Schema { file } => commands::schema(file.as_deref()),
-            Command::Serve {
-                config,
-                http,
-                token_file,
-            } => commands::serve(&config, http, token_file).await,
-            Command::Call {
-                config,
-                url,
-                token_file,
-                json,
-                tool,
-                args,
-            } => commands::call(&config, url, token_file, json, &tool, &args).await,
-            Command::Audit {
-                command: sshwarden::cli::AuditCommand::Verify { file },
-            } => commands::audit_verify(&file),
+            Command::Serve { config, http, token_file } => commands::serve(&config, http, token_file).await,
+            Command::Call { config, url, token_file, json, tool, args } => {
+                commands::call(&config, url, token_file, json, &tool, &args).await
+            }
+            Command::Audit { command: sshwarden::cli::AuditCommand::Verify { file } } => commands::audit_verify(&file),
         }
     });
     ExitCode::from(code)

@@ -65,11 +65,7 @@ pub fn select<'a>(hosts: &'a [Host], pattern: &str) -> Result<Vec<&'a Host>, Sel
     for set in exclusions {
         chosen.iter_mut().zip(set).for_each(|(a, b)| *a &= !b);
     }
-    let out: Vec<&Host> = hosts
-        .iter()
-        .zip(chosen)
-        .filter_map(|(h, c)| c.then_some(h))
-        .collect();
+    let out: Vec<&Host> = hosts.iter().zip(chosen).filter_map(|(h, c)| c.then_some(h)).collect();
     if out.is_empty() {
         return Err(SelectError::Nothing(pattern.to_owned()));
     }
@@ -78,9 +74,7 @@ pub fn select<'a>(hosts: &'a [Host], pattern: &str) -> Result<Vec<&'a Host>, Sel
 
 fn term_set(hosts: &[Host], name: &str) -> Result<Vec<bool>, SelectError> {
     let valid = !name.is_empty()
-        && name.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*' | '?' | '[' | ']')
-        });
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*' | '?' | '[' | ']'));
     if !valid {
         return Err(SelectError::BadTerm(name.to_owned()));
     }
@@ -88,29 +82,13 @@ fn term_set(hosts: &[Host], name: &str) -> Result<Vec<bool>, SelectError> {
         return Ok(vec![true; hosts.len()]);
     }
     if name.contains(['*', '?', '[']) {
-        let glob = GlobBuilder::new(name)
-            .build()
-            .map_err(|_| SelectError::BadTerm(name.to_owned()))?
-            .compile_matcher();
-        let set: Vec<bool> = hosts
-            .iter()
-            .map(|h| glob.is_match(&h.alias) || h.tags.iter().any(|t| glob.is_match(t)))
-            .collect();
-        return if set.contains(&true) {
-            Ok(set)
-        } else {
-            Err(SelectError::NoMatch(name.to_owned()))
-        };
+        let glob = GlobBuilder::new(name).build().map_err(|_| SelectError::BadTerm(name.to_owned()))?.compile_matcher();
+        let set: Vec<bool> =
+            hosts.iter().map(|h| glob.is_match(&h.alias) || h.tags.iter().any(|t| glob.is_match(t))).collect();
+        return if set.contains(&true) { Ok(set) } else { Err(SelectError::NoMatch(name.to_owned())) };
     }
-    let set: Vec<bool> = hosts
-        .iter()
-        .map(|h| h.alias == name || h.tags.iter().any(|t| t == name))
-        .collect();
-    if set.contains(&true) {
-        Ok(set)
-    } else {
-        Err(SelectError::Unknown(name.to_owned()))
-    }
+    let set: Vec<bool> = hosts.iter().map(|h| h.alias == name || h.tags.iter().any(|t| t == name)).collect();
+    if set.contains(&true) { Ok(set) } else { Err(SelectError::Unknown(name.to_owned())) }
 }
 
 #[cfg(test)]
@@ -138,17 +116,8 @@ mod tests {
             host("db1", &["db", "prod"]),
             host("a.b-c", &[]),
         ];
-        let got = select(&hosts, pattern).map(|v| {
-            v.iter()
-                .map(|h| h.alias.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
-        });
-        assert_eq!(
-            got.as_deref().map_err(Clone::clone),
-            expect,
-            "pattern {pattern:?}"
-        );
+        let got = select(&hosts, pattern).map(|v| v.iter().map(|h| h.alias.as_str()).collect::<Vec<_>>().join(" "));
+        assert_eq!(got.as_deref().map_err(Clone::clone), expect, "pattern {pattern:?}");
     }
 
     #[test]

@@ -16,8 +16,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
-    NumberOrString, ProgressNotificationParam, ProgressToken, RequestMetaObject,
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, NumberOrString,
+    ProgressNotificationParam, ProgressToken, RequestMetaObject,
 };
 use rmcp::service::NotificationContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -79,14 +79,10 @@ async fn shutdown_signal() {
 
 fn read_token(token_file: Option<&PathBuf>) -> Result<Secret, String> {
     if let Some(p) = token_file {
-        let t = std::fs::read_to_string(p)
-            .map_err(|e| format!("cannot read token file {}: {e}", p.display()))?;
+        let t = std::fs::read_to_string(p).map_err(|e| format!("cannot read token file {}: {e}", p.display()))?;
         let t = t.trim().to_owned();
         if t.len() < 16 {
-            return Err(format!(
-                "token in {} is shorter than 16 characters",
-                p.display()
-            ));
+            return Err(format!("token in {} is shorter than 16 characters", p.display()));
         }
         return Ok(Secret::new(t));
     }
@@ -139,31 +135,17 @@ async fn serve_stdio(svc: Arc<Service>) -> u8 {
 }
 
 fn is_loopback_origin(origin: &str) -> bool {
-    let rest = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .unwrap_or("");
+    let rest = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")).unwrap_or("");
     let host = if rest.starts_with('[') {
-        rest.split(']')
-            .next()
-            .map(|h| format!("{h}]"))
-            .unwrap_or_default()
+        rest.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
     } else {
         rest.split(':').next().unwrap_or("").to_owned()
     };
-    host == "localhost"
-        || host == "[::1]"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    host == "localhost" || host == "[::1]" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn serve_http(svc: Arc<Service>, addr: SocketAddr, token: Secret) -> u8 {
-    let mut hosts = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ];
+    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     hosts.push(addr.ip().to_string());
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
@@ -177,14 +159,12 @@ async fn serve_http(svc: Arc<Service>, addr: SocketAddr, token: Secret) -> u8 {
     );
     let token = Arc::new(token);
     let audit_svc = svc.clone();
-    let app = axum::Router::new()
-        .nest_service("/mcp", service)
-        .layer(axum::middleware::from_fn(
-            move |req: Request, next: Next| {
-                let (token, svc) = (token.clone(), audit_svc.clone());
-                async move { authorize(req, next, &token, &svc).await }
-            },
-        ));
+    let app = axum::Router::new().nest_service("/mcp", service).layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| {
+            let (token, svc) = (token.clone(), audit_svc.clone());
+            async move { authorize(req, next, &token, &svc).await }
+        },
+    ));
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -196,10 +176,7 @@ async fn serve_http(svc: Arc<Service>, addr: SocketAddr, token: Secret) -> u8 {
         tracing::warn!(%addr, "listening on a non-loopback address; every request still needs the bearer token");
     }
     tracing::info!(%addr, "serving MCP over streamable HTTP at /mcp");
-    match axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-    {
+    match axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await {
         Ok(()) => EXIT_OK,
         Err(e) => {
             eprintln!("error: HTTP server failed: {e}");
@@ -213,12 +190,8 @@ async fn authorize(req: Request, next: Next, token: &Secret, svc: &Service) -> R
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
         && !is_loopback_origin(origin)
     {
-        let _ = svc.audit(
-            None,
-            "http_auth_failure",
-            json!({ "reason": "origin not allowed", "origin": origin }),
-            false,
-        );
+        let _ =
+            svc.audit(None, "http_auth_failure", json!({ "reason": "origin not allowed", "origin": origin }), false);
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     let offered = headers
@@ -228,23 +201,9 @@ async fn authorize(req: Request, next: Next, token: &Secret, svc: &Service) -> R
         .unwrap_or("");
     let ok: bool = offered.as_bytes().ct_eq(token.expose().as_bytes()).into();
     if !ok {
-        let reason = if offered.is_empty() {
-            "missing bearer token"
-        } else {
-            "wrong bearer token"
-        };
-        let _ = svc.audit(
-            None,
-            "http_auth_failure",
-            json!({ "reason": reason }),
-            false,
-        );
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "unauthorized",
-        )
-            .into_response();
+        let reason = if offered.is_empty() { "missing bearer token" } else { "wrong bearer token" };
+        let _ = svc.audit(None, "http_auth_failure", json!({ "reason": reason }), false);
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "unauthorized").into_response();
     }
     next.run(req).await
 }
@@ -262,10 +221,7 @@ impl ClientHandler for CallClient {
     }
 
     async fn on_progress(&self, p: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
-        eprintln!(
-            "progress: {}",
-            p.message.unwrap_or_else(|| p.progress.to_string())
-        );
+        eprintln!("progress: {}", p.message.unwrap_or_else(|| p.progress.to_string()));
     }
 }
 
@@ -285,9 +241,7 @@ fn parse_args(
     };
     let props = schema.get("properties").and_then(Value::as_object);
     for pair in kv {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("argument {pair:?} is not key=value"))?;
+        let (k, v) = pair.split_once('=').ok_or_else(|| format!("argument {pair:?} is not key=value"))?;
         let prop = props.and_then(|p| p.get(k)).ok_or_else(|| {
             let known: Vec<&String> = props.map(|p| p.keys().collect()).unwrap_or_default();
             format!("unknown parameter {k:?}; this tool takes: {known:?}")
@@ -301,9 +255,7 @@ fn parse_args(
                 .or_else(|_| v.parse::<f64>().map(Value::from))
                 .map_err(|_| format!("{k} must be a number, got {v:?}"))?
         } else if types.contains("\"boolean\"") {
-            v.parse::<bool>()
-                .map(Value::Bool)
-                .map_err(|_| format!("{k} must be true or false"))?
+            v.parse::<bool>().map(Value::Bool).map_err(|_| format!("{k} must be true or false"))?
         } else {
             serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()))
         };
@@ -322,12 +274,11 @@ fn exit_code_of(r: &CallToolResult) -> u8 {
             EXIT_FAILED
         };
     }
-    let failed_run = s.get("status").and_then(Value::as_str).is_some_and(|st| {
-        st != "completed" && st != "queued" && st != "connecting" && st != "running"
-    }) || s
-        .get("exit_code")
-        .and_then(Value::as_u64)
-        .is_some_and(|c| c != 0);
+    let failed_run = s
+        .get("status")
+        .and_then(Value::as_str)
+        .is_some_and(|st| st != "completed" && st != "queued" && st != "connecting" && st != "running")
+        || s.get("exit_code").and_then(Value::as_u64).is_some_and(|c| c != 0);
     let summary = &s["summary"];
     if summary["denied"].as_u64().is_some_and(|n| n > 0) && summary["ok"].as_u64() == Some(0) {
         return EXIT_DENIED;
@@ -350,11 +301,7 @@ pub async fn call(
     tool: &str,
     kv: &[String],
 ) -> u8 {
-    let request = CallRequest {
-        tool: tool.to_owned(),
-        json_arg,
-        kv: kv.to_vec(),
-    };
+    let request = CallRequest { tool: tool.to_owned(), json_arg, kv: kv.to_vec() };
     let result = match url {
         Some(url) => {
             let token = match read_token(token_file.as_ref()) {
@@ -364,13 +311,10 @@ pub async fn call(
                     return EXIT_ERROR;
                 }
             };
-            let cfg = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url).auth_header(token.expose().to_owned());
+            let cfg = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url)
+                .auth_header(token.expose().to_owned());
             let transport = rmcp::transport::StreamableHttpClientTransport::from_config(cfg);
-            run_call(
-                CallClient.serve(transport).await.map_err(|e| e.to_string()),
-                request,
-            )
-            .await
+            run_call(CallClient.serve(transport).await.map_err(|e| e.to_string()), request).await
         }
         None => {
             let Some(svc) = start_service(args) else {
@@ -383,27 +327,16 @@ pub async fn call(
                     let _ = running.waiting().await;
                 }
             });
-            let r = run_call(
-                CallClient.serve(client_io).await.map_err(|e| e.to_string()),
-                request,
-            )
-            .await;
+            let r = run_call(CallClient.serve(client_io).await.map_err(|e| e.to_string()), request).await;
             svc.shutdown(SHUTDOWN_GRACE).await;
             r
         }
     };
     match result {
         Ok(r) => {
-            let body = r
-                .structured_content
-                .clone()
-                .unwrap_or_else(|| json!({ "content": r.content }));
+            let body = r.structured_content.clone().unwrap_or_else(|| json!({ "content": r.content }));
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&body).unwrap_or_default()
-            );
+            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&body).unwrap_or_default());
             exit_code_of(&r)
         }
         Err(e) => {
@@ -430,17 +363,11 @@ where
     let tools = client.list_all_tools().await.map_err(|e| e.to_string())?;
     let Some(tool) = tools.iter().find(|t| t.name == req.tool) else {
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-        return Err(format!(
-            "unknown tool {:?}; tools: {}",
-            req.tool,
-            names.join(", ")
-        ));
+        return Err(format!("unknown tool {:?}; tools: {}", req.tool, names.join(", ")));
     };
     let arguments = parse_args(req.json_arg, &req.kv, &tool.input_schema)?;
     let mut params = CallToolRequestParams::new(req.tool.clone()).with_arguments(arguments);
-    params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
-        NumberOrString::String("call".into()),
-    )));
+    params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(NumberOrString::String("call".into()))));
     let r = client.call_tool(params).await.map_err(|e| e.to_string());
     let _ = client.cancel().await;
     r

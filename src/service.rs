@@ -15,9 +15,7 @@ use crate::config::{self, Config, ConfigError, Credential, Dirs, Host, Limits, O
 use crate::net::{self, PrecheckError, Resolve, Target};
 use crate::policy::{self, Decision};
 use crate::ssh::{ExecOutcome, Pool, PoolSettings};
-use crate::tasks::{
-    self, CancelledBy, ManagerLimits, Task, TaskError, TaskManager, TaskSpec, WorkOutcome,
-};
+use crate::tasks::{self, CancelledBy, ManagerLimits, Task, TaskError, TaskManager, TaskSpec, WorkOutcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -81,8 +79,8 @@ impl Service {
     pub fn start(dirs: Dirs, resolver: Arc<dyn Resolve>) -> Result<Arc<Self>, ServiceError> {
         let cfg = config::load(&dirs).map_err(ServiceError::Config)?;
         let lost = Audit::unfinished_tasks(&cfg.policy.audit.path);
-        let audit = Audit::open(&cfg.policy.audit.path, cfg.policy.audit.redact_commands)
-            .map_err(ServiceError::Audit)?;
+        let audit =
+            Audit::open(&cfg.policy.audit.path, cfg.policy.audit.redact_commands).map_err(ServiceError::Audit)?;
         let e = &cfg.policy.execution;
         let tasks = TaskManager::new(ManagerLimits {
             max_running: e.max_running_tasks,
@@ -111,10 +109,7 @@ impl Service {
     }
 
     pub fn config(&self) -> Arc<Config> {
-        self.config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn uptime(&self) -> Duration {
@@ -130,13 +125,7 @@ impl Service {
         &self.lost
     }
 
-    pub fn audit(
-        &self,
-        client: Option<&str>,
-        event: &str,
-        fields: Value,
-        durable: bool,
-    ) -> Result<(), AuditError> {
+    pub fn audit(&self, client: Option<&str>, event: &str, fields: Value, durable: bool) -> Result<(), AuditError> {
         let mut map = match fields {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -150,16 +139,9 @@ impl Service {
     /// Validates the new files fully and swaps them in, or keeps the old config.
     pub fn reload(&self, client: Option<&str>) -> Result<(Arc<Config>, Arc<Config>), ServiceError> {
         let new = Arc::new(config::load(&self.dirs).map_err(ServiceError::Config)?);
-        let old = std::mem::replace(
-            &mut *self.config.write().unwrap_or_else(|p| p.into_inner()),
-            new.clone(),
-        );
-        let _ = self.audit(
-            client,
-            "config_reloaded",
-            json!({ "config_hash": new.hash, "previous_hash": old.hash }),
-            false,
-        );
+        let old = std::mem::replace(&mut *self.config.write().unwrap_or_else(|p| p.into_inner()), new.clone());
+        let _ =
+            self.audit(client, "config_reloaded", json!({ "config_hash": new.hash, "previous_hash": old.hash }), false);
         Ok((old, new))
     }
 
@@ -173,10 +155,7 @@ impl Service {
     ) -> Result<Prepared, ServiceError> {
         check_command(command)?;
         let cfg = self.config();
-        let host = cfg
-            .host(alias)
-            .ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?
-            .clone();
+        let host = cfg.host(alias).ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?.clone();
         let limits = cfg.policy.limits_for(&host);
         let decision = policy::evaluate(&cfg.policy, &host, command);
         let sha = command_sha256(command);
@@ -184,26 +163,25 @@ impl Service {
         if !decision.allowed {
             return Err(ServiceError::Denied(decision));
         }
-        let credential = cfg
-            .credential_for(&host)
-            .cloned()
-            .ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?;
+        let credential =
+            cfg.credential_for(&host).cloned().ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?;
         let dns = Duration::from_millis(cfg.policy.execution.dns_timeout_ms);
-        let target = match net::precheck(&host, &cfg.policy.network, self.resolver.as_ref(), dns)
-            .await
-        {
+        let target = match net::precheck(&host, &cfg.policy.network, self.resolver.as_ref(), dns).await {
             Ok(t) => t,
             Err(e) => {
-                let _ = self.audit(client, "precheck", json!({ "alias": alias, "command_sha256": sha, "allowed": false, "reason": e.to_string() }), false);
+                let _ = self.audit(
+                    client,
+                    "precheck",
+                    json!({ "alias": alias, "command_sha256": sha, "allowed": false, "reason": e.to_string() }),
+                    false,
+                );
                 return Err(ServiceError::Network(e));
             }
         };
         let max = limits.max_seconds;
         let timeout = match timeout_seconds {
             Some(0) => {
-                return Err(ServiceError::InvalidInput(
-                    "timeout_seconds must be at least 1".into(),
-                ));
+                return Err(ServiceError::InvalidInput("timeout_seconds must be at least 1".into()));
             }
             Some(t) if t > max => {
                 return Err(ServiceError::InvalidInput(format!(
@@ -225,11 +203,7 @@ impl Service {
     }
 
     /// Writes the durable start record, then spawns the task. No record, no run.
-    pub fn launch(
-        self: &Arc<Self>,
-        p: Prepared,
-        client: Option<&str>,
-    ) -> Result<Arc<Task>, ServiceError> {
+    pub fn launch(self: &Arc<Self>, p: Prepared, client: Option<&str>) -> Result<Arc<Task>, ServiceError> {
         let cfg = self.config();
         let spec = TaskSpec {
             alias: p.host.alias.clone(),
@@ -244,25 +218,13 @@ impl Service {
         // The start record must precede the command; it is written before the task can
         // reach the host, under a gate the task waits on.
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        let (svc, gate2, known_hosts) = (
-            self.clone(),
-            gate.clone(),
-            cfg.policy.known_hosts_path.clone(),
-        );
-        let Prepared {
-            host,
-            credential,
-            target,
-            command,
-            ..
-        } = p;
+        let (svc, gate2, known_hosts) = (self.clone(), gate.clone(), cfg.policy.known_hosts_path.clone());
+        let Prepared { host, credential, target, command, .. } = p;
         let audited_command = command.clone();
         let work: tasks::Work = Box::new(move |ctx| {
             Box::pin(async move {
                 if gate2.acquire().await.is_err() {
-                    return WorkOutcome::Failed(
-                        "audit start record could not be written; nothing was run".into(),
-                    );
+                    return WorkOutcome::Failed("audit start record could not be written; nothing was run".into());
                 }
                 let started = || ctx.set_running();
                 let r = svc
@@ -280,23 +242,15 @@ impl Service {
                     .await;
                 match r {
                     Ok(ExecOutcome::NotStarted) => WorkOutcome::Stopped,
-                    Ok(ExecOutcome::Finished {
-                        exit_code,
-                        exit_signal,
-                        stopped,
-                        ..
-                    }) if stopped && exit_code.is_none() => {
+                    Ok(ExecOutcome::Finished { exit_code, exit_signal, stopped, .. })
+                        if stopped && exit_code.is_none() =>
+                    {
                         let _ = exit_signal;
                         WorkOutcome::Stopped
                     }
-                    Ok(ExecOutcome::Finished {
-                        exit_code,
-                        exit_signal,
-                        ..
-                    }) => WorkOutcome::Exited {
-                        exit_code,
-                        exit_signal,
-                    },
+                    Ok(ExecOutcome::Finished { exit_code, exit_signal, .. }) => {
+                        WorkOutcome::Exited { exit_code, exit_signal }
+                    }
                     Err(e) => WorkOutcome::Failed(e.to_string()),
                 }
             })
@@ -320,21 +274,9 @@ impl Service {
         Ok(task)
     }
 
-    pub fn cancel(
-        &self,
-        task_id: &str,
-        client: Option<&str>,
-    ) -> Result<tasks::TaskState, ServiceError> {
-        let before = self
-            .tasks
-            .cancel(task_id, CancelledBy::Client)
-            .map_err(ServiceError::Task)?;
-        let _ = self.audit(
-            client,
-            "cancel",
-            json!({ "task_id": task_id, "state_before": before.name() }),
-            false,
-        );
+    pub fn cancel(&self, task_id: &str, client: Option<&str>) -> Result<tasks::TaskState, ServiceError> {
+        let before = self.tasks.cancel(task_id, CancelledBy::Client).map_err(ServiceError::Task)?;
+        let _ = self.audit(client, "cancel", json!({ "task_id": task_id, "state_before": before.name() }), false);
         Ok(before)
     }
 

@@ -38,9 +38,7 @@ async fn start(
 }
 
 fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
 }
 
 fn rss_kib() -> u64 {
@@ -54,22 +52,13 @@ fn rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_workload_soak_leaks_nothing() {
-    let secs: u64 = std::env::var("SSHWARDEN_SOAK_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(90);
-    let fleet = Fleet::start(FleetOptions {
-        hosts: 3,
-        max_sessions: 10,
-    });
+    let secs: u64 = std::env::var("SSHWARDEN_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(90);
+    let fleet = Fleet::start(FleetOptions { hosts: 3, max_sessions: 10 });
     fleet.write_config("execution:\n  output_memory_budget_bytes: 8388608\n");
     let policy = std::fs::read_to_string(fleet.path("config/policy.yml")).unwrap();
     std::fs::write(
         fleet.path("config/policy.yml"),
-        policy.replace(
-            "  max_seconds: 30\n",
-            "  max_seconds: 30\n  task_result_ttl: 2\n  max_output_bytes: 262144\n",
-        ),
+        policy.replace("  max_seconds: 30\n", "  max_seconds: 30\n  task_result_ttl: 2\n  max_output_bytes: 262144\n"),
     )
     .unwrap();
     let svc = service(&fleet);
@@ -90,30 +79,14 @@ async fn mixed_workload_soak_leaks_nothing() {
                 let host = ["h1", "h2", "h3"][((w + i) % 3) as usize];
                 match (w + i) % 5 {
                     0 => {
-                        let t = start(&svc, host, &format!("echo sync-{w}-{i}"), None)
-                            .await
-                            .unwrap();
-                        assert_eq!(
-                            t.finished().await,
-                            TaskState::Completed {
-                                exit_code: Some(0),
-                                exit_signal: None
-                            }
-                        );
-                        assert_eq!(
-                            t.output().stdout.page(0, 100).data,
-                            format!("sync-{w}-{i}\n").into_bytes()
-                        );
+                        let t = start(&svc, host, &format!("echo sync-{w}-{i}"), None).await.unwrap();
+                        assert_eq!(t.finished().await, TaskState::Completed { exit_code: Some(0), exit_signal: None });
+                        assert_eq!(t.output().stdout.page(0, 100).data, format!("sync-{w}-{i}\n").into_bytes());
                     }
                     1 => {
-                        let t = start(
-                            &svc,
-                            host,
-                            "for i in 1 2 3 4 5; do echo line $i; sleep 0.05; done",
-                            None,
-                        )
-                        .await
-                        .unwrap();
+                        let t = start(&svc, host, "for i in 1 2 3 4 5; do echo line $i; sleep 0.05; done", None)
+                            .await
+                            .unwrap();
                         let mut offset = 0;
                         let mut got = Vec::new();
                         loop {
@@ -126,10 +99,7 @@ async fn mixed_workload_soak_leaks_nothing() {
                             }
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
-                        assert_eq!(
-                            String::from_utf8(got).unwrap(),
-                            "line 1\nline 2\nline 3\nline 4\nline 5\n"
-                        );
+                        assert_eq!(String::from_utf8(got).unwrap(), "line 1\nline 2\nline 3\nline 4\nline 5\n");
                     }
                     2 => {
                         let opts = FanoutOptions {
@@ -138,32 +108,21 @@ async fn mixed_workload_soak_leaks_nothing() {
                             max_fail_percentage: 100.0,
                             timeout_seconds: None,
                         };
-                        let r = fanout::run(
-                            &svc,
-                            "web",
-                            "hostname",
-                            &opts,
-                            None,
-                            &CancellationToken::new(),
-                            |_, _, _| {},
-                        )
-                        .await
-                        .unwrap();
+                        let r =
+                            fanout::run(&svc, "web", "hostname", &opts, None, &CancellationToken::new(), |_, _, _| {})
+                                .await
+                                .unwrap();
                         assert_eq!(r.iter().filter(|e| e.status == HostStatus::Ok).count(), 3);
                     }
                     3 => {
                         let t = start(&svc, host, "sleep 20", None).await.unwrap();
                         tokio::time::sleep(Duration::from_millis(150)).await;
                         svc.cancel(&t.id, None).unwrap();
-                        let s = tokio::time::timeout(Duration::from_secs(10), t.finished())
-                            .await
-                            .expect("cancel hung");
+                        let s = tokio::time::timeout(Duration::from_secs(10), t.finished()).await.expect("cancel hung");
                         assert!(matches!(s, TaskState::Cancelled { .. }), "{s:?}");
                     }
                     _ => {
-                        let t = start(&svc, host, "head -c 3000000 /dev/zero", None)
-                            .await
-                            .unwrap();
+                        let t = start(&svc, host, "head -c 3000000 /dev/zero", None).await.unwrap();
                         t.finished().await;
                         let snap = t.snapshot();
                         assert_eq!((snap.stdout_bytes, snap.truncated), (3_000_000, true));
@@ -176,31 +135,20 @@ async fn mixed_workload_soak_leaks_nothing() {
         }));
     }
     for w in workers {
-        w.await
-            .expect("a worker failed: a result was lost or wrong");
+        w.await.expect("a worker failed: a result was lost or wrong");
     }
     let ops = done.load(Ordering::Relaxed);
     assert!(ops > 20, "only {ops} operations in {secs} s");
     // Let TTLs (2 s) expire, then check that everything went back down.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let live: Vec<_> = svc.tasks.list();
-    assert!(
-        live.iter().all(|t| t.state.is_finished()),
-        "tasks still running after the load"
-    );
+    assert!(live.iter().all(|t| t.state.is_finished()), "tasks still running after the load");
     assert!(live.len() <= 6, "{} results not expired", live.len());
     assert!(svc.tasks.memory().0 <= 8 << 20);
-    assert!(
-        svc.pool().connection_count() <= 9,
-        "connections: {}",
-        svc.pool().connection_count()
-    );
+    assert!(svc.pool().connection_count() <= 9, "connections: {}", svc.pool().connection_count());
     let (fd1, rss1) = (fds(), rss_kib());
     assert!(fd1 <= fd0 + 12, "file descriptors grew {fd0} -> {fd1}");
-    assert!(
-        rss1 <= rss0 + 64 * 1024,
-        "RSS grew {rss0} KiB -> {rss1} KiB"
-    );
+    assert!(rss1 <= rss0 + 64 * 1024, "RSS grew {rss0} KiB -> {rss1} KiB");
     eprintln!(
         "soak: {ops} operations in {secs} s; fds {fd0}->{fd1}; RSS {rss0}->{rss1} KiB; connections {}",
         svc.pool().connection_count()

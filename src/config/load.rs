@@ -28,10 +28,7 @@ impl Dirs {
     /// `keys` and `secrets` default to `<config>/../keys` and `<config>/../secrets`, the
     /// layout of the anchor's `/app/{config,keys,secrets}`.
     pub fn new(config: PathBuf, keys: Option<PathBuf>, secrets: Option<PathBuf>) -> Self {
-        let parent = config
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let parent = config.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         Self {
             keys: keys.unwrap_or_else(|| parent.join("keys")),
             secrets: secrets.unwrap_or_else(|| parent.join("secrets")),
@@ -46,10 +43,7 @@ struct FsEnvironment<'a> {
 
 impl Environment for FsEnvironment<'_> {
     fn secret(&self, name: &str) -> Result<Secret, String> {
-        let var = format!(
-            "MCP_SSH_SECRET_{}",
-            name.to_ascii_uppercase().replace('-', "_")
-        );
+        let var = format!("MCP_SSH_SECRET_{}", name.to_ascii_uppercase().replace('-', "_"));
         if let Ok(v) = std::env::var(&var) {
             return Ok(Secret::new(v));
         }
@@ -72,62 +66,35 @@ impl Environment for FsEnvironment<'_> {
         if p.components().any(|c| c == Component::ParentDir) {
             return Err(format!("key_path {raw:?} contains `..`"));
         }
-        let joined = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.dirs.keys.join(p)
-        };
+        let joined = if p.is_absolute() { p.to_path_buf() } else { self.dirs.keys.join(p) };
         if !joined.starts_with(&self.dirs.keys) {
-            return Err(format!(
-                "key_path {raw:?} is outside the keys dir {}",
-                self.dirs.keys.display()
-            ));
+            return Err(format!("key_path {raw:?} is outside the keys dir {}", self.dirs.keys.display()));
         }
         if !joined.exists() {
-            let warning = format!(
-                "key file {} does not exist; connections with it will fail",
-                joined.display()
-            );
+            let warning = format!("key file {} does not exist; connections with it will fail", joined.display());
             return Ok((joined, Some(warning)));
         }
         // Symlinks are fine (Kubernetes secret mounts are symlinks) as long as the target
         // stays inside the keys dir.
-        contained(&self.dirs.keys, &joined)
-            .map(|p| (p, None))
-            .map_err(|why| format!("key_path {raw:?}: {why}"))
+        contained(&self.dirs.keys, &joined).map(|p| (p, None)).map_err(|why| format!("key_path {raw:?}: {why}"))
     }
 
     fn config_relative(&self, path: &str) -> PathBuf {
         let p = Path::new(path);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.dirs.config.join(p)
-        }
+        if p.is_absolute() { p.to_path_buf() } else { self.dirs.config.join(p) }
     }
 
     fn default_known_hosts(&self) -> PathBuf {
-        std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/root"))
-            .join(".ssh/known_hosts")
+        std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root")).join(".ssh/known_hosts")
     }
 }
 
 /// The canonical form of `path`, which must be a regular file inside `dir`.
 fn contained(dir: &Path, path: &Path) -> Result<PathBuf, String> {
-    let real = path
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let real_dir = dir
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let real = path.canonicalize().map_err(|e| format!("{}: {e}", path.display()))?;
+    let real_dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
     if !real.starts_with(&real_dir) {
-        return Err(format!(
-            "{} resolves outside {}",
-            path.display(),
-            dir.display()
-        ));
+        return Err(format!("{} resolves outside {}", path.display(), dir.display()));
     }
     if !real.is_file() {
         return Err(format!("{} is not a regular file", path.display()));
@@ -149,10 +116,9 @@ pub fn load(dirs: &Dirs) -> Result<Config, ConfigError> {
             message,
         };
         match std::fs::metadata(&path) {
-            Ok(m) if m.len() > MAX_FILE_BYTES => diags.push(fail(format!(
-                "file is {} bytes, more than the 10 MiB limit",
-                m.len()
-            ))),
+            Ok(m) if m.len() > MAX_FILE_BYTES => {
+                diags.push(fail(format!("file is {} bytes, more than the 10 MiB limit", m.len())))
+            }
             Ok(_) => match std::fs::read_to_string(&path) {
                 Ok(text) => return text,
                 Err(e) => diags.push(fail(format!("cannot read: {e}"))),
@@ -172,29 +138,17 @@ pub fn load(dirs: &Dirs) -> Result<Config, ConfigError> {
         dirs.config.join("credentials.yml").display().to_string(),
         dirs.config.join("policy.yml").display().to_string(),
     ];
-    load_from_sources(
-        &FsEnvironment { dirs },
-        [
-            (&names[0], &servers),
-            (&names[1], &credentials),
-            (&names[2], &policy),
-        ],
-    )
+    load_from_sources(&FsEnvironment { dirs }, [(&names[0], &servers), (&names[1], &credentials), (&names[2], &policy)])
 }
 
 /// Validates the three sources (servers, credentials, policy) as `(file name, text)`.
-pub fn load_from_sources(
-    env: &dyn Environment,
-    files: [(&str, &str); 3],
-) -> Result<Config, ConfigError> {
+pub fn load_from_sources(env: &dyn Environment, files: [(&str, &str); 3]) -> Result<Config, ConfigError> {
     let [servers, creds, policy] = files.map(|(name, text)| Source { name, text });
     let mut diags = Vec::new();
     let raw_servers: Option<ServersFile> = parse(&servers, &mut diags);
     let raw_creds: Option<CredentialsFile> = parse(&creds, &mut diags);
     let raw_policy: Option<PolicyFile> = parse(&policy, &mut diags);
-    let (Some(raw_servers), Some(raw_creds), Some(raw_policy)) =
-        (raw_servers, raw_creds, raw_policy)
-    else {
+    let (Some(raw_servers), Some(raw_creds), Some(raw_policy)) = (raw_servers, raw_creds, raw_policy) else {
         return Err(ConfigError { diagnostics: diags });
     };
     let mut v = Validator::new(env);
@@ -210,34 +164,19 @@ pub fn load_from_sources(
         hasher.update(s.text.len().to_le_bytes());
         hasher.update(s.text.as_bytes());
     }
-    Ok(Config {
-        hosts,
-        credentials,
-        policy: policy_checked,
-        warnings: diags,
-        hash: hex::encode(hasher.finalize()),
-    })
+    Ok(Config { hosts, credentials, policy: policy_checked, warnings: diags, hash: hex::encode(hasher.finalize()) })
 }
 
 /// Parses one file; an empty file is the empty document, as in the anchor.
 fn parse<T: DeserializeOwned + Default>(src: &Source, diags: &mut Vec<Diagnostic>) -> Option<T> {
-    if src.text.trim().is_empty()
-        || src
-            .text
-            .lines()
-            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-    {
+    if src.text.trim().is_empty() || src.text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Some(T::default());
     }
     match serde_norway::from_str::<T>(src.text) {
         Ok(v) => Some(v),
         Err(e) => {
-            let duplicate = e
-                .to_string()
-                .split("duplicate field `")
-                .nth(1)
-                .and_then(|r| r.split('`').next())
-                .map(str::to_owned);
+            let duplicate =
+                e.to_string().split("duplicate field `").nth(1).and_then(|r| r.split('`').next()).map(str::to_owned);
             let (line, col) = match (e.location(), duplicate) {
                 (Some(l), _) => (l.line(), l.column()),
                 // serde_norway gives no position for duplicate keys: point at the second one.
@@ -248,28 +187,14 @@ fn parse<T: DeserializeOwned + Default>(src: &Source, diags: &mut Vec<Diagnostic
                 (None, None) => (0, 0),
             };
             let message = e.to_string();
-            let path = message
-                .split(':')
-                .next()
-                .filter(|k| !k.contains(' '))
-                .unwrap_or("(document)");
-            let unknown = message
-                .split("unknown field `")
-                .nth(1)
-                .and_then(|r| r.split('`').next());
+            let path = message.split(':').next().filter(|k| !k.contains(' ')).unwrap_or("(document)");
+            let unknown = message.split("unknown field `").nth(1).and_then(|r| r.split('`').next());
             let key = match unknown {
                 Some(field) if path == "(document)" => field.to_owned(),
                 Some(field) => format!("{path}.{field}"),
                 None => path.to_owned(),
             };
-            diags.push(Diagnostic {
-                severity: Severity::Error,
-                file: src.name.to_owned(),
-                line,
-                col,
-                key,
-                message,
-            });
+            diags.push(Diagnostic { severity: Severity::Error, file: src.name.to_owned(), line, col, key, message });
             None
         }
     }

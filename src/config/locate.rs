@@ -17,16 +17,12 @@ pub struct Locator<'a> {
 
 impl<'a> Locator<'a> {
     pub fn new(src: &'a str) -> Self {
-        Self {
-            lines: src.lines().collect(),
-        }
+        Self { lines: src.lines().collect() }
     }
 
     /// Position of the `nth` (0-based) line declaring `key:`, optionally with `value`.
     pub fn key(&self, key: &str, value: Option<&str>, nth: usize) -> Pos {
-        self.find(key, value, nth)
-            .or_else(|| self.find(key, None, 0))
-            .unwrap_or(Pos { line: 1, col: 1 })
+        self.find(key, value, nth).or_else(|| self.find(key, None, 0)).unwrap_or(Pos { line: 1, col: 1 })
     }
 
     /// Position of the line declaring `key:` that follows the `nth` declaration of `anchor_key`
@@ -35,9 +31,7 @@ impl<'a> Locator<'a> {
         let Some(start) = self.find(anchor_key, None, nth) else {
             return self.key(key, None, 0);
         };
-        let next = self
-            .find(anchor_key, None, nth + 1)
-            .map_or(usize::MAX, |p| p.line);
+        let next = self.find(anchor_key, None, nth + 1).map_or(usize::MAX, |p| p.line);
         let item_start = self.item_start(start.line);
         for (idx, line) in self.lines.iter().enumerate().skip(item_start - 1) {
             let line_no = idx + 1;
@@ -102,8 +96,7 @@ fn key_column(line: &str, key: &str) -> Option<usize> {
 mod tests {
     use super::*;
 
-    const SRC: &str =
-        "hosts:\n  - alias: a\n    port: 22\n  - alias: b\n    host: x\n    port: 99999\n";
+    const SRC: &str = "hosts:\n  - alias: a\n    port: 22\n  - alias: b\n    host: x\n    port: 99999\n";
 
     #[test]
     fn finds_nth_key_and_value() {

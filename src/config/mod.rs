@@ -11,6 +11,7 @@ pub mod raw;
 mod secret;
 mod types;
 mod validate;
+mod validate_policy;
 
 pub use load::{Dirs, load, load_from_sources};
 pub use locate::Pos;
@@ -45,11 +46,7 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(
-            f,
-            "{sev}: {}:{}:{}: {}: {}",
-            self.file, self.line, self.col, self.key, self.message
-        )
+        write!(f, "{sev}: {}:{}:{}: {}: {}", self.file, self.line, self.col, self.key, self.message)
     }
 }
 
@@ -61,11 +58,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let errors: Vec<_> = self
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .collect();
+        let errors: Vec<_> = self.diagnostics.iter().filter(|d| d.severity == Severity::Error).collect();
         write!(f, "configuration has {} error(s)", errors.len())?;
         for d in errors {
             write!(f, "\n  {d}")?;

@@ -125,14 +125,9 @@ impl LimitsLayer {
             max_output_bytes: self.max_output_bytes.or(lower.max_output_bytes),
             task_result_ttl: self.task_result_ttl.or(lower.task_result_ttl),
             task_progress_interval: self.task_progress_interval.or(lower.task_progress_interval),
-            deny_substrings: self
-                .deny_substrings
-                .clone()
-                .or_else(|| lower.deny_substrings.clone()),
+            deny_substrings: self.deny_substrings.clone().or_else(|| lower.deny_substrings.clone()),
             on_output_limit: self.on_output_limit.or(lower.on_output_limit),
-            max_inline_output_bytes: self
-                .max_inline_output_bytes
-                .or(lower.max_inline_output_bytes),
+            max_inline_output_bytes: self.max_inline_output_bytes.or(lower.max_inline_output_bytes),
         }
     }
 
@@ -142,12 +137,9 @@ impl LimitsLayer {
             max_output_bytes: self.max_output_bytes.unwrap_or(1_048_576),
             task_result_ttl: self.task_result_ttl.unwrap_or(300),
             task_progress_interval: self.task_progress_interval.unwrap_or(5),
-            deny_substrings: self.deny_substrings.unwrap_or_else(|| {
-                DEFAULT_DENY_SUBSTRINGS
-                    .iter()
-                    .map(|s| (*s).to_owned())
-                    .collect()
-            }),
+            deny_substrings: self
+                .deny_substrings
+                .unwrap_or_else(|| DEFAULT_DENY_SUBSTRINGS.iter().map(|s| (*s).to_owned()).collect()),
             on_output_limit: self.on_output_limit.unwrap_or(OnOutputLimit::Truncate),
             max_inline_output_bytes: self.max_inline_output_bytes.unwrap_or(16 * 1024),
         }
@@ -220,11 +212,7 @@ impl Policy {
                 tags = layer.over(&tags);
             }
         }
-        let alias = self
-            .alias_overrides
-            .get(&host.alias)
-            .cloned()
-            .unwrap_or_default();
+        let alias = self.alias_overrides.get(&host.alias).cloned().unwrap_or_default();
         alias.over(&tags).over(&self.limits).resolve()
     }
 }

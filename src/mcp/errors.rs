@@ -17,9 +17,7 @@ pub fn tool_error(kind: &str, message: &str, hint: &str, extra: Value) -> CallTo
         b.extend(e);
     }
     let mut r = CallToolResult::structured_error(body);
-    r.content = vec![ContentBlock::text(format!(
-        "{kind}: {message}\nhint: {hint}"
-    ))];
+    r.content = vec![ContentBlock::text(format!("{kind}: {message}\nhint: {hint}"))];
     r
 }
 
@@ -38,12 +36,9 @@ pub fn task_error(e: &TaskError) -> CallToolResult {
             "Too many tasks are queued; wait for some to finish (ssh_list_tasks) and retry.",
             json!({}),
         ),
-        TaskError::ShuttingDown => tool_error(
-            "shutting_down",
-            &e.to_string(),
-            "The server is stopping; retry after it restarts.",
-            json!({}),
-        ),
+        TaskError::ShuttingDown => {
+            tool_error("shutting_down", &e.to_string(), "The server is stopping; retry after it restarts.", json!({}))
+        }
         TaskError::Expired(_) => tool_error(
             "expired",
             &e.to_string(),
@@ -68,12 +63,9 @@ pub fn task_error(e: &TaskError) -> CallToolResult {
 pub fn service_error(e: &ServiceError) -> CallToolResult {
     let msg = e.to_string();
     match e {
-        ServiceError::InvalidInput(_) => tool_error(
-            "invalid_input",
-            &msg,
-            "Fix the parameter named in the message and retry.",
-            json!({}),
-        ),
+        ServiceError::InvalidInput(_) => {
+            tool_error("invalid_input", &msg, "Fix the parameter named in the message and retry.", json!({}))
+        }
         ServiceError::UnknownHost(_) => tool_error(
             "unknown_host",
             &msg,

@@ -33,8 +33,7 @@ pub fn sanitized(h: &Host) -> Value {
 }
 
 fn host_key_known(cfg: &Config, h: &Host) -> bool {
-    std::fs::read_to_string(&cfg.policy.known_hosts_path)
-        .is_ok_and(|t| known_hosts::has_entry(&t, &h.host, h.port))
+    std::fs::read_to_string(&cfg.policy.known_hosts_path).is_ok_and(|t| known_hosts::has_entry(&t, &h.host, h.port))
 }
 
 pub fn capabilities(cfg: &Config, h: &Host) -> Value {
@@ -57,12 +56,7 @@ pub fn ping(svc: &Service) -> CallToolResult {
     let v = json!({ "status": "pong", "server": "sshwarden", "version": env!("CARGO_PKG_VERSION"), "config_hash": cfg.hash, "uptime_seconds": svc.uptime().as_secs(), "hosts": cfg.hosts.len() });
     ok(
         v,
-        format!(
-            "pong: sshwarden {}, {} hosts, config {}",
-            env!("CARGO_PKG_VERSION"),
-            cfg.hosts.len(),
-            &cfg.hash[..12]
-        ),
+        format!("pong: sshwarden {}, {} hosts, config {}", env!("CARGO_PKG_VERSION"), cfg.hosts.len(), &cfg.hash[..12]),
     )
 }
 
@@ -75,10 +69,8 @@ pub fn list_hosts(svc: &Service, pattern: Option<&str>) -> CallToolResult {
         },
         None => cfg.hosts.iter().collect(),
     };
-    let list: Vec<Value> = hosts
-        .iter()
-        .map(|h| json!({ "alias": h.alias, "tags": h.tags, "description": h.description }))
-        .collect();
+    let list: Vec<Value> =
+        hosts.iter().map(|h| json!({ "alias": h.alias, "tags": h.tags, "description": h.description })).collect();
     let text = hosts
         .iter()
         .map(|h| format!("{} [{}] {}", h.alias, h.tags.join(","), h.description))
@@ -116,12 +108,7 @@ pub async fn plan(svc: &Arc<Service>, target: &str, command: &str) -> CallToolRe
     let resolver = match net::HickoryResolver::from_system(timeout) {
         Ok(r) => r,
         Err(e) => {
-            return tool_error(
-                "internal",
-                &e,
-                "The system resolver configuration could not be read.",
-                json!({}),
-            );
+            return tool_error("internal", &e, "The system resolver configuration could not be read.", json!({}));
         }
     };
     let mut rows = Vec::new();
@@ -132,19 +119,14 @@ pub async fn plan(svc: &Arc<Service>, target: &str, command: &str) -> CallToolRe
         rows.push(json!({ "alias": h.alias, "allowed": d.allowed && pre.is_ok(), "policy_allowed": d.allowed, "rule": rule, "reason": d.reason, "denied_command": d.denied_command,
             "target_ip": pre.as_ref().ok().map(|t| t.addr.ip().to_string()), "network": pre.as_ref().err().map(ToString::to_string), "limits": cfg.policy.limits_for(h) }));
     }
-    let hash = hex::encode(Sha256::digest(
-        format!("{}\n{command}\n{}", cfg.hash, Value::Array(rows.clone())).as_bytes(),
-    ));
+    let hash =
+        hex::encode(Sha256::digest(format!("{}\n{command}\n{}", cfg.hash, Value::Array(rows.clone())).as_bytes()));
     let text = rows
         .iter()
         .map(|r| {
             format!(
                 "{} {}: {}",
-                if r["allowed"] == true {
-                    "ALLOW"
-                } else {
-                    "DENY"
-                },
+                if r["allowed"] == true { "ALLOW" } else { "DENY" },
                 r["alias"].as_str().unwrap_or(""),
                 r["reason"].as_str().unwrap_or("")
             )
@@ -167,12 +149,7 @@ pub async fn preflight(svc: &Arc<Service>, target: &str) -> CallToolResult {
     let resolver = match net::HickoryResolver::from_system(timeout) {
         Ok(r) => r,
         Err(e) => {
-            return tool_error(
-                "internal",
-                &e,
-                "The system resolver configuration could not be read.",
-                json!({}),
-            );
+            return tool_error("internal", &e, "The system resolver configuration could not be read.", json!({}));
         }
     };
     let mut rows = Vec::new();
@@ -185,11 +162,7 @@ pub async fn preflight(svc: &Arc<Service>, target: &str) -> CallToolResult {
                 None => {
                     json!({ "alias": h.alias, "ok": false, "stage": "credentials", "error": "no credentials" })
                 }
-                Some(c) => match svc
-                    .pool()
-                    .probe(&t, c, &cfg.policy.known_hosts_path, h.connect_timeout)
-                    .await
-                {
+                Some(c) => match svc.pool().probe(&t, c, &cfg.policy.known_hosts_path, h.connect_timeout).await {
                     Ok(()) => {
                         json!({ "alias": h.alias, "ok": true, "target_ip": t.addr.ip().to_string() })
                     }
@@ -220,12 +193,8 @@ fn stage(e: &SshError) -> &'static str {
 pub fn reload(svc: &Service, ctx: &RequestContext<RoleServer>) -> CallToolResult {
     match svc.reload(Some(&client_of(ctx))) {
         Ok((old, new)) => {
-            let aliases = |c: &Config| {
-                c.hosts
-                    .iter()
-                    .map(|h| h.alias.clone())
-                    .collect::<std::collections::BTreeSet<_>>()
-            };
+            let aliases =
+                |c: &Config| c.hosts.iter().map(|h| h.alias.clone()).collect::<std::collections::BTreeSet<_>>();
             let (a, b) = (aliases(&old), aliases(&new));
             let v = json!({ "status": "reloaded", "config_hash": new.hash, "previous_hash": old.hash, "changed": old.hash != new.hash,
                 "hosts_added": b.difference(&a).collect::<Vec<_>>(), "hosts_removed": a.difference(&b).collect::<Vec<_>>(),
@@ -241,12 +210,8 @@ pub fn reload(svc: &Service, ctx: &RequestContext<RoleServer>) -> CallToolResult
             )
         }
         Err(ServiceError::Config(e)) => {
-            let errors: Vec<String> = e
-                .diagnostics
-                .iter()
-                .filter(|d| d.severity == Severity::Error)
-                .map(ToString::to_string)
-                .collect();
+            let errors: Vec<String> =
+                e.diagnostics.iter().filter(|d| d.severity == Severity::Error).map(ToString::to_string).collect();
             tool_error(
                 "config_error",
                 &format!(

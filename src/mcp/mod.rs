@@ -34,20 +34,12 @@ pub struct SshWarden {
 
 impl SshWarden {
     pub fn new(svc: Arc<Service>) -> Self {
-        Self {
-            svc,
-            tool_router: Self::tool_router(),
-            mcp_tasks: tasks_ext::McpTasks::default(),
-        }
+        Self { svc, tool_router: Self::tool_router(), mcp_tasks: tasks_ext::McpTasks::default() }
     }
 
     /// Names of all tools, for `--help` texts and tests.
     pub fn tool_names(&self) -> Vec<String> {
-        self.tool_router
-            .list_all()
-            .into_iter()
-            .map(|t| t.name.to_string())
-            .collect()
+        self.tool_router.list_all().into_iter().map(|t| t.name.to_string()).collect()
     }
 }
 

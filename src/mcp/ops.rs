@@ -13,9 +13,7 @@ use serde_json::json;
 
 use super::errors::{ok, service_error, task_error, tool_error};
 pub use super::inspect::*;
-use super::params::{
-    AsyncStarted, FanoutParams, ListTasksParams, OutputParams, RunAsyncParams, RunParams,
-};
+use super::params::{AsyncStarted, FanoutParams, ListTasksParams, OutputParams, RunAsyncParams, RunParams};
 use super::progress::{self, Reporter};
 use super::render;
 use crate::fanout::{self, FanoutOptions, HostStatus};
@@ -25,30 +23,19 @@ use crate::tasks::{Task, TaskError};
 
 /// Who asked, as far as the transport tells: client name and request id.
 pub fn client_of(ctx: &RequestContext<RoleServer>) -> String {
-    let name = ctx
-        .peer
-        .peer_info()
-        .map(|i| format!("{}/{}", i.client_info.name, i.client_info.version));
-    format!(
-        "{} req={}",
-        name.unwrap_or_else(|| "mcp-client".into()),
-        ctx.id
-    )
+    let name = ctx.peer.peer_info().map(|i| format!("{}/{}", i.client_info.name, i.client_info.version));
+    format!("{} req={}", name.unwrap_or_else(|| "mcp-client".into()), ctx.id)
 }
 
 /// Task ids are `t` + 32 lowercase hex digits; anything else is refused before lookup.
 fn check_task_id(id: &str) -> Result<(), CallToolResult> {
-    let valid =
-        id.len() == 33 && id.starts_with('t') && id[1..].chars().all(|c| c.is_ascii_hexdigit());
+    let valid = id.len() == 33 && id.starts_with('t') && id[1..].chars().all(|c| c.is_ascii_hexdigit());
     if valid {
         Ok(())
     } else {
         Err(tool_error(
             "invalid_input",
-            &format!(
-                "task_id {:?} is not a sshwarden task id",
-                id.chars().take(80).collect::<String>()
-            ),
+            &format!("task_id {:?} is not a sshwarden task id", id.chars().take(80).collect::<String>()),
             "Use the task_id exactly as ssh_run/ssh_run_async returned it.",
             json!({}),
         ))
@@ -71,25 +58,15 @@ pub fn finished(svc: &Service, task: &Task) -> CallToolResult {
         r.alias,
         r.status,
         r.exit_code,
-        r.error
-            .as_deref()
-            .map(|e| format!(", {e}"))
-            .unwrap_or_default(),
+        r.error.as_deref().map(|e| format!(", {e}")).unwrap_or_default(),
         r.stdout
     );
     ok(serde_json::to_value(&r).unwrap_or_default(), summary)
 }
 
-pub async fn run(
-    svc: &Arc<Service>,
-    p: RunParams,
-    ctx: RequestContext<RoleServer>,
-) -> CallToolResult {
+pub async fn run(svc: &Arc<Service>, p: RunParams, ctx: RequestContext<RoleServer>) -> CallToolResult {
     let client = client_of(&ctx);
-    let prepared = match svc
-        .prepare(&p.alias, &p.command, p.timeout_seconds, Some(&client))
-        .await
-    {
+    let prepared = match svc.prepare(&p.alias, &p.command, p.timeout_seconds, Some(&client)).await {
         Ok(x) => x,
         Err(e) => return service_error(&e),
     };
@@ -103,38 +80,19 @@ pub async fn run(
     finished(svc, &task)
 }
 
-pub async fn run_async(
-    svc: &Arc<Service>,
-    p: RunAsyncParams,
-    ctx: &RequestContext<RoleServer>,
-) -> CallToolResult {
-    let prepared = match svc
-        .prepare(
-            &p.alias,
-            &p.command,
-            p.timeout_seconds,
-            Some(&client_of(ctx)),
-        )
-        .await
-    {
+pub async fn run_async(svc: &Arc<Service>, p: RunAsyncParams, ctx: &RequestContext<RoleServer>) -> CallToolResult {
+    let prepared = match svc.prepare(&p.alias, &p.command, p.timeout_seconds, Some(&client_of(ctx))).await {
         Ok(x) => x,
         Err(e) => return service_error(&e),
     };
-    let (ttl, poll) = (
-        prepared.limits.task_result_ttl,
-        prepared.limits.task_progress_interval,
-    );
+    let (ttl, poll) = (prepared.limits.task_result_ttl, prepared.limits.task_progress_interval);
     let task = match svc.launch(prepared, Some(&client_of(ctx))) {
         Ok(t) => t,
         Err(e) => return service_error(&e),
     };
     let wait = Duration::from_secs(p.wait_seconds.unwrap_or(0).min(60));
     let result = match tokio::time::timeout(wait, task.finished()).await {
-        Ok(_) => Some(render::run_result(
-            &task,
-            16 * 1024,
-            &svc.config().policy.redact_output,
-        )),
+        Ok(_) => Some(render::run_result(&task, 16 * 1024, &svc.config().policy.redact_output)),
         Err(_) => None,
     };
     let started = AsyncStarted {
@@ -151,11 +109,7 @@ pub async fn run_async(
     ok(serde_json::to_value(&started).unwrap_or_default(), summary)
 }
 
-pub async fn run_on_tag(
-    svc: &Arc<Service>,
-    p: FanoutParams,
-    ctx: RequestContext<RoleServer>,
-) -> CallToolResult {
+pub async fn run_on_tag(svc: &Arc<Service>, p: FanoutParams, ctx: RequestContext<RoleServer>) -> CallToolResult {
     let opts = FanoutOptions {
         concurrency: p.concurrency.unwrap_or(8),
         batch_size: p.batch_size,
@@ -165,25 +119,12 @@ pub async fn run_on_tag(
     let client = client_of(&ctx);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize, String)>();
     let mut reporter = Reporter::new(ctx.peer.clone(), ctx.meta.get_progress_token());
-    let work = fanout::run(
-        svc,
-        &p.target,
-        &p.command,
-        &opts,
-        Some(&client),
-        &ctx.ct,
-        |done, total, e| {
-            let _ = tx.send((done, total, format!("{}: {:?}", e.alias, e.status)));
-        },
-    );
+    let work = fanout::run(svc, &p.target, &p.command, &opts, Some(&client), &ctx.ct, |done, total, e| {
+        let _ = tx.send((done, total, format!("{}: {:?}", e.alias, e.status)));
+    });
     tokio::pin!(work);
     let mut tick = tokio::time::interval(Duration::from_secs(
-        svc.config()
-            .policy
-            .limits
-            .task_progress_interval
-            .unwrap_or(5)
-            .max(1),
+        svc.config().policy.limits.task_progress_interval.unwrap_or(5).max(1),
     ));
     tick.tick().await;
     let mut total = crate::select::select(&svc.config().hosts, &p.target).map_or(0, |h| h.len());
@@ -204,19 +145,13 @@ pub async fn run_on_tag(
     let results: Vec<_> = entries
         .iter()
         .map(|e| {
-            let run = e
-                .task
-                .as_ref()
-                .map(|t| render::run_result(t, 4096, &cfg.policy.redact_output));
+            let run = e.task.as_ref().map(|t| render::run_result(t, 4096, &cfg.policy.redact_output));
             json!({ "alias": e.alias, "status": e.status, "reason": e.reason, "result": run })
         })
         .collect();
     let summary = json!({ "hosts": entries.len(), "ok": count(HostStatus::Ok), "failed": count(HostStatus::Failed), "denied": count(HostStatus::Denied), "unreachable": count(HostStatus::Unreachable), "skipped": count(HostStatus::Skipped) });
     let text = format!("{} on {}: {summary}", p.command, p.target);
-    ok(
-        json!({ "target": p.target, "summary": summary, "results": results }),
-        text,
-    )
+    ok(json!({ "target": p.target, "summary": summary, "results": results }), text)
 }
 
 pub fn status(svc: &Service, id: &str) -> CallToolResult {
@@ -229,10 +164,7 @@ pub fn status(svc: &Service, id: &str) -> CallToolResult {
     match lookup(svc, id) {
         Ok(t) => {
             let s = t.snapshot();
-            ok(
-                serde_json::to_value(&s).unwrap_or_default(),
-                progress::describe(&t),
-            )
+            ok(serde_json::to_value(&s).unwrap_or_default(), progress::describe(&t))
         }
         Err(e) => e,
     }
@@ -259,17 +191,11 @@ pub fn output(svc: &Service, p: OutputParams) -> CallToolResult {
     let limit = p.limit.unwrap_or(render::DEFAULT_PAGE);
     if limit == 0
         || limit > render::MAX_PAGE
-        || p.tail_lines
-            .or(p.max_lines)
-            .is_some_and(|n| n == 0 || n > render::MAX_TAIL_LINES)
+        || p.tail_lines.or(p.max_lines).is_some_and(|n| n == 0 || n > render::MAX_TAIL_LINES)
     {
         return tool_error(
             "invalid_input",
-            &format!(
-                "limit must be 1..={} bytes and tail_lines 1..={}",
-                render::MAX_PAGE,
-                render::MAX_TAIL_LINES
-            ),
+            &format!("limit must be 1..={} bytes and tail_lines 1..={}", render::MAX_PAGE, render::MAX_TAIL_LINES),
             "Use smaller pages and follow next_offset.",
             json!({}),
         );
@@ -320,7 +246,11 @@ pub fn list_tasks(svc: &Service, p: ListTasksParams) -> CallToolResult {
         .map(|s| serde_json::to_value(s).unwrap_or_default())
         .collect();
     if p.state.as_deref().is_none_or(|s| s == "lost") {
-        tasks.extend(svc.lost_tasks().iter().filter(|v| p.alias.as_ref().is_none_or(|a| v["alias"] == **a)).map(|v| json!({ "task_id": v["task_id"], "alias": v["alias"], "state": "lost", "started_at": v["ts"] })));
+        tasks.extend(
+            svc.lost_tasks().iter().filter(|v| p.alias.as_ref().is_none_or(|a| v["alias"] == **a)).map(
+                |v| json!({ "task_id": v["task_id"], "alias": v["alias"], "state": "lost", "started_at": v["ts"] }),
+            ),
+        );
     }
     let text = format!("{} tasks", tasks.len());
     ok(json!({ "tasks": tasks }), text)
@@ -331,10 +261,7 @@ pub fn ack(svc: &Service, id: &str) -> CallToolResult {
         return e;
     }
     match svc.tasks.ack(id) {
-        Ok(()) => ok(
-            json!({ "task_id": id, "acknowledged": true }),
-            format!("task {id} freed"),
-        ),
+        Ok(()) => ok(json!({ "task_id": id, "acknowledged": true }), format!("task {id} freed")),
         Err(e @ TaskError::StillRunning(_)) => task_error(&e),
         Err(e) => task_error(&e),
     }

@@ -24,11 +24,7 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn new(peer: Peer<RoleServer>, token: Option<ProgressToken>) -> Self {
-        Self {
-            peer,
-            token,
-            sent: 0,
-        }
+        Self { peer, token, sent: 0 }
     }
 
     /// `progress` is monotonic: the caller passes work done (hosts, or notifications sent).
@@ -37,8 +33,7 @@ impl Reporter {
             return;
         };
         self.sent += 1;
-        let mut p = ProgressNotificationParam::new(token, progress.unwrap_or(self.sent as f64))
-            .with_message(message);
+        let mut p = ProgressNotificationParam::new(token, progress.unwrap_or(self.sent as f64)).with_message(message);
         if let Some(t) = total {
             p = p.with_total(t);
         }

@@ -9,18 +9,13 @@ use rmcp::{ErrorData as McpError, prompt, prompt_router};
 use super::SshWarden;
 
 fn text(description: &str, body: &str) -> Result<GetPromptResult, McpError> {
-    Ok(
-        GetPromptResult::new(vec![PromptMessage::new_text(Role::User, body.to_owned())])
-            .with_description(description.to_owned()),
-    )
+    Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, body.to_owned())])
+        .with_description(description.to_owned()))
 }
 
 #[prompt_router(vis = "pub(super)")]
 impl SshWarden {
-    #[prompt(
-        name = "ssh_orchestrator_usage",
-        description = "How to use sshwarden's tools safely"
-    )]
+    #[prompt(name = "ssh_orchestrator_usage", description = "How to use sshwarden's tools safely")]
     async fn ssh_orchestrator_usage(&self) -> Result<GetPromptResult, McpError> {
         text(
             "How to use sshwarden",
@@ -28,10 +23,7 @@ impl SshWarden {
         )
     }
 
-    #[prompt(
-        name = "ssh_policy_denied_guidance",
-        description = "What to do when the policy denies a command"
-    )]
+    #[prompt(name = "ssh_policy_denied_guidance", description = "What to do when the policy denies a command")]
     async fn ssh_policy_denied_guidance(&self) -> Result<GetPromptResult, McpError> {
         text(
             "Policy denial",
@@ -39,10 +31,7 @@ impl SshWarden {
         )
     }
 
-    #[prompt(
-        name = "ssh_network_denied_guidance",
-        description = "What to do when the network precheck denies a host"
-    )]
+    #[prompt(name = "ssh_network_denied_guidance", description = "What to do when the network precheck denies a host")]
     async fn ssh_network_denied_guidance(&self) -> Result<GetPromptResult, McpError> {
         text(
             "Network denial",
@@ -50,10 +39,7 @@ impl SshWarden {
         )
     }
 
-    #[prompt(
-        name = "ssh_missing_host_guidance",
-        description = "What to do when a host alias is unknown"
-    )]
+    #[prompt(name = "ssh_missing_host_guidance", description = "What to do when a host alias is unknown")]
     async fn ssh_missing_host_guidance(&self) -> Result<GetPromptResult, McpError> {
         text(
             "Unknown host",
@@ -72,10 +58,7 @@ impl SshWarden {
         )
     }
 
-    #[prompt(
-        name = "ssh_config_change_workflow",
-        description = "How to propose configuration changes"
-    )]
+    #[prompt(name = "ssh_config_change_workflow", description = "How to propose configuration changes")]
     async fn ssh_config_change_workflow(&self) -> Result<GetPromptResult, McpError> {
         text(
             "Config change workflow",

@@ -17,26 +17,18 @@ pub const DEFAULT_PAGE: usize = 16 * 1024;
 pub const MAX_TAIL_LINES: usize = 5000;
 
 fn redact(text: String, patterns: &[Regex]) -> String {
-    patterns
-        .iter()
-        .fold(text, |t, re| re.replace_all(&t, "[REDACTED]").into_owned())
+    patterns.iter().fold(text, |t, re| re.replace_all(&t, "[REDACTED]").into_owned())
 }
 
 /// The first and last `budget/2` retained bytes of a stream, marked where bytes are left out.
 fn inline(buf: &HeadTail, budget: usize) -> (String, bool) {
     let total = buf.total();
     if total as usize <= budget && buf.dropped() == 0 {
-        return (
-            String::from_utf8_lossy(&buf.page(0, budget).data).into_owned(),
-            false,
-        );
+        return (String::from_utf8_lossy(&buf.page(0, budget).data).into_owned(), false);
     }
     let half = budget / 2;
     let head = buf.page(0, half);
-    let tail = buf.page(
-        total.saturating_sub(half as u64).max(head.next_offset),
-        half,
-    );
+    let tail = buf.page(total.saturating_sub(half as u64).max(head.next_offset), half);
     let omitted = tail.offset - head.next_offset;
     let text = format!(
         "{}\n…[{omitted} bytes not shown; page them with ssh_get_task_output]…\n{}",
@@ -52,26 +44,16 @@ pub fn run_result(task: &Task, inline_budget: u64, redactions: &[Regex]) -> RunR
     let (stdout, cut_out) = inline(&out.stdout, inline_budget as usize);
     let (stderr, cut_err) = inline(&out.stderr, inline_budget as usize);
     let (exit_code, exit_signal, error) = match &snap.state {
-        TaskState::Completed {
-            exit_code,
-            exit_signal,
-        } => (*exit_code, exit_signal.clone(), None),
+        TaskState::Completed { exit_code, exit_signal } => (*exit_code, exit_signal.clone(), None),
         TaskState::Failed { error } => (None, None, Some(error.clone())),
         TaskState::TimedOut => (
             None,
             None,
-            Some(format!(
-                "timed out after {} s; the remote command was stopped",
-                task.spec.timeout.as_secs()
-            )),
+            Some(format!("timed out after {} s; the remote command was stopped", task.spec.timeout.as_secs())),
         ),
-        TaskState::Cancelled { by } => (
-            None,
-            None,
-            Some(format!(
-                "cancelled ({by:?}); the remote command was stopped"
-            )),
-        ),
+        TaskState::Cancelled { by } => {
+            (None, None, Some(format!("cancelled ({by:?}); the remote command was stopped")))
+        }
         _ => (None, None, None),
     };
     RunResult {

@@ -6,8 +6,7 @@
 
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
-    ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Resource,
-    ResourceContents, ResourceTemplate,
+    ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
 };
 use serde_json::{Value, json};
 
@@ -23,11 +22,8 @@ pub fn list(svc: &Service) -> ListResourcesResult {
     ];
     for h in &cfg.hosts {
         all.push(
-            Resource::new(
-                format!("ssh://host/{}", h.alias),
-                format!("host {}", h.alias),
-            )
-            .with_mime_type("application/json"),
+            Resource::new(format!("ssh://host/{}", h.alias), format!("host {}", h.alias))
+                .with_mime_type("application/json"),
         );
     }
     ListResourcesResult::with_all_items(all)
@@ -35,9 +31,7 @@ pub fn list(svc: &Service) -> ListResourcesResult {
 
 pub fn templates() -> ListResourceTemplatesResult {
     let t = |uri: &str, name: &str, d: &str| {
-        ResourceTemplate::new(uri, name)
-            .with_description(d)
-            .with_mime_type("application/json")
+        ResourceTemplate::new(uri, name).with_description(d).with_mime_type("application/json")
     };
     ListResourceTemplatesResult::with_all_items(vec![
         t("ssh://host/{alias}", "host", "One host, sanitized"),
@@ -53,8 +47,7 @@ pub fn templates() -> ListResourceTemplatesResult {
 
 pub fn read(svc: &Service, uri: &str) -> Result<ReadResourceResult, McpError> {
     let cfg = svc.config();
-    let not_found =
-        || McpError::resource_not_found(format!("no resource {uri}"), Some(json!({ "uri": uri })));
+    let not_found = || McpError::resource_not_found(format!("no resource {uri}"), Some(json!({ "uri": uri })));
     let body: Value = if uri == "ssh://hosts" {
         let hosts: Vec<Value> = cfg.hosts.iter().map(sanitized).collect();
         json!({ "count": hosts.len(), "hosts": hosts })
@@ -73,8 +66,5 @@ pub fn read(svc: &Service, uri: &str) -> Result<ReadResourceResult, McpError> {
     } else {
         return Err(not_found());
     };
-    Ok(ReadResourceResult::new(vec![ResourceContents::text(
-        body.to_string(),
-        uri,
-    )]))
+    Ok(ReadResourceResult::new(vec![ResourceContents::text(body.to_string(), uri)]))
 }

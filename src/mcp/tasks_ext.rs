@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use dashmap::DashMap;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, CreateTaskResult,
-    DetailedTask, GetTaskParams, GetTaskResult, Task as McpTask, TaskPayload, TaskStatus,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, CreateTaskResult, DetailedTask,
+    GetTaskParams, GetTaskResult, Task as McpTask, TaskPayload, TaskStatus,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer};
@@ -40,21 +40,13 @@ pub struct McpTasks {
 fn iso(ms: u64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
 }
 
 fn client_supports_tasks(ctx: &RequestContext<RoleServer>) -> bool {
-    ctx.meta
-        .client_capabilities()
-        .is_some_and(|c| c.supports_tasks())
-        || ctx
-            .peer
-            .peer_info()
-            .is_some_and(|i| i.capabilities.supports_tasks())
+    ctx.meta.client_capabilities().is_some_and(|c| c.supports_tasks())
+        || ctx.peer.peer_info().is_some_and(|i| i.capabilities.supports_tasks())
 }
 
 fn to_object(r: &CallToolResult) -> rmcp::model::JsonObject {
@@ -71,15 +63,10 @@ fn model(task: &Task) -> McpTask {
         st if st.is_finished() => TaskStatus::Completed,
         _ => TaskStatus::Working,
     };
-    McpTask::new(
-        task.id.clone(),
-        status,
-        iso(s.created_at_ms),
-        iso(s.updated_at_ms),
-    )
-    .with_ttl_ms(task.spec.ttl.as_millis() as u64)
-    .with_poll_interval_ms(1000)
-    .with_status_message(super::progress::describe(task))
+    McpTask::new(task.id.clone(), status, iso(s.created_at_ms), iso(s.updated_at_ms))
+        .with_ttl_ms(task.spec.ttl.as_millis() as u64)
+        .with_poll_interval_ms(1000)
+        .with_status_message(super::progress::describe(task))
 }
 
 impl McpTasks {
@@ -141,19 +128,12 @@ impl McpTasks {
             let result = match handler.tool_router.call(tcc).await {
                 Ok(CallToolResponse::Complete(r)) => r,
                 Ok(_) => CallToolResult::error(vec![]),
-                Err(e) => CallToolResult::error(vec![rmcp::model::ContentBlock::text(
-                    e.message.to_string(),
-                )]),
+                Err(e) => CallToolResult::error(vec![rmcp::model::ContentBlock::text(e.message.to_string())]),
             };
             *lock(&slot.result) = Some(result);
         });
-        let t = McpTask::new(
-            id,
-            TaskStatus::Working,
-            iso(entry.created_ms),
-            iso(entry.created_ms),
-        )
-        .with_poll_interval_ms(1000);
+        let t = McpTask::new(id, TaskStatus::Working, iso(entry.created_ms), iso(entry.created_ms))
+            .with_poll_interval_ms(1000);
         CallToolResponse::Task(CreateTaskResult::new(t))
     }
 
@@ -161,33 +141,18 @@ impl McpTasks {
         if let Some(f) = self.fanouts.get(&req.task_id) {
             let done = lock(&f.result).clone();
             let (status, payload) = match done {
-                Some(r) => (
-                    TaskStatus::Completed,
-                    TaskPayload::Completed {
-                        result: to_object(&r),
-                    },
-                ),
+                Some(r) => (TaskStatus::Completed, TaskPayload::Completed { result: to_object(&r) }),
                 None if f.cancel.is_cancelled() => (TaskStatus::Working, TaskPayload::Working),
                 None => (TaskStatus::Working, TaskPayload::Working),
             };
-            let t = McpTask::new(
-                req.task_id.clone(),
-                status,
-                iso(f.created_ms),
-                iso(crate::tasks::now_ms()),
-            );
+            let t = McpTask::new(req.task_id.clone(), status, iso(f.created_ms), iso(crate::tasks::now_ms()));
             return Ok(GetTaskResult::new(DetailedTask::new(t, payload)));
         }
-        let task = svc
-            .tasks
-            .get(&req.task_id)
-            .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
+        let task = svc.tasks.get(&req.task_id).map_err(|e| McpError::invalid_params(e.to_string(), None))?;
         let state = task.state();
         let payload = match &state {
             TaskState::Cancelled { .. } => TaskPayload::Cancelled,
-            s if s.is_finished() => TaskPayload::Completed {
-                result: to_object(&ops::finished(svc, &task)),
-            },
+            s if s.is_finished() => TaskPayload::Completed { result: to_object(&ops::finished(svc, &task)) },
             _ => TaskPayload::Working,
         };
         Ok(GetTaskResult::new(DetailedTask::new(model(&task), payload)))
@@ -212,10 +177,7 @@ async fn launch(
     timeout: Option<u64>,
     ctx: &RequestContext<RoleServer>,
 ) -> Result<Arc<Task>, CallToolResult> {
-    let prepared = svc
-        .prepare(alias, command, timeout, Some(&ops::client_of(ctx)))
-        .await
-        .map_err(|e| service_error(&e))?;
-    svc.launch(prepared, Some(&ops::client_of(ctx)))
-        .map_err(|e| service_error(&e))
+    let prepared =
+        svc.prepare(alias, command, timeout, Some(&ops::client_of(ctx))).await.map_err(|e| service_error(&e))?;
+    svc.launch(prepared, Some(&ops::client_of(ctx))).map_err(|e| service_error(&e))
 }

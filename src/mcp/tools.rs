@@ -49,21 +49,13 @@ impl SshWarden {
     }
 
     #[tool(description = "Run a command on one host and wait for it. Sends progress notifications while it runs; cancelling the request stops the remote command. Output inline is capped (head+tail); page the rest with ssh_get_task_output using the task_id.", output_schema = schema_for_output::<RunResult>(), annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true))]
-    async fn ssh_run(
-        &self,
-        Parameters(p): Parameters<RunParams>,
-        ctx: RequestContext<RoleServer>,
-    ) -> ToolResult {
+    async fn ssh_run(&self, Parameters(p): Parameters<RunParams>, ctx: RequestContext<RoleServer>) -> ToolResult {
         Ok(ops::run(&self.svc, p, ctx).await)
     }
 
     #[tool(
         description = "Run a command on every host a pattern selects (the anchor's `tag` works too), in parallel within `concurrency`, batch by batch; stops starting batches past max_fail_percentage. Returns a summary (ok, failed, denied, unreachable, skipped) and per-host results, with progress notifications per host.",
-        annotations(
-            destructive_hint = true,
-            idempotent_hint = false,
-            open_world_hint = true
-        )
+        annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true)
     )]
     async fn ssh_run_on_tag(
         &self,
@@ -102,11 +94,7 @@ impl SshWarden {
 
     #[tool(
         description = "Cancel an async task; the remote command is stopped (TERM, then KILL).",
-        annotations(
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+        annotations(destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
     async fn ssh_cancel_async_task(
         &self,
@@ -118,17 +106,9 @@ impl SshWarden {
 
     #[tool(
         description = "Cancel any task by id (sync or async); the remote command is stopped.",
-        annotations(
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+        annotations(destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
-    async fn ssh_cancel(
-        &self,
-        Parameters(p): Parameters<TaskIdParams>,
-        ctx: RequestContext<RoleServer>,
-    ) -> ToolResult {
+    async fn ssh_cancel(&self, Parameters(p): Parameters<TaskIdParams>, ctx: RequestContext<RoleServer>) -> ToolResult {
         Ok(ops::cancel(&self.svc, &p.task_id, &ctx))
     }
 
@@ -142,11 +122,7 @@ impl SshWarden {
 
     #[tool(
         description = "Acknowledge a finished task: free its result and output now instead of at TTL expiry.",
-        annotations(
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
+        annotations(destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
     async fn ssh_ack_task(&self, Parameters(p): Parameters<TaskIdParams>) -> ToolResult {
         Ok(ops::ack(&self.svc, &p.task_id))
@@ -162,11 +138,7 @@ impl SshWarden {
 
     #[tool(
         description = "Re-read servers.yml, credentials.yml and policy.yml. Validates everything first: on any error the old config stays and every error is returned. Running tasks are unaffected.",
-        annotations(
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
+        annotations(destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
     async fn ssh_reload_config(&self, ctx: RequestContext<RoleServer>) -> ToolResult {
         Ok(ops::reload(&self.svc, &ctx))

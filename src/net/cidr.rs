@@ -35,10 +35,7 @@ mod tests {
 
     fn net(allow: &[&str], block: &[&str]) -> Network {
         let p = |v: &[&str]| v.iter().map(|s| s.parse::<IpNet>().unwrap()).collect();
-        Network {
-            allow: p(allow),
-            block: p(block),
-        }
+        Network { allow: p(allow), block: p(block) }
     }
 
     fn check(allow: &[&str], block: &[&str], ip: &str, expect: &str) {
@@ -55,25 +52,10 @@ mod tests {
         check(&[], &[], "10.0.0.1", "allowed");
         check(&["10.0.0.0/8"], &[], "10.1.2.3", "allowed");
         check(&["10.0.0.0/8"], &[], "11.0.0.1", "not-allowed");
-        check(
-            &["10.0.0.0/8"],
-            &["10.9.0.0/16"],
-            "10.9.1.1",
-            "blocked 10.9.0.0/16",
-        );
-        check(
-            &["10.0.0.0/8"],
-            &["0.0.0.0/0"],
-            "10.0.0.1",
-            "blocked 0.0.0.0/0",
-        );
+        check(&["10.0.0.0/8"], &["10.9.0.0/16"], "10.9.1.1", "blocked 10.9.0.0/16");
+        check(&["10.0.0.0/8"], &["0.0.0.0/0"], "10.0.0.1", "blocked 0.0.0.0/0");
         check(&["127.0.0.0/8"], &[], "::ffff:127.0.0.1", "allowed");
-        check(
-            &[],
-            &["127.0.0.0/8"],
-            "::ffff:127.0.0.1",
-            "blocked 127.0.0.0/8",
-        );
+        check(&[], &["127.0.0.0/8"], "::ffff:127.0.0.1", "blocked 127.0.0.0/8");
         check(&["::1/128"], &[], "::1", "allowed");
         check(&["fd00::/8"], &[], "fe80::1", "not-allowed");
         check(&["127.0.0.1/32"], &[], "::1", "not-allowed");

@@ -30,17 +30,15 @@ pub struct HickoryResolver {
 
 impl HickoryResolver {
     pub fn from_system(timeout: Duration) -> Result<Self, String> {
-        let mut builder = TokioResolver::builder_tokio()
-            .map_err(|e| format!("cannot read resolver configuration: {e}"))?;
+        let mut builder =
+            TokioResolver::builder_tokio().map_err(|e| format!("cannot read resolver configuration: {e}"))?;
         let opts = builder.options_mut();
         opts.timeout = timeout;
         opts.attempts = 1;
         opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
         opts.cache_size = 1024;
         opts.negative_max_ttl = Some(Duration::from_secs(5));
-        let inner = builder
-            .build()
-            .map_err(|e| format!("cannot build resolver: {e}"))?;
+        let inner = builder.build().map_err(|e| format!("cannot build resolver: {e}"))?;
         Ok(Self { inner })
     }
 }
@@ -48,11 +46,7 @@ impl HickoryResolver {
 impl Resolve for HickoryResolver {
     fn lookup<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, String>> {
         Box::pin(async move {
-            let lookup = self
-                .inner
-                .lookup_ip(name)
-                .await
-                .map_err(|e| e.to_string())?;
+            let lookup = self.inner.lookup_ip(name).await.map_err(|e| e.to_string())?;
             Ok(lookup.iter().collect())
         })
     }
@@ -74,23 +68,11 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PrecheckError {
     #[error("host {alias:?}: cannot resolve {name:?}: {reason}")]
-    Dns {
-        alias: String,
-        name: String,
-        reason: String,
-    },
+    Dns { alias: String, name: String, reason: String },
     #[error("host {alias:?}: resolving {name:?} took longer than {ms} ms")]
-    DnsTimeout {
-        alias: String,
-        name: String,
-        ms: u64,
-    },
+    DnsTimeout { alias: String, name: String, ms: u64 },
     #[error("host {alias:?}: {ip} is in block list entry {net}")]
-    Blocked {
-        alias: String,
-        ip: IpAddr,
-        net: String,
-    },
+    Blocked { alias: String, ip: IpAddr, net: String },
     #[error("host {alias:?}: no resolved address is inside allow_ips/allow_cidrs ({ips})")]
     NotAllowed { alias: String, ips: String },
 }
@@ -110,25 +92,13 @@ pub async fn precheck(
         Ok(ip) => vec![ip],
         Err(_) => match tokio::time::timeout(timeout, resolver.lookup(&name)).await {
             Err(_) => {
-                return Err(PrecheckError::DnsTimeout {
-                    alias,
-                    name,
-                    ms: timeout.as_millis() as u64,
-                });
+                return Err(PrecheckError::DnsTimeout { alias, name, ms: timeout.as_millis() as u64 });
             }
             Ok(Err(reason)) => {
-                return Err(PrecheckError::Dns {
-                    alias,
-                    name,
-                    reason,
-                });
+                return Err(PrecheckError::Dns { alias, name, reason });
             }
             Ok(Ok(ips)) if ips.is_empty() => {
-                return Err(PrecheckError::Dns {
-                    alias,
-                    name,
-                    reason: "no addresses".into(),
-                });
+                return Err(PrecheckError::Dns { alias, name, reason: "no addresses".into() });
             }
             Ok(Ok(ips)) => ips,
         },
@@ -138,11 +108,7 @@ pub async fn precheck(
     for ip in &resolved {
         match cidr::check_ip(network, *ip) {
             IpVerdict::Blocked(net) => {
-                return Err(PrecheckError::Blocked {
-                    alias,
-                    ip: *ip,
-                    net: net.to_string(),
-                });
+                return Err(PrecheckError::Blocked { alias, ip: *ip, net: net.to_string() });
             }
             IpVerdict::Allowed => allowed.push(ip.to_canonical()),
             IpVerdict::NotAllowed => {}
@@ -150,18 +116,8 @@ pub async fn precheck(
     }
     allowed.sort_by_key(|ip| ip.is_ipv6());
     let Some(ip) = allowed.first() else {
-        let ips = resolved
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let ips = resolved.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
         return Err(PrecheckError::NotAllowed { alias, ips });
     };
-    Ok(Target {
-        alias,
-        host_name: name,
-        port: host.port,
-        addr: SocketAddr::new(*ip, host.port),
-        resolved,
-    })
+    Ok(Target { alias, host_name: name, port: host.port, addr: SocketAddr::new(*ip, host.port), resolved })
 }

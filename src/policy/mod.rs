@@ -116,16 +116,8 @@ pub struct Decision {
 
 impl Decision {
     fn deny(rule: Option<&Rule>, reason: String, denied_command: Option<String>) -> Self {
-        let rule = rule.map(|r| RuleRef {
-            index: r.index,
-            id: r.id.clone(),
-        });
-        Self {
-            allowed: false,
-            rule,
-            reason,
-            denied_command,
-        }
+        let rule = rule.map(|r| RuleRef { index: r.index, id: r.id.clone() });
+        Self { allowed: false, rule, reason, denied_command }
     }
 }
 
@@ -136,11 +128,7 @@ pub fn evaluate(policy: &Policy, host: &Host, command: &str) -> Decision {
     }
     let limits = policy.limits_for(host);
     if let Some(hit) = substrings::find_denied(&limits.deny_substrings, command) {
-        return Decision::deny(
-            None,
-            format!("contains deny_substrings entry {hit:?}"),
-            None,
-        );
+        return Decision::deny(None, format!("contains deny_substrings entry {hit:?}"), None);
     }
     let cmds = match shell::simple_commands(command) {
         Ok(cmds) if cmds.is_empty() => {
@@ -150,28 +138,16 @@ pub fn evaluate(policy: &Policy, host: &Host, command: &str) -> Decision {
         Err(e) => return Decision::deny(None, e.to_string(), None),
     };
     let rules: Vec<&Rule> = policy.rules.iter().filter(|r| r.applies_to(host)).collect();
-    let mut judge = Judge {
-        rules: &rules,
-        deny_substrings: &limits.deny_substrings,
-        allowed_by: Vec::new(),
-    };
+    let mut judge = Judge { rules: &rules, deny_substrings: &limits.deny_substrings, allowed_by: Vec::new() };
     for cmd in &cmds {
         if let Err(d) = judge.simple(cmd.argv.clone(), cmd.constructs.clone(), 0) {
             return d;
         }
     }
-    let first = judge.allowed_by.first().map(|r| RuleRef {
-        index: r.index,
-        id: r.id.clone(),
-    });
+    let first = judge.allowed_by.first().map(|r| RuleRef { index: r.index, id: r.id.clone() });
     let mut labels: Vec<String> = judge.allowed_by.iter().map(|r| r.label()).collect();
     labels.dedup();
-    Decision {
-        allowed: true,
-        rule: first,
-        reason: format!("allowed by {}", labels.join(", ")),
-        denied_command: None,
-    }
+    Decision { allowed: true, rule: first, reason: format!("allowed by {}", labels.join(", ")), denied_command: None }
 }
 
 /// Text-level refusals that come before parsing: empty, too long, NUL, control and bidi
@@ -181,10 +157,7 @@ fn check_text(command: &str) -> Result<(), String> {
         return Err("command is empty".into());
     }
     if command.len() > MAX_COMMAND_BYTES {
-        return Err(format!(
-            "command is {} bytes, more than the {MAX_COMMAND_BYTES}-byte limit",
-            command.len()
-        ));
+        return Err(format!("command is {} bytes, more than the {MAX_COMMAND_BYTES}-byte limit", command.len()));
     }
     if let Some(c) = command.chars().find(|c| {
         (c.is_control() && !matches!(c, '\n' | '\t'))
@@ -203,58 +176,31 @@ struct Judge<'a> {
 
 impl<'a> Judge<'a> {
     /// Judges one simple command, peeling wrappers; `Err` carries the denial.
-    fn simple(
-        &mut self,
-        argv: Vec<ShellWord>,
-        mut constructs: Vec<Construct>,
-        depth: usize,
-    ) -> Result<(), Decision> {
-        let text = SimpleCmd {
-            argv: argv.clone(),
-            constructs: Vec::new(),
-        }
-        .text();
-        let denied =
-            |reason: String, rule: Option<&Rule>| Decision::deny(rule, reason, Some(text.clone()));
+    fn simple(&mut self, argv: Vec<ShellWord>, mut constructs: Vec<Construct>, depth: usize) -> Result<(), Decision> {
+        let text = SimpleCmd { argv: argv.clone(), constructs: Vec::new() }.text();
+        let denied = |reason: String, rule: Option<&Rule>| Decision::deny(rule, reason, Some(text.clone()));
         if argv.is_empty() {
-            return Err(denied(
-                "assignment or redirection without a command".into(),
-                None,
-            ));
+            return Err(denied("assignment or redirection without a command".into(), None));
         }
         if depth > MAX_WRAPPERS {
             return Err(denied("too many nested command wrappers".into(), None));
         }
         if let Some(hit) = substrings::find_denied(self.deny_substrings, &text) {
-            return Err(denied(
-                format!("`{text}` contains deny_substrings entry {hit:?}"),
-                None,
-            ));
+            return Err(denied(format!("`{text}` contains deny_substrings entry {hit:?}"), None));
         }
-        if let Some(rule) = self
-            .rules
-            .iter()
-            .find(|r| r.action == Action::Deny && r.matches(&argv))
-        {
-            return Err(denied(
-                format!("`{text}` matches deny {}", rule.label()),
-                Some(rule),
-            ));
+        if let Some(rule) = self.rules.iter().find(|r| r.action == Action::Deny && r.matches(&argv)) {
+            return Err(denied(format!("`{text}` matches deny {}", rule.label()), Some(rule)));
         }
         match wrappers::unwrap(&argv) {
             Unwrapped::Opaque(why) => Err(denied(why, None)),
-            Unwrapped::Inner {
-                argv: inner,
-                construct,
-            } => {
+            Unwrapped::Inner { argv: inner, construct } => {
                 constructs.extend(construct);
                 self.simple(inner, constructs, depth + 1)
             }
             Unwrapped::Code { code, construct } => {
                 constructs.extend(construct);
-                let cmds = shell::simple_commands(&code).map_err(|e| {
-                    denied(format!("code given to `{}`: {e}", argv[0].text()), None)
-                })?;
+                let cmds = shell::simple_commands(&code)
+                    .map_err(|e| denied(format!("code given to `{}`: {e}", argv[0].text()), None))?;
                 if cmds.is_empty() {
                     return Err(denied("empty shell code".into(), None));
                 }
@@ -267,41 +213,20 @@ impl<'a> Judge<'a> {
             }
             Unwrapped::Plain(construct) => {
                 constructs.extend(construct);
-                self.allow(&argv, &constructs)
-                    .map_err(|(reason, rule)| denied(reason, rule))
+                self.allow(&argv, &constructs).map_err(|(reason, rule)| denied(reason, rule))
             }
         }
     }
 
-    fn allow(
-        &mut self,
-        argv: &[ShellWord],
-        constructs: &[Construct],
-    ) -> Result<(), (String, Option<&'a Rule>)> {
-        let text = argv
-            .iter()
-            .map(ShellWord::text)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let matching: Vec<&'a Rule> = self
-            .rules
-            .iter()
-            .copied()
-            .filter(|r| r.action == Action::Allow && r.matches(argv))
-            .collect();
-        if let Some(rule) = matching
-            .iter()
-            .find(|r| constructs.iter().all(|c| r.allow_constructs.contains(c)))
-        {
+    fn allow(&mut self, argv: &[ShellWord], constructs: &[Construct]) -> Result<(), (String, Option<&'a Rule>)> {
+        let text = argv.iter().map(ShellWord::text).collect::<Vec<_>>().join(" ");
+        let matching: Vec<&'a Rule> =
+            self.rules.iter().copied().filter(|r| r.action == Action::Allow && r.matches(argv)).collect();
+        if let Some(rule) = matching.iter().find(|r| constructs.iter().all(|c| r.allow_constructs.contains(c))) {
             self.allowed_by.push(rule);
             return Ok(());
         }
-        match (
-            matching.first(),
-            constructs
-                .iter()
-                .find(|c| !matching.iter().any(|r| r.allow_constructs.contains(c))),
-        ) {
+        match (matching.first(), constructs.iter().find(|c| !matching.iter().any(|r| r.allow_constructs.contains(c)))) {
             (Some(rule), Some(c)) => Err((
                 format!(
                     "`{text}` uses {}, which {} does not permit (allow_constructs: [{}])",
@@ -312,10 +237,7 @@ impl<'a> Judge<'a> {
                 Some(*rule),
             )),
             (Some(rule), None) => Err((
-                format!(
-                    "`{text}` needs one rule permitting all of its constructs; {} does not",
-                    rule.label()
-                ),
+                format!("`{text}` needs one rule permitting all of its constructs; {} does not", rule.label()),
                 Some(*rule),
             )),
             (None, _) => Err((format!("no allow rule matches `{text}`"), None)),

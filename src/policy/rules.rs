@@ -28,14 +28,8 @@ pub struct Pattern {
 
 impl Pattern {
     pub fn new(source: &str) -> Result<Self, globset::Error> {
-        let glob = GlobBuilder::new(source)
-            .literal_separator(false)
-            .backslash_escape(true)
-            .build()?;
-        Ok(Self {
-            source: source.to_owned(),
-            matcher: glob.compile_matcher(),
-        })
+        let glob = GlobBuilder::new(source).literal_separator(false).backslash_escape(true).build()?;
+        Ok(Self { source: source.to_owned(), matcher: glob.compile_matcher() })
     }
 
     pub fn matches(&self, text: &str) -> bool {
@@ -49,10 +43,7 @@ pub enum Matcher {
     /// Glob generation: any pattern matches the whole simple command text.
     Globs(Vec<Pattern>),
     /// `simple_binaries` + `simple_max_args`.
-    Simple {
-        binaries: Vec<String>,
-        max_args: Option<u32>,
-    },
+    Simple { binaries: Vec<String>, max_args: Option<u32> },
     /// `binary` + `arg_prefix` / `path_args` / `allow_extra_args`.
     Structured {
         binary: String,
@@ -86,23 +77,14 @@ impl Rule {
 
     /// Whether the rule is scoped to this host (empty alias/tag lists mean any).
     pub fn applies_to(&self, host: &Host) -> bool {
-        let alias_ok =
-            self.aliases.is_empty() || self.aliases.iter().any(|p| p.matches(&host.alias));
-        let tag_ok = self.tags.is_empty()
-            || self
-                .tags
-                .iter()
-                .any(|p| host.tags.iter().any(|t| p.matches(t)));
+        let alias_ok = self.aliases.is_empty() || self.aliases.iter().any(|p| p.matches(&host.alias));
+        let tag_ok = self.tags.is_empty() || self.tags.iter().any(|p| host.tags.iter().any(|t| p.matches(t)));
         alias_ok && tag_ok
     }
 
     /// Whether any matcher recognises the command `argv`.
     pub fn matches(&self, argv: &[ShellWord]) -> bool {
-        let text = argv
-            .iter()
-            .map(ShellWord::text)
-            .collect::<Vec<_>>()
-            .join(" ");
+        let text = argv.iter().map(ShellWord::text).collect::<Vec<_>>().join(" ");
         self.matchers.iter().any(|m| m.matches(argv, &text))
     }
 }
@@ -119,19 +101,12 @@ impl Matcher {
                 name.is_some_and(|n| binaries.iter().any(|b| b == n))
                     && max_args.is_none_or(|max| args.len() <= max as usize)
             }
-            Matcher::Structured {
-                binary,
-                arg_prefix,
-                path_args,
-                allow_extra_args,
-            } => {
+            Matcher::Structured { binary, arg_prefix, path_args, allow_extra_args } => {
                 if name != Some(binary.as_str()) || args.len() < arg_prefix.len() {
                     return false;
                 }
-                let prefix_ok = arg_prefix
-                    .iter()
-                    .zip(args)
-                    .all(|(want, got)| got.literal.as_deref() == Some(want.as_str()));
+                let prefix_ok =
+                    arg_prefix.iter().zip(args).all(|(want, got)| got.literal.as_deref() == Some(want.as_str()));
                 let paths_ok = path_args.as_ref().is_none_or(|(indices, patterns)| {
                     indices.iter().all(|&i| {
                         argv.get(i)
@@ -140,8 +115,7 @@ impl Matcher {
                     })
                 });
                 let count_ok = *allow_extra_args
-                    || args.len()
-                        == arg_prefix.len() + path_args.as_ref().map_or(0, |(i, _)| i.len());
+                    || args.len() == arg_prefix.len() + path_args.as_ref().map_or(0, |(i, _)| i.len());
                 prefix_ok && paths_ok && count_ok
             }
         }

@@ -41,11 +41,7 @@ pub struct SimpleCmd {
 impl SimpleCmd {
     /// Words joined by single spaces: what glob rules and deny_substrings see.
     pub fn text(&self) -> String {
-        self.argv
-            .iter()
-            .map(ShellWord::text)
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.argv.iter().map(ShellWord::text).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -75,10 +71,7 @@ pub fn simple_commands(src: &str) -> Result<Vec<SimpleCmd>, ShellError> {
             return Err(ShellError::TooDeep);
         }
     }
-    let mut walker = Walker {
-        out: Vec::new(),
-        opts: ParserOptions::default(),
-    };
+    let mut walker = Walker { out: Vec::new(), opts: ParserOptions::default() };
     walker.program(src, 0, &[])?;
     Ok(walker.out)
 }
@@ -89,12 +82,7 @@ struct Walker {
 }
 
 impl Walker {
-    fn program(
-        &mut self,
-        src: &str,
-        depth: usize,
-        inherited: &[Construct],
-    ) -> Result<(), ShellError> {
+    fn program(&mut self, src: &str, depth: usize, inherited: &[Construct]) -> Result<(), ShellError> {
         if depth > MAX_DEPTH {
             return Err(ShellError::TooDeep);
         }
@@ -107,12 +95,7 @@ impl Walker {
         Ok(())
     }
 
-    fn list(
-        &mut self,
-        list: &ast::CompoundList,
-        depth: usize,
-        inh: &[Construct],
-    ) -> Result<(), ShellError> {
+    fn list(&mut self, list: &ast::CompoundList, depth: usize, inh: &[Construct]) -> Result<(), ShellError> {
         for item in &list.0 {
             let and_or = &item.0;
             self.pipeline(&and_or.first, depth, inh)?;
@@ -124,24 +107,14 @@ impl Walker {
         Ok(())
     }
 
-    fn pipeline(
-        &mut self,
-        p: &ast::Pipeline,
-        depth: usize,
-        inh: &[Construct],
-    ) -> Result<(), ShellError> {
+    fn pipeline(&mut self, p: &ast::Pipeline, depth: usize, inh: &[Construct]) -> Result<(), ShellError> {
         for cmd in &p.seq {
             self.command(cmd, depth, inh)?;
         }
         Ok(())
     }
 
-    fn command(
-        &mut self,
-        cmd: &Command,
-        depth: usize,
-        inh: &[Construct],
-    ) -> Result<(), ShellError> {
+    fn command(&mut self, cmd: &Command, depth: usize, inh: &[Construct]) -> Result<(), ShellError> {
         if depth > MAX_DEPTH {
             return Err(ShellError::TooDeep);
         }
@@ -165,18 +138,13 @@ impl Walker {
                 }
                 self.compound(&def.body.0, depth + 1, &inner)
             }
-            Command::ExtendedTest(..) => Err(ShellError::Opaque(
-                "`[[ … ]]` is not evaluated by policy; use `[ … ]` or `test`".into(),
-            )),
+            Command::ExtendedTest(..) => {
+                Err(ShellError::Opaque("`[[ … ]]` is not evaluated by policy; use `[ … ]` or `test`".into()))
+            }
         }
     }
 
-    fn compound(
-        &mut self,
-        c: &CompoundCommand,
-        depth: usize,
-        inh: &[Construct],
-    ) -> Result<(), ShellError> {
+    fn compound(&mut self, c: &CompoundCommand, depth: usize, inh: &[Construct]) -> Result<(), ShellError> {
         match c {
             CompoundCommand::BraceGroup(g) => self.list(&g.list, depth, inh),
             CompoundCommand::Subshell(s) => self.list(&s.list, depth, inh),
@@ -216,26 +184,14 @@ impl Walker {
                 self.list(&w.1.list, depth, inh)
             }
             CompoundCommand::Arithmetic(_) | CompoundCommand::ArithmeticForClause(_) => {
-                Err(ShellError::Opaque(
-                    "arithmetic commands `(( … ))` are not evaluated by policy".into(),
-                ))
+                Err(ShellError::Opaque("arithmetic commands `(( … ))` are not evaluated by policy".into()))
             }
-            CompoundCommand::Coprocess(_) => Err(ShellError::Opaque(
-                "`coproc` is not evaluated by policy".into(),
-            )),
+            CompoundCommand::Coprocess(_) => Err(ShellError::Opaque("`coproc` is not evaluated by policy".into())),
         }
     }
 
-    fn simple(
-        &mut self,
-        s: &ast::SimpleCommand,
-        depth: usize,
-        inh: &[Construct],
-    ) -> Result<(), ShellError> {
-        let mut cmd = SimpleCmd {
-            argv: Vec::new(),
-            constructs: inh.to_vec(),
-        };
+    fn simple(&mut self, s: &ast::SimpleCommand, depth: usize, inh: &[Construct]) -> Result<(), ShellError> {
+        let mut cmd = SimpleCmd { argv: Vec::new(), constructs: inh.to_vec() };
         let items = s.prefix.iter().flat_map(|p| p.0.iter());
         let suffix = s.suffix.iter().flat_map(|p| p.0.iter());
         for item in items {
@@ -286,12 +242,7 @@ impl Walker {
         Ok(())
     }
 
-    fn redirect(
-        &mut self,
-        r: &ast::IoRedirect,
-        depth: usize,
-        out: &mut Vec<Construct>,
-    ) -> Result<(), ShellError> {
+    fn redirect(&mut self, r: &ast::IoRedirect, depth: usize, out: &mut Vec<Construct>) -> Result<(), ShellError> {
         use ast::{IoFileRedirectKind as K, IoFileRedirectTarget as T};
         match r {
             ast::IoRedirect::File(_, kind, target) => match target {
@@ -302,10 +253,8 @@ impl Walker {
                 T::Fd(_) => {}
                 T::Duplicate(w) => {
                     let word = self.word(&w.value, depth, out)?;
-                    let is_fd = word
-                        .literal
-                        .as_deref()
-                        .is_some_and(|t| t == "-" || t.chars().all(|c| c.is_ascii_digit()));
+                    let is_fd =
+                        word.literal.as_deref().is_some_and(|t| t == "-" || t.chars().all(|c| c.is_ascii_digit()));
                     if !is_fd {
                         push_unique(out, Construct::OutputRedirect);
                     }
@@ -315,9 +264,10 @@ impl Walker {
                     let construct = match kind {
                         K::Read => Construct::InputRedirect,
                         K::DuplicateInput | K::DuplicateOutput
-                            if word.literal.as_deref().is_some_and(|t| {
-                                t.chars().all(|c| c.is_ascii_digit() || c == '-')
-                            }) =>
+                            if word
+                                .literal
+                                .as_deref()
+                                .is_some_and(|t| t.chars().all(|c| c.is_ascii_digit() || c == '-')) =>
                         {
                             return Ok(());
                         }
@@ -348,18 +298,9 @@ impl Walker {
     }
 
     /// Analyzes one word: quote removal plus recursion into everything that runs code.
-    fn word(
-        &mut self,
-        raw: &str,
-        depth: usize,
-        out: &mut Vec<Construct>,
-    ) -> Result<ShellWord, ShellError> {
+    fn word(&mut self, raw: &str, depth: usize, out: &mut Vec<Construct>) -> Result<ShellWord, ShellError> {
         let (literal, expands) = self.word_pieces(raw, depth, out, false)?;
-        Ok(ShellWord {
-            literal,
-            raw: raw.to_owned(),
-            expands,
-        })
+        Ok(ShellWord { literal, raw: raw.to_owned(), expands })
     }
 
     /// Returns (literal text if fully literal, whether unquoted glob/brace chars appear).
@@ -373,16 +314,13 @@ impl Walker {
         if depth > MAX_DEPTH {
             return Err(ShellError::TooDeep);
         }
-        let pieces =
-            word::parse(raw, &self.opts).map_err(|e| ShellError::Unparseable(e.to_string()))?;
+        let pieces = word::parse(raw, &self.opts).map_err(|e| ShellError::Unparseable(e.to_string()))?;
         let mut literal = Some(String::new());
         let mut expands = false;
         for p in pieces {
             let text: Option<String> = match p.piece {
                 WordPiece::Text(t) => {
-                    if !quoted
-                        && (t.contains(['*', '?']) || is_bracket_glob(&t) || is_brace_expansion(&t))
-                    {
+                    if !quoted && (t.contains(['*', '?']) || is_bracket_glob(&t) || is_brace_expansion(&t)) {
                         expands = true;
                     }
                     Some(t)
@@ -393,32 +331,27 @@ impl Walker {
                 WordPiece::DoubleQuotedSequence(_) | WordPiece::GettextDoubleQuotedSequence(_) => {
                     let inner = &raw[p.start_index..p.end_index];
                     let inner = inner.trim_start_matches('$');
-                    let body = inner
-                        .strip_prefix('"')
-                        .and_then(|s| s.strip_suffix('"'))
-                        .unwrap_or(inner);
+                    let body = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(inner);
                     self.word_pieces(body, depth + 1, out, true)?.0
                 }
                 WordPiece::ParameterExpansion(_) => {
                     // brush-parser keeps the strings inside `${…}` raw (defaults, patterns,
                     // array indices): re-read the whole inside so `${X:-$(cmd)}` is seen.
                     let inner = raw[p.start_index..p.end_index].trim_start_matches('$');
-                    let inner = inner
-                        .strip_prefix('{')
-                        .and_then(|s| s.strip_suffix('}'))
-                        .unwrap_or(inner);
+                    let inner = inner.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or(inner);
                     self.word_pieces(inner, depth + 1, out, true)?;
                     None
                 }
-                WordPiece::CommandSubstitution(code)
-                | WordPiece::BackquotedCommandSubstitution(code) => {
+                WordPiece::CommandSubstitution(code) | WordPiece::BackquotedCommandSubstitution(code) => {
                     push_unique(out, Construct::CommandSubstitution);
                     self.program(&code, depth + 1, &[])?;
                     None
                 }
                 WordPiece::ArithmeticExpression(e) => {
                     if e.value.contains(['$', '`']) {
-                        return Err(ShellError::Opaque("arithmetic expansion containing an expansion is not evaluated by policy".into()));
+                        return Err(ShellError::Opaque(
+                            "arithmetic expansion containing an expansion is not evaluated by policy".into(),
+                        ));
                     }
                     push_unique(out, Construct::Arithmetic);
                     None
@@ -438,14 +371,12 @@ impl Walker {
 
 /// `[abc]`: a bracket expression (a lone `[`, the test command, is not one).
 fn is_bracket_glob(text: &str) -> bool {
-    text.find('[')
-        .is_some_and(|open| text[open + 1..].contains(']'))
+    text.find('[').is_some_and(|open| text[open + 1..].contains(']'))
 }
 
 /// `{a,b}` or `{1..3}` outside quotes: bash brace expansion.
 fn is_brace_expansion(text: &str) -> bool {
-    text.find('{')
-        .is_some_and(|open| text[open..].contains(',') || text[open..].contains(".."))
+    text.find('{').is_some_and(|open| text[open..].contains(',') || text[open..].contains(".."))
 }
 
 fn push_unique(v: &mut Vec<Construct>, c: Construct) {

@@ -14,10 +14,7 @@ pub fn find_denied<'a>(entries: &'a [String], text: &str) -> Option<&'a str> {
 
 /// Quotes deleted, backslashes removed, whitespace runs collapsed: `r'm' -rf  /` → `rm -rf /`.
 fn normalize(text: &str) -> String {
-    let stripped: String = text
-        .chars()
-        .filter(|c| !matches!(c, '\'' | '"' | '\\'))
-        .collect();
+    let stripped: String = text.chars().filter(|c| !matches!(c, '\'' | '"' | '\\')).collect();
     stripped.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -31,11 +28,7 @@ fn contains_word(hay: &str, needle: &str) -> bool {
     let ends_word = needle.chars().last().is_some_and(is_word_char);
     hay.match_indices(needle).any(|(at, _)| {
         let before_ok = !starts_word || hay[..at].chars().last().is_none_or(|c| !is_word_char(c));
-        let after_ok = !ends_word
-            || hay[at + needle.len()..]
-                .chars()
-                .next()
-                .is_none_or(|c| !is_word_char(c));
+        let after_ok = !ends_word || hay[at + needle.len()..].chars().next().is_none_or(|c| !is_word_char(c));
         before_ok && after_ok
     })
 }

@@ -13,22 +13,14 @@ pub enum Unwrapped {
     /// Judge this argv as written; the construct (if any) must be permitted by its rule.
     Plain(Option<Construct>),
     /// Judge the inner argv instead; the wrapper adds a construct to permit.
-    Inner {
-        argv: Vec<ShellWord>,
-        construct: Option<Construct>,
-    },
+    Inner { argv: Vec<ShellWord>, construct: Option<Construct> },
     /// The wrapper runs this shell code: parse and judge every command in it.
-    Code {
-        code: String,
-        construct: Option<Construct>,
-    },
+    Code { code: String, construct: Option<Construct> },
     /// Cannot be seen through.
     Opaque(String),
 }
 
-const SHELLS: &[&str] = &[
-    "sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "fish", "rbash",
-];
+const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "fish", "rbash"];
 const PRIVILEGE: &[&str] = &["sudo", "doas", "pkexec", "runuser", "chroot"];
 
 /// Looks at argv[0] and peels one wrapper layer.
@@ -66,10 +58,7 @@ pub fn unwrap(argv: &[ShellWord]) -> Unwrapped {
             Some(Construct::Xargs),
         ),
         "busybox" => match rest.first() {
-            Some(_) => Unwrapped::Inner {
-                argv: rest.to_vec(),
-                construct: None,
-            },
+            Some(_) => Unwrapped::Inner { argv: rest.to_vec(), construct: None },
             None => Unwrapped::Plain(None),
         },
         "su" => su(rest),
@@ -78,9 +67,7 @@ pub fn unwrap(argv: &[ShellWord]) -> Unwrapped {
         b if SHELLS.contains(&b) => shell(rest),
         b if is_interpreter(b) => interpreter(b, rest),
         "find" => {
-            let runs = rest
-                .iter()
-                .any(|w| matches!(w.text(), "-exec" | "-execdir" | "-ok" | "-okdir"));
+            let runs = rest.iter().any(|w| matches!(w.text(), "-exec" | "-execdir" | "-ok" | "-okdir"));
             Unwrapped::Plain(runs.then_some(Construct::InterpreterCode))
         }
         _ => Unwrapped::Plain(None),
@@ -115,8 +102,7 @@ fn inner(
         } else if valued.contains(&arg) {
             i += 2;
         } else if valued.iter().any(|v| {
-            arg.starts_with(v)
-                && (v.starts_with("--") && arg[v.len()..].starts_with('=') || !v.starts_with("--"))
+            arg.starts_with(v) && (v.starts_with("--") && arg[v.len()..].starts_with('=') || !v.starts_with("--"))
         }) {
             i += 1;
         } else {
@@ -127,10 +113,7 @@ fn inner(
     }
     i += positional;
     match rest.get(i..) {
-        Some(argv) if !argv.is_empty() => Unwrapped::Inner {
-            argv: argv.to_vec(),
-            construct,
-        },
+        Some(argv) if !argv.is_empty() => Unwrapped::Inner { argv: argv.to_vec(), construct },
         _ => Unwrapped::Plain(construct),
     }
 }
@@ -158,10 +141,7 @@ fn env(rest: &[ShellWord]) -> Unwrapped {
         }
     }
     match rest.get(i..) {
-        Some(argv) if !argv.is_empty() => Unwrapped::Inner {
-            argv: argv.to_vec(),
-            construct,
-        },
+        Some(argv) if !argv.is_empty() => Unwrapped::Inner { argv: argv.to_vec(), construct },
         _ => Unwrapped::Plain(construct),
     }
 }
@@ -169,47 +149,26 @@ fn env(rest: &[ShellWord]) -> Unwrapped {
 fn privilege(name: &str, rest: &[ShellWord]) -> Unwrapped {
     let (flags, valued): (&[&str], &[&str]) = match name {
         "sudo" => (
-            &[
-                "-n",
-                "-E",
-                "-H",
-                "-P",
-                "-S",
-                "-b",
-                "-k",
-                "--non-interactive",
-                "--preserve-env",
-            ],
-            &[
-                "-u", "-g", "-U", "-C", "-h", "-p", "-r", "-t", "-D", "-R", "-T", "--user",
-                "--group",
-            ],
+            &["-n", "-E", "-H", "-P", "-S", "-b", "-k", "--non-interactive", "--preserve-env"],
+            &["-u", "-g", "-U", "-C", "-h", "-p", "-r", "-t", "-D", "-R", "-T", "--user", "--group"],
         ),
         "doas" => (&["-n", "-s"], &["-u", "-C"]),
         "runuser" => (&["-l", "-m", "-p"], &["-u", "-g", "-G", "-s"]),
         "chroot" => (&[], &["--userspec", "--groups"]),
         _ => (&[], &[]),
     };
-    if rest
-        .iter()
-        .any(|w| matches!(w.text(), "-i" | "-s" | "--login" | "--shell"))
-        && name == "sudo"
-    {
+    if rest.iter().any(|w| matches!(w.text(), "-i" | "-s" | "--login" | "--shell")) && name == "sudo" {
         return Unwrapped::Opaque("`sudo -i`/`sudo -s` opens a shell policy cannot see".into());
     }
     let positional = usize::from(name == "chroot");
     match inner(rest, positional, flags, valued, Some(Construct::Privilege)) {
-        Unwrapped::Plain(_) => Unwrapped::Opaque(format!(
-            "`{name}` without a command is not evaluated by policy"
-        )),
+        Unwrapped::Plain(_) => Unwrapped::Opaque(format!("`{name}` without a command is not evaluated by policy")),
         other => other,
     }
 }
 
 fn su(rest: &[ShellWord]) -> Unwrapped {
-    let pos = rest
-        .iter()
-        .position(|w| matches!(w.text(), "-c" | "--command"));
+    let pos = rest.iter().position(|w| matches!(w.text(), "-c" | "--command"));
     match pos.and_then(|p| rest.get(p + 1)) {
         Some(code) => code_of(code, Some(Construct::Privilege)),
         None => Unwrapped::Opaque("`su` without `-c` opens a shell policy cannot see".into()),
@@ -227,15 +186,8 @@ fn watch(rest: &[ShellWord]) -> Unwrapped {
         }
     }
     let words = rest.get(i..).unwrap_or_default();
-    match words
-        .iter()
-        .map(|w| w.literal.clone())
-        .collect::<Option<Vec<_>>>()
-    {
-        Some(parts) if !parts.is_empty() => Unwrapped::Code {
-            code: parts.join(" "),
-            construct: None,
-        },
+    match words.iter().map(|w| w.literal.clone()).collect::<Option<Vec<_>>>() {
+        Some(parts) if !parts.is_empty() => Unwrapped::Code { code: parts.join(" "), construct: None },
         _ => Unwrapped::Opaque("`watch` with a computed command is not evaluated by policy".into()),
     }
 }
@@ -259,13 +211,8 @@ fn shell(rest: &[ShellWord]) -> Unwrapped {
 
 fn code_of(word: &ShellWord, construct: Option<Construct>) -> Unwrapped {
     match &word.literal {
-        Some(code) => Unwrapped::Code {
-            code: code.clone(),
-            construct,
-        },
-        None => {
-            Unwrapped::Opaque("shell code computed at run time is not evaluated by policy".into())
-        }
+        Some(code) => Unwrapped::Code { code: code.clone(), construct },
+        None => Unwrapped::Opaque("shell code computed at run time is not evaluated by policy".into()),
     }
 }
 
@@ -299,13 +246,8 @@ fn interpreter(base: &str, rest: &[ShellWord]) -> Unwrapped {
     let awk = base.ends_with("awk");
     let code_flag = rest.iter().any(|w| {
         let t = w.text();
-        matches!(
-            t,
-            "-c" | "-e" | "-E" | "-r" | "-p" | "--eval" | "--print" | "-m"
-        ) || (t.starts_with('-')
-            && !t.starts_with("--")
-            && (t.contains('c') || t.contains('e'))
-            && !awk)
+        matches!(t, "-c" | "-e" | "-E" | "-r" | "-p" | "--eval" | "--print" | "-m")
+            || (t.starts_with('-') && !t.starts_with("--") && (t.contains('c') || t.contains('e')) && !awk)
     });
     let awk_program = awk && !rest.iter().any(|w| w.text() == "-f");
     Unwrapped::Plain((code_flag || awk_program).then_some(Construct::InterpreterCode))

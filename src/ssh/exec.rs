@@ -23,10 +23,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// first: background jobs of a non-interactive shell ignore SIGINT, and once INT has
 /// killed the session leader sshd can no longer signal the group, so `sleep 1 & sleep 2`
 /// would leave `sleep 1` behind (seen in tests). TERM reaches the whole process group.
-const LADDER: [(Sig, Duration); 2] = [
-    (Sig::TERM, Duration::from_millis(1000)),
-    (Sig::KILL, Duration::from_millis(1000)),
-];
+const LADDER: [(Sig, Duration); 2] =
+    [(Sig::TERM, Duration::from_millis(1000)), (Sig::KILL, Duration::from_millis(1000))];
 
 /// Where output goes.
 pub trait Sink: Send + Sync {
@@ -67,10 +65,7 @@ pub(super) async fn run(
     sink: &dyn Sink,
     cancel: &CancellationToken,
 ) -> Result<ExecOutcome, SshError> {
-    channel
-        .exec(true, command.as_bytes())
-        .await
-        .map_err(|e| SshError::Channel(e.to_string()))?;
+    channel.exec(true, command.as_bytes()).await.map_err(|e| SshError::Channel(e.to_string()))?;
     // Commands that wait for input must see EOF, not hang.
     let _ = channel.eof().await;
     let (mut reader, writer) = channel.split();
@@ -137,12 +132,7 @@ pub(super) async fn run(
         }));
     }
     let stop_confirmed = stopped && exited_at.is_some();
-    Ok(ExecOutcome::Finished {
-        exit_code,
-        exit_signal,
-        stopped,
-        stop_confirmed,
-    })
+    Ok(ExecOutcome::Finished { exit_code, exit_signal, stopped, stop_confirmed })
 }
 
 async fn sleep_until(when: Option<Instant>) {

@@ -60,25 +60,14 @@ fn parse(text: &str) -> impl Iterator<Item = Entry<'_>> {
         let hosts = fields.next()?;
         let algo = fields.next()?;
         let b64 = fields.next()?;
-        let key = PublicKey::from_openssh(&format!("{algo} {b64}"))
-            .ok()
-            .map(|k| k.key_data().clone());
-        Some(Entry {
-            line: i + 1,
-            marker,
-            hosts,
-            key,
-        })
+        let key = PublicKey::from_openssh(&format!("{algo} {b64}")).ok().map(|k| k.key_data().clone());
+        Some(Entry { line: i + 1, marker, hosts, key })
     })
 }
 
 /// The names OpenSSH looks a host up under: `host` on port 22, `[host]:port` otherwise.
 pub fn lookup_name(host: &str, port: u16) -> String {
-    if port == 22 {
-        host.to_owned()
-    } else {
-        format!("[{host}]:{port}")
-    }
+    if port == 22 { host.to_owned() } else { format!("[{host}]:{port}") }
 }
 
 /// Does the comma-separated pattern list `hosts` match `name`? A matching `!` pattern
@@ -148,25 +137,18 @@ pub fn has_entry(text: &str, host: &str, port: u16) -> bool {
 pub fn check_key(text: &str, host: &str, port: u16, key: &KeyData) -> Verdict {
     let name = lookup_name(host, port);
     let entries: Vec<Entry> = parse(text).collect();
-    if let Some(e) = entries
-        .iter()
-        .find(|e| e.marker == Marker::Revoked && e.key.as_ref() == Some(key))
-    {
+    if let Some(e) = entries.iter().find(|e| e.marker == Marker::Revoked && e.key.as_ref() == Some(key)) {
         return Verdict::Revoked { line: e.line };
     }
-    let for_host: Vec<&Entry> = entries
-        .iter()
-        .filter(|e| e.marker == Marker::None && hosts_match(e.hosts, &name))
-        .collect();
+    let for_host: Vec<&Entry> =
+        entries.iter().filter(|e| e.marker == Marker::None && hosts_match(e.hosts, &name)).collect();
     if let Some(e) = for_host.iter().find(|e| e.key.as_ref() == Some(key)) {
         return Verdict::Trusted { line: e.line };
     }
     if for_host.is_empty() {
         Verdict::Unknown
     } else {
-        Verdict::Changed {
-            lines: for_host.iter().map(|e| e.line).collect(),
-        }
+        Verdict::Changed { lines: for_host.iter().map(|e| e.line).collect() }
     }
 }
 
@@ -176,18 +158,12 @@ pub fn check_certificate(text: &str, host: &str, port: u16, cert: &Certificate) 
     let name = lookup_name(host, port);
     let entries: Vec<Entry> = parse(text).collect();
     for revoked in entries.iter().filter(|e| e.marker == Marker::Revoked) {
-        if revoked.key.as_ref() == Some(cert.signature_key())
-            || revoked.key.as_ref() == Some(cert.public_key())
-        {
+        if revoked.key.as_ref() == Some(cert.signature_key()) || revoked.key.as_ref() == Some(cert.public_key()) {
             return Verdict::Revoked { line: revoked.line };
         }
     }
-    let principal_ok =
-        cert.valid_principals().is_empty() || cert.valid_principals().iter().any(|p| p == host);
-    for ca in entries
-        .iter()
-        .filter(|e| e.marker == Marker::CertAuthority && hosts_match(e.hosts, &name))
-    {
+    let principal_ok = cert.valid_principals().is_empty() || cert.valid_principals().iter().any(|p| p == host);
+    for ca in entries.iter().filter(|e| e.marker == Marker::CertAuthority && hosts_match(e.hosts, &name)) {
         if ca.key.as_ref() == Some(cert.signature_key()) {
             let fp = PublicKey::from(cert.signature_key().clone()).fingerprint(HashAlg::Sha256);
             if principal_ok && cert.cert_type().is_host() && cert.validate([&fp]).is_ok() {
@@ -202,116 +178,38 @@ pub fn check_certificate(text: &str, host: &str, port: u16, cert: &Certificate) 
 mod tests {
     use super::*;
 
-    const K1: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
-    const K2: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7cNfMKe8ygMZqvqfOdmPtTBGZ6f6XJ3hOQe5qmsYcb";
+    const K1: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+    const K2: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7cNfMKe8ygMZqvqfOdmPtTBGZ6f6XJ3hOQe5qmsYcb";
 
     fn key(s: &str) -> KeyData {
         PublicKey::from_openssh(s).unwrap().key_data().clone()
     }
 
     fn check(text: &str, host: &str, port: u16, offered: &str, expect: Verdict) {
-        assert_eq!(
-            check_key(text, host, port, &key(offered)),
-            expect,
-            "{text:?} {host}:{port}"
-        );
+        assert_eq!(check_key(text, host, port, &key(offered)), expect, "{text:?} {host}:{port}");
     }
 
     #[test]
     fn plain_ports_patterns_negation_tabs() {
-        check(
-            &format!("[10.0.0.1]:2222 {K1}\n"),
-            "10.0.0.1",
-            2222,
-            K1,
-            Verdict::Trusted { line: 1 },
-        );
-        check(
-            &format!("10.0.0.1 {K1}\n"),
-            "10.0.0.1",
-            2222,
-            K1,
-            Verdict::Unknown,
-        );
-        check(
-            &format!("10.0.0.1 {K1}\n"),
-            "10.0.0.1",
-            22,
-            K1,
-            Verdict::Trusted { line: 1 },
-        );
-        check(
-            &format!("# c\n\nweb*.example.com,db? {K1}\n"),
-            "web7.example.com",
-            22,
-            K1,
-            Verdict::Trusted { line: 3 },
-        );
-        check(
-            &format!("db? {K1}\n"),
-            "db1",
-            22,
-            K1,
-            Verdict::Trusted { line: 1 },
-        );
+        check(&format!("[10.0.0.1]:2222 {K1}\n"), "10.0.0.1", 2222, K1, Verdict::Trusted { line: 1 });
+        check(&format!("10.0.0.1 {K1}\n"), "10.0.0.1", 2222, K1, Verdict::Unknown);
+        check(&format!("10.0.0.1 {K1}\n"), "10.0.0.1", 22, K1, Verdict::Trusted { line: 1 });
+        check(&format!("# c\n\nweb*.example.com,db? {K1}\n"), "web7.example.com", 22, K1, Verdict::Trusted { line: 3 });
+        check(&format!("db? {K1}\n"), "db1", 22, K1, Verdict::Trusted { line: 1 });
         check(&format!("db? {K1}\n"), "db12", 22, K1, Verdict::Unknown);
-        check(
-            &format!("*.example.com,!bad.example.com {K1}\n"),
-            "bad.example.com",
-            22,
-            K1,
-            Verdict::Unknown,
-        );
-        check(
-            &format!("WEB1\t\t{}\n", K1.replace(' ', "\t")),
-            "web1",
-            22,
-            K1,
-            Verdict::Trusted { line: 1 },
-        );
-        check(
-            &format!("[h]:24022  {K1}  comment here\n"),
-            "h",
-            24022,
-            K1,
-            Verdict::Trusted { line: 1 },
-        );
-        check(
-            &format!("h {K2}\nh {K1}\n"),
-            "h",
-            22,
-            K1,
-            Verdict::Trusted { line: 2 },
-        );
-        check(
-            &format!("# comment\nh {K2}\n"),
-            "h",
-            22,
-            K1,
-            Verdict::Changed { lines: vec![2] },
-        );
+        check(&format!("*.example.com,!bad.example.com {K1}\n"), "bad.example.com", 22, K1, Verdict::Unknown);
+        check(&format!("WEB1\t\t{}\n", K1.replace(' ', "\t")), "web1", 22, K1, Verdict::Trusted { line: 1 });
+        check(&format!("[h]:24022  {K1}  comment here\n"), "h", 24022, K1, Verdict::Trusted { line: 1 });
+        check(&format!("h {K2}\nh {K1}\n"), "h", 22, K1, Verdict::Trusted { line: 2 });
+        check(&format!("# comment\nh {K2}\n"), "h", 22, K1, Verdict::Changed { lines: vec![2] });
         check("", "h", 22, K1, Verdict::Unknown);
         check("garbage line\n@weird h k\n", "h", 22, K1, Verdict::Unknown);
     }
 
     #[test]
     fn revoked_wins_over_a_matching_line() {
-        check(
-            &format!("h {K1}\n@revoked * {K1}\n"),
-            "h",
-            22,
-            K1,
-            Verdict::Revoked { line: 2 },
-        );
-        check(
-            &format!("h {K1}\n@revoked * {K2}\n"),
-            "h",
-            22,
-            K1,
-            Verdict::Trusted { line: 1 },
-        );
+        check(&format!("h {K1}\n@revoked * {K1}\n"), "h", 22, K1, Verdict::Revoked { line: 2 });
+        check(&format!("h {K1}\n@revoked * {K2}\n"), "h", 22, K1, Verdict::Trusted { line: 1 });
     }
 
     #[test]
@@ -321,19 +219,9 @@ mod tests {
         let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&salt).unwrap();
         mac.update(b"[127.0.0.1]:24022");
         let hash = mac.finalize().into_bytes();
-        let line = format!(
-            "|1|{}|{} {K1}\n",
-            STANDARD.encode(salt),
-            STANDARD.encode(hash)
-        );
+        let line = format!("|1|{}|{} {K1}\n", STANDARD.encode(salt), STANDARD.encode(hash));
         check(&line, "127.0.0.1", 24022, K1, Verdict::Trusted { line: 1 });
         check(&line, "127.0.0.1", 22, K1, Verdict::Unknown);
-        check(
-            &line,
-            "127.0.0.1",
-            24022,
-            K2,
-            Verdict::Changed { lines: vec![1] },
-        );
+        check(&line, "127.0.0.1", 24022, K2, Verdict::Changed { lines: vec![1] });
     }
 }

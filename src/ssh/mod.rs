@@ -31,30 +31,13 @@ pub enum SshError {
     #[error(
         "unknown host key for {name}: {fingerprint} is not in {path}. Review it (e.g. `ssh-keyscan -p {port} {host}`) and add this line if it is right:\n{line}"
     )]
-    UnknownHostKey {
-        name: String,
-        host: String,
-        port: u16,
-        fingerprint: String,
-        path: String,
-        line: String,
-    },
+    UnknownHostKey { name: String, host: String, port: u16, fingerprint: String, path: String, line: String },
     #[error(
         "HOST KEY CHANGED for {name}: offered {fingerprint}, but {path} lines {lines:?} list other keys. This may be an impostor; refusing to connect"
     )]
-    HostKeyChanged {
-        name: String,
-        fingerprint: String,
-        path: String,
-        lines: Vec<usize>,
-    },
+    HostKeyChanged { name: String, fingerprint: String, path: String, lines: Vec<usize> },
     #[error("host key {fingerprint} of {name} is revoked by {path} line {line}")]
-    HostKeyRevoked {
-        name: String,
-        fingerprint: String,
-        path: String,
-        line: usize,
-    },
+    HostKeyRevoked { name: String, fingerprint: String, path: String, line: usize },
     #[error("cannot read known_hosts {path}: {reason}")]
     KnownHosts { path: String, reason: String },
     #[error("SSH handshake with {addr} failed: {reason}")]
@@ -90,17 +73,13 @@ pub struct Verifier {
 impl Verifier {
     fn verify(&self, offered: &PublicKeyOrCertificate) -> Result<(), SshError> {
         let path = self.known_hosts.display().to_string();
-        let text =
-            std::fs::read_to_string(&self.known_hosts).map_err(|e| SshError::KnownHosts {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+        let text = std::fs::read_to_string(&self.known_hosts)
+            .map_err(|e| SshError::KnownHosts { path: path.clone(), reason: e.to_string() })?;
         let name = known_hosts::lookup_name(&self.host, self.port);
         let (verdict, key) = match offered {
-            PublicKeyOrCertificate::PublicKey { key, .. } => (
-                known_hosts::check_key(&text, &self.host, self.port, key.key_data()),
-                key.clone(),
-            ),
+            PublicKeyOrCertificate::PublicKey { key, .. } => {
+                (known_hosts::check_key(&text, &self.host, self.port, key.key_data()), key.clone())
+            }
             PublicKeyOrCertificate::Certificate(cert) => (
                 known_hosts::check_certificate(&text, &self.host, self.port, cert),
                 PublicKey::from(cert.public_key().clone()),
@@ -109,18 +88,8 @@ impl Verifier {
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
         match verdict {
             Verdict::Trusted { .. } | Verdict::TrustedByCa { .. } => Ok(()),
-            Verdict::Revoked { line } => Err(SshError::HostKeyRevoked {
-                name,
-                fingerprint,
-                path,
-                line,
-            }),
-            Verdict::Changed { lines } => Err(SshError::HostKeyChanged {
-                name,
-                fingerprint,
-                path,
-                lines,
-            }),
+            Verdict::Revoked { line } => Err(SshError::HostKeyRevoked { name, fingerprint, path, line }),
+            Verdict::Changed { lines } => Err(SshError::HostKeyChanged { name, fingerprint, path, lines }),
             Verdict::Unknown => {
                 let line = format!("{name} {}", key.to_openssh().unwrap_or_default());
                 Err(SshError::UnknownHostKey {
@@ -139,12 +108,7 @@ impl Verifier {
 impl russh::client::Handler for Verifier {
     type Error = HandlerError;
 
-    async fn check_server_key(
-        &mut self,
-        key: &PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        self.verify(key)
-            .map(|()| true)
-            .map_err(HandlerError::HostKey)
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        self.verify(key).map(|()| true).map_err(HandlerError::HostKey)
     }
 }

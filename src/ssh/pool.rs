@@ -49,14 +49,9 @@ pub struct Pool {
 impl Pool {
     /// Creates the pool and its idle reaper (which ends when the pool is dropped).
     pub fn new(settings: PoolSettings) -> Arc<Self> {
-        let pool = Arc::new(Self {
-            settings,
-            conns: Mutex::new(HashMap::new()),
-            connecting: DashMap::new(),
-        });
+        let pool = Arc::new(Self { settings, conns: Mutex::new(HashMap::new()), connecting: DashMap::new() });
         let weak = Arc::downgrade(&pool);
-        let every =
-            (pool.settings.idle / 2).clamp(Duration::from_millis(200), Duration::from_secs(30));
+        let every = (pool.settings.idle / 2).clamp(Duration::from_millis(200), Duration::from_secs(30));
         tokio::spawn(reap(weak, every));
         pool
     }
@@ -81,12 +76,7 @@ impl Pool {
         cancel: &CancellationToken,
         on_started: &(dyn Fn() + Send + Sync),
     ) -> Result<ExecOutcome, SshError> {
-        let key: Key = (
-            target.addr,
-            cred.username.clone(),
-            target.host_name.clone(),
-            cred.name.clone(),
-        );
+        let key: Key = (target.addr, cred.username.clone(), target.host_name.clone(), cred.name.clone());
         let mut last_error = None;
         for _attempt in 0..3 {
             let checkout = self.checkout(&key, target, cred, known_hosts, connect_timeout);
@@ -127,9 +117,7 @@ impl Pool {
         timeout: Duration,
     ) -> Result<(), SshError> {
         let handle = connect(target, cred, known_hosts, timeout, self.settings.keepalive).await?;
-        let _ = handle
-            .disconnect(russh::Disconnect::ByApplication, "preflight", "en")
-            .await;
+        let _ = handle.disconnect(russh::Disconnect::ByApplication, "preflight", "en").await;
         Ok(())
     }
 
@@ -162,10 +150,7 @@ impl Pool {
             .clone()
             .try_acquire_owned()
             .map_err(|_| SshError::Channel("new connection has no slot".into()))?;
-        lock(&self.conns)
-            .entry(key.clone())
-            .or_default()
-            .push(conn.clone());
+        lock(&self.conns).entry(key.clone()).or_default().push(conn.clone());
         Ok((conn, permit))
     }
 
@@ -173,13 +158,7 @@ impl Pool {
         let mut conns = lock(&self.conns);
         let list = conns.get_mut(key)?;
         list.retain(|c| !c.handle.is_closed());
-        list.iter().find_map(|c| {
-            c.slots
-                .clone()
-                .try_acquire_owned()
-                .ok()
-                .map(|p| (c.clone(), p))
-        })
+        list.iter().find_map(|c| c.slots.clone().try_acquire_owned().ok().map(|p| (c.clone(), p)))
     }
 
     fn discard(&self, key: &Key, conn: &Arc<Conn>) {
@@ -196,8 +175,7 @@ impl Pool {
         for list in conns.values_mut() {
             list.retain(|c| {
                 let idle = now.duration_since(*lock(&c.last_used)) >= self.settings.idle;
-                let unused =
-                    c.slots.available_permits() == self.settings.max_sessions_per_connection;
+                let unused = c.slots.available_permits() == self.settings.max_sessions_per_connection;
                 let keep = !(c.handle.is_closed() || idle && unused);
                 if !keep {
                     closing.push(c.clone());
@@ -209,10 +187,7 @@ impl Pool {
         drop(conns);
         for c in closing {
             tokio::spawn(async move {
-                let _ = c
-                    .handle
-                    .disconnect(russh::Disconnect::ByApplication, "idle", "en")
-                    .await;
+                let _ = c.handle.disconnect(russh::Disconnect::ByApplication, "idle", "en").await;
             });
         }
     }
@@ -237,21 +212,10 @@ async fn connect(
 ) -> Result<Handle<Verifier>, SshError> {
     let addr = target.addr;
     let attempt = async {
-        let tcp = TcpStream::connect(addr)
-            .await
-            .map_err(|e| SshError::Connect {
-                addr,
-                reason: e.to_string(),
-            })?;
-        let peer = tcp.peer_addr().map_err(|e| SshError::Connect {
-            addr,
-            reason: e.to_string(),
-        })?;
+        let tcp = TcpStream::connect(addr).await.map_err(|e| SshError::Connect { addr, reason: e.to_string() })?;
+        let peer = tcp.peer_addr().map_err(|e| SshError::Connect { addr, reason: e.to_string() })?;
         if peer != addr {
-            return Err(SshError::PeerMismatch {
-                want: addr,
-                got: peer,
-            });
+            return Err(SshError::PeerMismatch { want: addr, got: peer });
         }
         let _ = tcp.set_nodelay(true);
         let config = Arc::new(client::Config {
@@ -260,27 +224,16 @@ async fn connect(
             nodelay: true,
             ..Default::default()
         });
-        let verifier = Verifier {
-            host: target.host_name.clone(),
-            port: target.port,
-            known_hosts: known_hosts.to_path_buf(),
-        };
-        let mut handle = client::connect_stream(config, tcp, verifier)
-            .await
-            .map_err(|e| match e {
-                HandlerError::HostKey(e) => e,
-                HandlerError::Russh(e) => SshError::Handshake {
-                    addr,
-                    reason: e.to_string(),
-                },
-            })?;
+        let verifier =
+            Verifier { host: target.host_name.clone(), port: target.port, known_hosts: known_hosts.to_path_buf() };
+        let mut handle = client::connect_stream(config, tcp, verifier).await.map_err(|e| match e {
+            HandlerError::HostKey(e) => e,
+            HandlerError::Russh(e) => SshError::Handshake { addr, reason: e.to_string() },
+        })?;
         auth::authenticate(&mut handle, cred).await?;
         Ok(handle)
     };
     tokio::time::timeout(timeout, attempt)
         .await
-        .map_err(|_| SshError::ConnectTimeout {
-            addr,
-            secs: timeout.as_secs(),
-        })?
+        .map_err(|_| SshError::ConnectTimeout { addr, secs: timeout.as_secs() })?
 }

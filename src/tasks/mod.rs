@@ -8,6 +8,7 @@
 mod expiry;
 pub mod ring;
 pub mod state;
+mod task;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -16,7 +17,6 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use futures::future::BoxFuture;
-use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use ring::Stream;
 pub use state::{CancelledBy, Output, TaskState, WorkOutcome, now_ms};
+pub use task::{Task, TaskSnapshot};
 
 /// How long a timed-out or cancelled task's work gets to stop the remote command.
 const STOP_GRACE: Duration = Duration::from_secs(6);
@@ -71,104 +72,6 @@ pub struct ManagerLimits {
 
 pub type Work = Box<dyn FnOnce(TaskContext) -> BoxFuture<'static, WorkOutcome> + Send>;
 
-/// One task. Shared between the manager, its tokio task and readers.
-#[derive(Debug)]
-pub struct Task {
-    pub id: String,
-    pub spec: TaskSpec,
-    pub created_at_ms: u64,
-    started: Instant,
-    state: Mutex<(TaskState, u64)>,
-    output: Mutex<Output>,
-    cancel: CancellationToken,
-    cancelled_by: Mutex<Option<CancelledBy>>,
-    timed_out: AtomicBool,
-    changes: watch::Sender<u64>,
-    finished_at: Mutex<Option<Instant>>,
-}
-
-/// A consistent view of a task for status replies.
-#[derive(Debug, Clone, Serialize)]
-pub struct TaskSnapshot {
-    pub task_id: String,
-    pub alias: String,
-    pub target_ip: String,
-    #[serde(flatten)]
-    pub state: TaskState,
-    pub created_at_ms: u64,
-    pub updated_at_ms: u64,
-    pub elapsed_ms: u64,
-    pub stdout_bytes: u64,
-    pub stderr_bytes: u64,
-    pub lines: u64,
-    pub truncated: bool,
-    pub output_evicted: bool,
-    pub expires_in_seconds: Option<u64>,
-}
-
-impl Task {
-    pub fn state(&self) -> TaskState {
-        lock(&self.state).0.clone()
-    }
-
-    fn set_state(&self, s: TaskState) {
-        *lock(&self.state) = (s, now_ms());
-        self.changes.send_modify(|v| *v += 1);
-    }
-
-    pub fn output(&self) -> MutexGuard<'_, Output> {
-        lock(&self.output)
-    }
-
-    /// A receiver that changes on every state change and output chunk.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changes.subscribe()
-    }
-
-    pub fn snapshot(&self) -> TaskSnapshot {
-        let (state, updated) = lock(&self.state).clone();
-        let out = self.output();
-        let finished = *lock(&self.finished_at);
-        let elapsed = finished
-            .unwrap_or_else(Instant::now)
-            .duration_since(self.started);
-        let expires = finished.map(|f| {
-            (f + self.spec.ttl)
-                .saturating_duration_since(Instant::now())
-                .as_secs()
-        });
-        TaskSnapshot {
-            task_id: self.id.clone(),
-            alias: self.spec.alias.clone(),
-            target_ip: self.spec.target_ip.clone(),
-            state,
-            created_at_ms: self.created_at_ms,
-            updated_at_ms: updated,
-            elapsed_ms: elapsed.as_millis() as u64,
-            stdout_bytes: out.stdout.total(),
-            stderr_bytes: out.stderr.total(),
-            lines: out.lines,
-            truncated: out.truncated(),
-            output_evicted: out.evicted,
-            expires_in_seconds: expires,
-        }
-    }
-
-    /// Waits until the task has finished and returns its final state.
-    pub async fn finished(&self) -> TaskState {
-        let mut rx = self.subscribe();
-        loop {
-            let s = self.state();
-            if s.is_finished() {
-                return s;
-            }
-            if rx.changed().await.is_err() {
-                return self.state();
-            }
-        }
-    }
-}
-
 /// Handed to the work: where output goes, when to stop, and state updates.
 pub struct TaskContext {
     pub cancel: CancellationToken,
@@ -178,9 +81,7 @@ pub struct TaskContext {
 
 impl TaskContext {
     pub fn set_running(&self) {
-        self.task.set_state(TaskState::Running {
-            started_at: now_ms(),
-        });
+        self.task.set_state(TaskState::Running { started_at: now_ms() });
     }
 }
 
@@ -241,12 +142,8 @@ impl Inner {
         if self.budget_used.load(Ordering::Relaxed) <= self.limits.output_budget as i64 {
             return;
         }
-        let mut finished: Vec<Arc<Task>> = self
-            .tasks
-            .iter()
-            .filter(|t| t.state().is_finished())
-            .map(|t| t.clone())
-            .collect();
+        let mut finished: Vec<Arc<Task>> =
+            self.tasks.iter().filter(|t| t.state().is_finished()).map(|t| t.clone()).collect();
         finished.sort_by_key(|t| *lock(&t.finished_at));
         for t in finished {
             if self.budget_used.load(Ordering::Relaxed) <= self.limits.output_budget as i64 {
@@ -261,10 +158,7 @@ impl Inner {
     }
 
     fn host_semaphore(&self, alias: &str, slots: usize) -> Arc<Semaphore> {
-        self.per_host
-            .entry(alias.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(slots.max(1))))
-            .clone()
+        self.per_host.entry(alias.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(slots.max(1)))).clone()
     }
 
     fn finish(&self, task: &Task, state: TaskState) {
@@ -322,10 +216,7 @@ impl TaskManager {
         let queued = inner.queued.fetch_add(1, Ordering::SeqCst);
         if queued >= inner.limits.max_queued {
             inner.queued.fetch_sub(1, Ordering::SeqCst);
-            return Err(TaskError::Busy {
-                queued,
-                limit: inner.limits.max_queued,
-            });
+            return Err(TaskError::Busy { queued, limit: inner.limits.max_queued });
         }
         let id = format!("t{:032x}", rand::random::<u128>());
         let task = Arc::new(Task {
@@ -343,9 +234,7 @@ impl TaskManager {
         });
         inner.tasks.insert(id, task.clone());
         let (inner2, task2) = (inner.clone(), task.clone());
-        inner
-            .tracker
-            .spawn(async move { run(inner2, task2, work).await });
+        inner.tracker.spawn(async move { run(inner2, task2, work).await });
         Ok(task)
     }
 
@@ -387,10 +276,7 @@ impl TaskManager {
 
     /// Bytes held by all task buffers, and how often the budget could not be met.
     pub fn memory(&self) -> (i64, usize) {
-        (
-            self.inner.budget_used.load(Ordering::Relaxed),
-            self.inner.budget_overflows.load(Ordering::Relaxed),
-        )
+        (self.inner.budget_used.load(Ordering::Relaxed), self.inner.budget_overflows.load(Ordering::Relaxed))
     }
 
     /// Stops accepting, cancels everything (remote commands are signalled by their work),
@@ -424,10 +310,7 @@ async fn run(inner: Arc<Inner>, task: Arc<Task>, work: Work) {
     task.set_state(TaskState::Connecting);
     let ctx = TaskContext {
         cancel: task.cancel.clone(),
-        sink: OutputSink {
-            task: task.clone(),
-            inner: inner.clone(),
-        },
+        sink: OutputSink { task: task.clone(), inner: inner.clone() },
         task: task.clone(),
     };
     let mut fut = work(ctx);
@@ -442,17 +325,11 @@ async fn run(inner: Arc<Inner>, task: Arc<Task>, work: Work) {
     let cancelled_by = *lock(&task.cancelled_by);
     let state = match outcome {
         _ if task.timed_out.load(Ordering::SeqCst) => TaskState::TimedOut,
-        WorkOutcome::Exited {
-            exit_code,
-            exit_signal,
-        } if cancelled_by.is_none() || exit_signal.is_none() => TaskState::Completed {
-            exit_code,
-            exit_signal,
-        },
+        WorkOutcome::Exited { exit_code, exit_signal } if cancelled_by.is_none() || exit_signal.is_none() => {
+            TaskState::Completed { exit_code, exit_signal }
+        }
         WorkOutcome::Failed(error) if cancelled_by.is_none() => TaskState::Failed { error },
-        _ => TaskState::Cancelled {
-            by: cancelled_by.unwrap_or(CancelledBy::Client),
-        },
+        _ => TaskState::Cancelled { by: cancelled_by.unwrap_or(CancelledBy::Client) },
     };
     inner.finish(&task, state);
 }

@@ -6,9 +6,7 @@
 use std::collections::VecDeque;
 
 /// Which stream a chunk came from.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     Stdout,
@@ -40,13 +38,7 @@ pub struct Page {
 
 impl HeadTail {
     pub fn new(head_cap: usize, tail_cap: usize) -> Self {
-        Self {
-            head: Vec::new(),
-            tail: VecDeque::new(),
-            head_cap,
-            tail_cap,
-            total: 0,
-        }
+        Self { head: Vec::new(), tail: VecDeque::new(), head_cap, tail_cap, total: 0 }
     }
 
     /// Appends `data`; returns the change in retained bytes (for the global budget).
@@ -111,22 +103,12 @@ impl HeadTail {
                 data.extend(self.tail.iter().take(limit - data.len()));
             }
             let next = from + data.len() as u64;
-            return Page {
-                data,
-                offset: from,
-                next_offset: next,
-                dropped_bytes: 0,
-            };
+            return Page { data, offset: from, next_offset: next, dropped_bytes: 0 };
         }
         let start = from.max(self.tail_start());
         let skip = (start - self.tail_start()) as usize;
         let data: Vec<u8> = self.tail.iter().skip(skip).take(limit).copied().collect();
-        Page {
-            next_offset: start + data.len() as u64,
-            offset: start,
-            dropped_bytes: start - from,
-            data,
-        }
+        Page { next_offset: start + data.len() as u64, offset: start, dropped_bytes: start - from, data }
     }
 
     /// The last `n` lines among the retained bytes (the tail, or head+tail when contiguous).
@@ -145,11 +127,7 @@ impl HeadTail {
             .filter(|(_, b)| **b == b'\n')
             .nth(n.saturating_sub(1))
             .map_or(0, |(i, _)| i + 1);
-        if n == 0 {
-            Vec::new()
-        } else {
-            bytes[start..].to_vec()
-        }
+        if n == 0 { Vec::new() } else { bytes[start..].to_vec() }
     }
 }
 
@@ -180,33 +158,9 @@ mod tests {
             b.push(chunk);
         }
         assert_eq!((b.total(), b.retained(), b.dropped()), (16, 8, 8));
-        assert_eq!(
-            b.page(0, 100),
-            Page {
-                data: b"abcd".to_vec(),
-                offset: 0,
-                next_offset: 4,
-                dropped_bytes: 0
-            }
-        );
-        assert_eq!(
-            b.page(4, 100),
-            Page {
-                data: b"mnop".to_vec(),
-                offset: 12,
-                next_offset: 16,
-                dropped_bytes: 8
-            }
-        );
-        assert_eq!(
-            b.page(14, 1),
-            Page {
-                data: b"o".to_vec(),
-                offset: 14,
-                next_offset: 15,
-                dropped_bytes: 0
-            }
-        );
+        assert_eq!(b.page(0, 100), Page { data: b"abcd".to_vec(), offset: 0, next_offset: 4, dropped_bytes: 0 });
+        assert_eq!(b.page(4, 100), Page { data: b"mnop".to_vec(), offset: 12, next_offset: 16, dropped_bytes: 8 });
+        assert_eq!(b.page(14, 1), Page { data: b"o".to_vec(), offset: 14, next_offset: 15, dropped_bytes: 0 });
         assert_eq!(b.page(99, 10).data, b"");
     }
 

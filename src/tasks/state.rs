@@ -35,20 +35,11 @@ pub enum WorkOutcome {
 pub enum TaskState {
     Queued,
     Connecting,
-    Running {
-        started_at: u64,
-    },
-    Completed {
-        exit_code: Option<u32>,
-        exit_signal: Option<String>,
-    },
-    Failed {
-        error: String,
-    },
+    Running { started_at: u64 },
+    Completed { exit_code: Option<u32>, exit_signal: Option<String> },
+    Failed { error: String },
     TimedOut,
-    Cancelled {
-        by: CancelledBy,
-    },
+    Cancelled { by: CancelledBy },
 }
 
 impl TaskState {
@@ -65,18 +56,13 @@ impl TaskState {
     }
 
     pub fn is_finished(&self) -> bool {
-        matches!(
-            self,
-            Self::Completed { .. } | Self::Failed { .. } | Self::TimedOut | Self::Cancelled { .. }
-        )
+        matches!(self, Self::Completed { .. } | Self::Failed { .. } | Self::TimedOut | Self::Cancelled { .. })
     }
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Everything a task produced, bounded by construction.

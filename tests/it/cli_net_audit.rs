@@ -27,10 +27,7 @@ impl Resolve for FakeDns {
     fn lookup<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, String>> {
         Box::pin(async move {
             tokio::time::sleep(self.delay).await;
-            self.answers
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| Err("NXDOMAIN".into()))
+            self.answers.get(name).cloned().unwrap_or_else(|| Err("NXDOMAIN".into()))
         })
     }
 }
@@ -72,48 +69,16 @@ async fn precheck_judges_every_address_and_returns_the_one_to_dial() {
     let target = precheck(&host("dual.example"), &n, &dns, t).await.unwrap();
     assert_eq!(target.addr.to_string(), "10.0.0.5:2222", "IPv4 first");
     assert_eq!(target.resolved.len(), 2);
-    assert_eq!(
-        precheck(&host("10.1.2.3"), &n, &dns, t)
-            .await
-            .unwrap()
-            .addr
-            .to_string(),
-        "10.1.2.3:2222"
-    );
-    assert_eq!(
-        precheck(&host("2001:db8::9"), &n, &dns, t)
-            .await
-            .unwrap()
-            .addr
-            .to_string(),
-        "[2001:db8::9]:2222"
-    );
-    let e = precheck(&host("mixed.example"), &n, &dns, t)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "host \"h\": 192.168.1.6 is in block list entry 192.168.0.0/16"
-    );
-    let e = precheck(&host("outside.example"), &n, &dns, t)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "host \"h\": no resolved address is inside allow_ips/allow_cidrs (8.8.8.8)"
-    );
-    assert!(matches!(
-        precheck(&host("fail.example"), &n, &dns, t).await,
-        Err(PrecheckError::Dns { .. })
-    ));
-    assert!(matches!(
-        precheck(&host("nx.example"), &n, &dns, t).await,
-        Err(PrecheckError::Dns { .. })
-    ));
-    let slow = FakeDns {
-        answers: HashMap::from([("slow.example", Ok(vec![ip("10.0.0.1")]))]),
-        delay: Duration::from_secs(5),
-    };
+    assert_eq!(precheck(&host("10.1.2.3"), &n, &dns, t).await.unwrap().addr.to_string(), "10.1.2.3:2222");
+    assert_eq!(precheck(&host("2001:db8::9"), &n, &dns, t).await.unwrap().addr.to_string(), "[2001:db8::9]:2222");
+    let e = precheck(&host("mixed.example"), &n, &dns, t).await.unwrap_err();
+    assert_eq!(e.to_string(), "host \"h\": 192.168.1.6 is in block list entry 192.168.0.0/16");
+    let e = precheck(&host("outside.example"), &n, &dns, t).await.unwrap_err();
+    assert_eq!(e.to_string(), "host \"h\": no resolved address is inside allow_ips/allow_cidrs (8.8.8.8)");
+    assert!(matches!(precheck(&host("fail.example"), &n, &dns, t).await, Err(PrecheckError::Dns { .. })));
+    assert!(matches!(precheck(&host("nx.example"), &n, &dns, t).await, Err(PrecheckError::Dns { .. })));
+    let slow =
+        FakeDns { answers: HashMap::from([("slow.example", Ok(vec![ip("10.0.0.1")]))]), delay: Duration::from_secs(5) };
     let t0 = std::time::Instant::now();
     assert!(matches!(
         precheck(&host("slow.example"), &n, &slow, Duration::from_millis(200)).await,
@@ -122,14 +87,9 @@ async fn precheck_judges_every_address_and_returns_the_one_to_dial() {
     assert!(t0.elapsed() < Duration::from_secs(2));
     // The real system resolver: localhost never leaves the machine.
     let sys = HickoryResolver::from_system(Duration::from_secs(2)).unwrap();
-    let target = precheck(
-        &host("localhost"),
-        &net(&["127.0.0.0/8", "::1/128"], &[]),
-        &sys,
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap();
+    let target = precheck(&host("localhost"), &net(&["127.0.0.0/8", "::1/128"], &[]), &sys, Duration::from_secs(2))
+        .await
+        .unwrap();
     assert_eq!(target.addr.to_string(), "127.0.0.1:2222");
 }
 
@@ -178,18 +138,13 @@ fn check_plan_schema_and_help() {
         "python3 -c 'import os'",
         "bash -c 'cat /etc/shadow'",
     ] {
-        let (code, out, _) =
-            sshwarden(&["plan", "--config-dir", c, "--json", "web1", "--", bypass]);
+        let (code, out, _) = sshwarden(&["plan", "--config-dir", c, "--json", "web1", "--", bypass]);
         assert_eq!(code, 3, "{bypass:?} must be denied: {out}");
     }
     let (code, _, err) = sshwarden(&["plan", "--config-dir", c, "nope", "--", "uptime"]);
     assert_eq!(code, 1);
     assert!(err.contains("\"nope\" is neither a host alias nor a tag"));
-    std::fs::write(
-        cfg.join("policy.yml"),
-        "limits:\n  max_secondz: 1\nnetwork:\n  allow_cidrs: [nope]\n",
-    )
-    .unwrap();
+    std::fs::write(cfg.join("policy.yml"), "limits:\n  max_secondz: 1\nnetwork:\n  allow_cidrs: [nope]\n").unwrap();
     let (code, _, err) = sshwarden(&["check", "--config-dir", c]);
     assert_eq!(code, 1);
     assert!(err.contains("policy.yml:2:3: limits.max_secondz"), "{err}");
@@ -208,9 +163,7 @@ fn audit_chain_detects_edits_drops_inserts_and_reorders() {
     let path = dir.path().join("audit.jsonl");
     let audit = Audit::open(&path, false).unwrap();
     for i in 0..5 {
-        let Value::Object(m) = json!({ "n": i, "command": format!("echo {i}") }) else {
-            unreachable!()
-        };
+        let Value::Object(m) = json!({ "n": i, "command": format!("echo {i}") }) else { unreachable!() };
         audit.record("decision", m, i == 2).unwrap();
     }
     assert_eq!(verify(&path), Ok(5));
@@ -222,19 +175,11 @@ fn audit_chain_detects_edits_drops_inserts_and_reorders() {
     let mut edited = owned(&lines);
     edited[2] = edited[2].replace("echo 2", "echo 9");
     write(edited);
-    assert!(
-        verify(&path)
-            .unwrap_err()
-            .contains("line 3 (seq 3): hash mismatch")
-    );
+    assert!(verify(&path).unwrap_err().contains("line 3 (seq 3): hash mismatch"));
     let mut dropped = owned(&lines);
     dropped.remove(1);
     write(dropped);
-    assert!(
-        verify(&path)
-            .unwrap_err()
-            .contains("line 2: seq 3, expected 2")
-    );
+    assert!(verify(&path).unwrap_err().contains("line 2: seq 3, expected 2"));
     let mut swapped = owned(&lines);
     swapped.swap(3, 4);
     write(swapped);
@@ -250,9 +195,7 @@ fn audit_chain_detects_edits_drops_inserts_and_reorders() {
     assert!(code != 0 && err.contains("line 5"), "{err}");
     // Redacted commands keep only the hash.
     let redacted = Audit::open(&dir.path().join("r.jsonl"), true).unwrap();
-    let Value::Object(m) = json!({ "command": "echo secret-ish" }) else {
-        unreachable!()
-    };
+    let Value::Object(m) = json!({ "command": "echo secret-ish" }) else { unreachable!() };
     redacted.record("decision", m, false).unwrap();
     let r = std::fs::read_to_string(dir.path().join("r.jsonl")).unwrap();
     assert!(!r.contains("secret-ish") && r.contains("command_sha256"));
@@ -260,27 +203,16 @@ fn audit_chain_detects_edits_drops_inserts_and_reorders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_is_fail_closed_and_lost_tasks_survive_a_restart() {
-    let fleet = Fleet::start(FleetOptions {
-        hosts: 1,
-        ..Default::default()
-    });
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
     let svc = service(&fleet);
     let marker = format!("/tmp/sshwarden-failclosed-{}", unique_tag());
     std::fs::remove_file(fleet.path("audit.jsonl")).unwrap();
-    let err = start(&svc, "h1", &format!("touch {marker}"), None)
-        .await
-        .unwrap_err();
+    let err = start(&svc, "h1", &format!("touch {marker}"), None).await.unwrap_err();
     assert!(matches!(err, ServiceError::Audit(_)), "{err}");
     assert!(err.to_string().contains("nothing was run"));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        !std::path::Path::new(&marker).exists(),
-        "a command ran without its audit record"
-    );
-    assert!(
-        svc.tasks.list().iter().all(|t| t.state.is_finished()),
-        "no task left running"
-    );
+    assert!(!std::path::Path::new(&marker).exists(), "a command ran without its audit record");
+    assert!(svc.tasks.list().iter().all(|t| t.state.is_finished()), "no task left running");
     // A task that started and never ended (the server died) is reported as lost.
     std::fs::write(fleet.path("audit.jsonl"), "").unwrap();
     let svc = service(&fleet);
@@ -289,15 +221,6 @@ async fn audit_is_fail_closed_and_lost_tasks_survive_a_restart() {
     let text = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
     assert!(text.contains("task_start"));
     let restarted = service(&fleet);
-    assert!(
-        restarted
-            .lost_tasks()
-            .iter()
-            .any(|v| v["task_id"] == t.id.as_str()),
-        "{:?}",
-        restarted.lost_tasks()
-    );
-    let _ = Command::new("pkill")
-        .args(["-u", "swtest", "-f", "sleep 30"])
-        .status();
+    assert!(restarted.lost_tasks().iter().any(|v| v["task_id"] == t.id.as_str()), "{:?}", restarted.lost_tasks());
+    let _ = Command::new("pkill").args(["-u", "swtest", "-f", "sleep 30"]).status();
 }

@@ -15,11 +15,7 @@ fn anchor_dir() -> tempfile::TempDir {
         std::fs::copy(format!("tests/fixtures/anchor/{f}"), cfg.join(f)).unwrap();
     }
     std::fs::write(dir.path().join("keys/id_ed25519"), "k").unwrap();
-    std::fs::write(
-        dir.path().join("secrets/deploy_key_passphrase"),
-        "pass-phrase-1\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("secrets/deploy_key_passphrase"), "pass-phrase-1\n").unwrap();
     std::fs::write(dir.path().join("secrets/db_password"), "db-secret-2").unwrap();
     std::fs::write(dir.path().join("secrets/ops_password"), "ops-secret-3").unwrap();
     dir
@@ -35,10 +31,7 @@ fn anchor_example_files_load_with_the_same_meaning() {
     assert_eq!((db.port, web1.port), (2222, 22));
     // Precedence: alias override beats tag overrides; tags fill what the alias left unset.
     let l = cfg.policy.limits_for(web1);
-    assert_eq!(
-        (l.max_seconds, l.max_output_bytes, l.task_result_ttl),
-        (30, 2_097_152, 300)
-    );
+    assert_eq!((l.max_seconds, l.max_output_bytes, l.task_result_ttl), (30, 2_097_152, 300));
     let l = cfg.policy.limits_for(db);
     // db-primary's tags are [database, production]: the later tag wins among tags.
     assert_eq!((l.max_seconds, l.max_output_bytes), (90, 2_097_152));
@@ -47,10 +40,7 @@ fn anchor_example_files_load_with_the_same_meaning() {
     assert_eq!(l.deny_substrings.len(), 5);
     // Secrets come from the secrets dir, trimmed; they never show in Debug output.
     let deploy = &cfg.credentials["deploy_key"];
-    assert_eq!(
-        deploy.key_passphrase.as_ref().unwrap().expose(),
-        "pass-phrase-1"
-    );
+    assert_eq!(deploy.key_passphrase.as_ref().unwrap().expose(), "pass-phrase-1");
     let debug = format!("{cfg:?}");
     for s in ["pass-phrase-1", "db-secret-2", "ops-secret-3"] {
         assert!(!debug.contains(s), "secret {s} in Debug output");
@@ -66,11 +56,7 @@ fn anchor_example_files_load_with_the_same_meaning() {
     assert!(!evaluate(p, db, "cat /var/log/nginx/access.log").allowed);
     assert!(!evaluate(p, web1, "systemctl status x; shutdown now").allowed);
     // The unknown host key `owner` is kept as a warning, with its place.
-    let w = cfg
-        .warnings
-        .iter()
-        .find(|d| d.key == "hosts[3].owner")
-        .unwrap();
+    let w = cfg.warnings.iter().find(|d| d.key == "hosts[3].owner").unwrap();
     assert_eq!((w.line, w.severity), (23, Severity::Warning));
 }
 
@@ -80,120 +66,61 @@ fn errors_of(servers: &str, creds: &str, policy: &str) -> Vec<String> {
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .map(|d| {
-            let file = std::path::Path::new(&d.file)
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .to_string();
+            let file = std::path::Path::new(&d.file).file_name().unwrap().to_string_lossy().to_string();
             format!("{file}:{}:{} {} {}", d.line, d.col, d.key, d.message)
         })
         .collect()
 }
 
 fn assert_error(errors: &[String], fragment: &str) {
-    assert!(
-        errors.iter().any(|e| e.contains(fragment)),
-        "no error containing {fragment:?} in {errors:#?}"
-    );
+    assert!(errors.iter().any(|e| e.contains(fragment)), "no error containing {fragment:?} in {errors:#?}");
 }
 
 #[test]
 fn every_error_is_reported_with_its_place() {
     let servers = "hosts:\n  - alias: a\n    host: 10.0.0.1\n    credentials: c\n  - alias: a\n    host: 10.0.0.2\n    credentials: c\n  - alias: b\n    host: 10.0.0.3\n    port: 70000\n    credentials: nope\n";
-    let errors = errors_of(
-        servers,
-        CREDS,
-        "network:\n  allow_cidrs: [\"10.0.0.0/33\"]\n",
-    );
-    assert_error(
-        &errors,
-        "servers.yml:5:5 hosts[1].alias duplicate alias \"a\"",
-    );
-    assert_error(
-        &errors,
-        "servers.yml:10:5 hosts[2].port port 70000 is outside 1-65535",
-    );
-    assert_error(
-        &errors,
-        "servers.yml:11:5 hosts[2].credentials credentials \"nope\" not found",
-    );
-    assert_error(
-        &errors,
-        "policy.yml:2:3 network.allow_cidrs[0] \"10.0.0.0/33\" is not an IP address or CIDR",
-    );
+    let errors = errors_of(servers, CREDS, "network:\n  allow_cidrs: [\"10.0.0.0/33\"]\n");
+    assert_error(&errors, "servers.yml:5:5 hosts[1].alias duplicate alias \"a\"");
+    assert_error(&errors, "servers.yml:10:5 hosts[2].port port 70000 is outside 1-65535");
+    assert_error(&errors, "servers.yml:11:5 hosts[2].credentials credentials \"nope\" not found");
+    assert_error(&errors, "policy.yml:2:3 network.allow_cidrs[0] \"10.0.0.0/33\" is not an IP address or CIDR");
     assert_eq!(errors.len(), 4, "{errors:#?}");
 }
 
 #[test]
 fn unknown_keys_and_wrong_types_name_line_and_column() {
     let s = servers(&[("a", &[])]);
-    assert_error(
-        &errors_of(&s, CREDS, "limits:\n  max_secondz: 5\n"),
-        "policy.yml:2:3 limits.max_secondz",
-    );
-    assert_error(
-        &errors_of(&s, CREDS, "rules:\n  - action: allow\n    commandz: [x]\n"),
-        "policy.yml:3:5",
-    );
-    assert_error(
-        &errors_of(&s, CREDS, "limits:\n  max_seconds: soon\n"),
-        "policy.yml:2:16",
-    );
+    assert_error(&errors_of(&s, CREDS, "limits:\n  max_secondz: 5\n"), "policy.yml:2:3 limits.max_secondz");
+    assert_error(&errors_of(&s, CREDS, "rules:\n  - action: allow\n    commandz: [x]\n"), "policy.yml:3:5");
+    assert_error(&errors_of(&s, CREDS, "limits:\n  max_seconds: soon\n"), "policy.yml:2:16");
     assert_error(
         &errors_of(&s, CREDS, "rules:\n  - action: permit\n    commands: [x]\n"),
         "rules[0].action \"permit\" is not allow or deny",
     );
     assert_error(&errors_of(&s, CREDS, "rules: [\n"), "policy.yml:");
+    assert_error(&errors_of(&s, CREDS, "limits:\n  host_key_auto_add: true\n"), "never added automatically");
     assert_error(
-        &errors_of(&s, CREDS, "limits:\n  host_key_auto_add: true\n"),
-        "never added automatically",
-    );
-    assert_error(
-        &errors_of(
-            &s,
-            CREDS,
-            "rules:\n  - action: allow\n    simple_binaries: [x]\n    allow_constructs: [magic]\n",
-        ),
+        &errors_of(&s, CREDS, "rules:\n  - action: allow\n    simple_binaries: [x]\n    allow_constructs: [magic]\n"),
         "unknown construct \"magic\"",
     );
     assert_error(
-        &errors_of(
-            &s,
-            "entries:\n  - name: c\n    username: u\n    key_path: ../../etc/passwd\n",
-            "",
-        ),
+        &errors_of(&s, "entries:\n  - name: c\n    username: u\n    key_path: ../../etc/passwd\n", ""),
         "credentials.yml:4:5 entries[0].key_path key_path \"../../etc/passwd\" contains `..`",
     );
     assert_error(
-        &errors_of(
-            &s,
-            "entries:\n  - name: c\n    username: u\n    key_path: /etc/passwd\n",
-            "",
-        ),
+        &errors_of(&s, "entries:\n  - name: c\n    username: u\n    key_path: /etc/passwd\n", ""),
         "outside the keys dir",
     );
     assert_error(
-        &errors_of(
-            &s,
-            "entries:\n  - name: c\n    username: u\n    password_secret: PATH\n",
-            "",
-        ),
+        &errors_of(&s, "entries:\n  - name: c\n    username: u\n    password_secret: PATH\n", ""),
         "secret \"PATH\" not found",
     );
     assert_error(
-        &errors_of(
-            &s,
-            "entries:\n  - name: c\n    username: u\n    password_secret: ../x\n",
-            "",
-        ),
+        &errors_of(&s, "entries:\n  - name: c\n    username: u\n    password_secret: ../x\n", ""),
         "secret name \"../x\" is invalid",
     );
     assert_error(
-        &errors_of(
-            &s,
-            "entries:\n  - name: c\n    username: u\n  - name: c\n    username: v\n",
-            "",
-        ),
+        &errors_of(&s, "entries:\n  - name: c\n    username: u\n  - name: c\n    username: v\n", ""),
         "duplicate credential name",
     );
 }
@@ -201,20 +128,9 @@ fn unknown_keys_and_wrong_types_name_line_and_column() {
 #[test]
 fn lint_warnings_for_rules_without_effect_and_shadowed_allows() {
     let policy = "network:\n  allow_cidrs: [\"10.0.0.0/8\"]\n  block_cidrs: [\"0.0.0.0/0\"]\n  block_ips: [\"192.168.0.0/16\"]\nrules:\n  - action: allow\n    binary: ls\n  - action: allow\n    aliases: [zzz*]\n    commands: [ls]\n  - action: allow\n";
-    let cfg = CfgDir::new(&servers(&[("a", &[])]), CREDS, policy)
-        .load()
-        .unwrap();
-    let warnings: Vec<String> = cfg
-        .warnings
-        .iter()
-        .map(|d| format!("{} {}", d.key, d.message))
-        .collect();
-    let has = |f: &str| {
-        assert!(
-            warnings.iter().any(|w| w.contains(f)),
-            "no warning {f:?} in {warnings:#?}"
-        )
-    };
+    let cfg = CfgDir::new(&servers(&[("a", &[])]), CREDS, policy).load().unwrap();
+    let warnings: Vec<String> = cfg.warnings.iter().map(|d| format!("{} {}", d.key, d.message)).collect();
+    let has = |f: &str| assert!(warnings.iter().any(|w| w.contains(f)), "no warning {f:?} in {warnings:#?}");
     has("allow entry 10.0.0.0/8 is entirely inside block entry 0.0.0.0/0");
     has("network.block_ips[0] \"192.168.0.0/16\" is a CIDR in an IP list; honoured");
     has("rules[0].binary a rule with only `binary` never matches");
@@ -229,21 +145,14 @@ fn secrets_come_from_env_first_and_files_over_10_mib_are_refused() {
     let dir = CfgDir::new(&servers(&[("a", &[])]), creds, "");
     let check = |env: Option<&str>| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sshwarden"));
-        cmd.arg("check")
-            .arg("--config-dir")
-            .arg(dir.config_dir())
-            .env_remove("MCP_SSH_SECRET_IT_ENV_SECRET");
+        cmd.arg("check").arg("--config-dir").arg(dir.config_dir()).env_remove("MCP_SSH_SECRET_IT_ENV_SECRET");
         if let Some(v) = env {
             cmd.env("MCP_SSH_SECRET_IT_ENV_SECRET", v);
         }
         cmd.output().unwrap()
     };
     let with_env = check(Some("from-env"));
-    assert!(
-        with_env.status.success(),
-        "{}",
-        String::from_utf8_lossy(&with_env.stderr)
-    );
+    assert!(with_env.status.success(), "{}", String::from_utf8_lossy(&with_env.stderr));
     let without = check(None);
     assert_eq!(without.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&without.stderr);
@@ -252,15 +161,9 @@ fn secrets_come_from_env_first_and_files_over_10_mib_are_refused() {
     assert!(check(None).status.success());
 
     let dir = CfgDir::new(&servers(&[("a", &[])]), CREDS, "");
-    dir.write(
-        "config/policy.yml",
-        &format!("# {}\n", "x".repeat(10 * 1024 * 1024 + 1)),
-    );
+    dir.write("config/policy.yml", &format!("# {}\n", "x".repeat(10 * 1024 * 1024 + 1)));
     let err = dir.load().unwrap_err();
-    assert!(
-        err.to_string().contains("more than the 10 MiB limit"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("more than the 10 MiB limit"), "{err}");
     dir.write("config/policy.yml", "");
     std::fs::remove_file(dir.path("config/servers.yml")).unwrap();
     assert!(dir.load().unwrap_err().to_string().contains("servers.yml"));

@@ -16,17 +16,12 @@ use crate::support::mcp::{self, BIN, call};
 use crate::support::sshd::{Fleet, FleetOptions, gone_within, remote_processes};
 
 fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_port_and_silent_peer_fail_clearly_within_their_timeout() {
-    let fleet = Fleet::start(FleetOptions {
-        hosts: 1,
-        ..Default::default()
-    });
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
     let (closed, silent) = (fleet.spare_addr(250), fleet.spare_addr(251));
     let listener = std::net::TcpListener::bind((silent, 24022)).unwrap();
     // Accepts TCP and never sends a banner.
@@ -38,41 +33,23 @@ async fn closed_port_and_silent_peer_fail_clearly_within_their_timeout() {
     });
     fleet.add_hosts(&format!("  - alias: closed\n    host: {closed}\n    port: 24022\n    credentials: key\n  - alias: silent\n    host: {silent}\n    port: 24022\n    credentials: key\n    connect_timeout: 2\n"));
     let svc = service(&fleet);
-    let TaskState::Failed { error } = run(&svc, "closed", "true").await.0 else {
-        panic!()
-    };
-    assert!(
-        error.contains(&format!("connect to {closed}:24022 failed")) && error.contains("refused"),
-        "{error}"
-    );
+    let TaskState::Failed { error } = run(&svc, "closed", "true").await.0 else { panic!() };
+    assert!(error.contains(&format!("connect to {closed}:24022 failed")) && error.contains("refused"), "{error}");
     let t0 = std::time::Instant::now();
-    let TaskState::Failed { error } = run(&svc, "silent", "true").await.0 else {
-        panic!()
-    };
+    let TaskState::Failed { error } = run(&svc, "silent", "true").await.0 else { panic!() };
     assert!(error.contains("timed out after 2 s"), "{error}");
     assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
-    assert_eq!(
-        run(&svc, "h1", "echo next").await.1,
-        "next\n",
-        "the next request is served"
-    );
+    assert_eq!(run(&svc, "h1", "echo next").await.1, "next\n", "the next request is served");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_async_tasks_finish_or_are_refused_cleanly() {
-    let fleet = Fleet::start(FleetOptions {
-        hosts: 2,
-        max_sessions: 10,
-    });
-    fleet.write_config("execution:\n  max_running_tasks: 16\n  max_queued_tasks: 200\n  output_memory_budget_bytes: 1048576\n");
-    let svc = service(&fleet);
-    assert_eq!(
-        run(&svc, "h1", "true").await.0,
-        TaskState::Completed {
-            exit_code: Some(0),
-            exit_signal: None
-        }
+    let fleet = Fleet::start(FleetOptions { hosts: 2, max_sessions: 10 });
+    fleet.write_config(
+        "execution:\n  max_running_tasks: 16\n  max_queued_tasks: 200\n  output_memory_budget_bytes: 1048576\n",
     );
+    let svc = service(&fleet);
+    assert_eq!(run(&svc, "h1", "true").await.0, TaskState::Completed { exit_code: Some(0), exit_signal: None });
     let fds_before = open_fds();
     let (mut tasks, mut busy) = (Vec::new(), 0);
     for i in 0..1000 {
@@ -85,46 +62,22 @@ async fn a_thousand_async_tasks_finish_or_are_refused_cleanly() {
             }
         }
     }
-    assert!(
-        busy > 0 && tasks.len() >= 200 && busy + tasks.len() == 1000,
-        "{busy} refused, {} accepted",
-        tasks.len()
-    );
+    assert!(busy > 0 && tasks.len() >= 200 && busy + tasks.len() == 1000, "{busy} refused, {} accepted", tasks.len());
     for (i, t) in &tasks {
-        let state = tokio::time::timeout(Duration::from_secs(120), t.finished())
-            .await
-            .unwrap();
-        assert_eq!(
-            state,
-            TaskState::Completed {
-                exit_code: Some(0),
-                exit_signal: None
-            },
-            "task {i}"
-        );
+        let state = tokio::time::timeout(Duration::from_secs(120), t.finished()).await.unwrap();
+        assert_eq!(state, TaskState::Completed { exit_code: Some(0), exit_signal: None }, "task {i}");
         assert_eq!(t.output().stdout.total(), format!("{i}\n").len() as u64);
     }
     let (used, _) = svc.tasks.memory();
     assert!(used <= 1 << 20, "output budget exceeded: {used}");
     // Connections stay bounded: 16 running at 8 sessions each is 2 per host at most, plus slack.
-    assert!(
-        svc.pool().connection_count() <= 8,
-        "{}",
-        svc.pool().connection_count()
-    );
-    assert!(
-        open_fds() <= fds_before + 16,
-        "fds {fds_before} -> {}",
-        open_fds()
-    );
+    assert!(svc.pool().connection_count() <= 8, "{}", svc.pool().connection_count());
+    assert!(open_fds() <= fds_before + 16, "fds {fds_before} -> {}", open_fds());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdio_closed_while_a_command_runs_stops_it_and_exits() {
-    let fleet = Fleet::start(FleetOptions {
-        hosts: 1,
-        ..Default::default()
-    });
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
     let mut child = tokio::process::Command::new(BIN)
         .arg("serve")
         .arg("--config-dir")
@@ -140,63 +93,39 @@ async fn stdio_closed_while_a_command_runs_stops_it_and_exits() {
     let marker = format!("315.{tag}");
     let meta = json!({ "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { "name": "gone", "version": "0" }, "io.modelcontextprotocol/clientCapabilities": {} });
     let msg = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "ssh_run", "arguments": { "alias": "h1", "command": format!("sleep {marker} | cat") }, "_meta": meta } });
-    stdin
-        .write_all(format!("{msg}\n").as_bytes())
-        .await
-        .unwrap();
+    stdin.write_all(format!("{msg}\n").as_bytes()).await.unwrap();
     for _ in 0..200 {
         if !remote_processes(&marker).is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert!(
-        !remote_processes(&marker).is_empty(),
-        "command never started"
-    );
+    assert!(!remote_processes(&marker).is_empty(), "command never started");
     drop(stdin); // the client goes away
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
         .await
         .expect("server did not exit after stdin closed")
         .unwrap();
     assert!(status.success(), "{status:?}");
-    gone_within(&marker, Duration::from_secs(2))
-        .unwrap_or_else(|left| panic!("left running: {left:?}"));
+    gone_within(&marker, Duration::from_secs(2)).unwrap_or_else(|left| panic!("left running: {left:?}"));
     while let Ok(Some(_)) = lines.next_line().await {}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_reloads_during_running_tasks_change_nothing() {
-    let fleet = Fleet::start(FleetOptions {
-        hosts: 1,
-        ..Default::default()
-    });
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
     let (client, _) = mcp::stdio(&fleet.config_dir()).await;
-    let (_, started) = call(
-        &client,
-        "ssh_run_async",
-        json!({ "alias": "h1", "command": "sleep 1.5; echo survived" }),
-    )
-    .await;
+    let (_, started) =
+        call(&client, "ssh_run_async", json!({ "alias": "h1", "command": "sleep 1.5; echo survived" })).await;
     let id = started["task_id"].as_str().unwrap().to_owned();
     let servers = std::fs::read_to_string(fleet.path("config/servers.yml")).unwrap();
     let creds = std::fs::read_to_string(fleet.path("config/credentials.yml")).unwrap();
-    std::fs::write(
-        fleet.path("config/servers.yml"),
-        "hosts:\n  - alias: [broken\n",
-    )
-    .unwrap();
+    std::fs::write(fleet.path("config/servers.yml"), "hosts:\n  - alias: [broken\n").unwrap();
     let (err, r) = call(&client, "ssh_reload_config", json!({})).await;
-    assert!(
-        err && r["errors"][0].as_str().unwrap().contains("servers.yml:"),
-        "{r}"
-    );
+    assert!(err && r["errors"][0].as_str().unwrap().contains("servers.yml:"), "{r}");
     std::fs::remove_file(fleet.path("config/servers.yml")).unwrap();
     let (err, r) = call(&client, "ssh_reload_config", json!({})).await;
-    assert!(
-        err && r["errors"][0].as_str().unwrap().contains("cannot read"),
-        "{r}"
-    );
+    assert!(err && r["errors"][0].as_str().unwrap().contains("cannot read"), "{r}");
     std::fs::write(fleet.path("config/servers.yml"), &servers).unwrap();
     std::fs::create_dir_all(fleet.path("keys/not-a-key")).unwrap();
     std::fs::write(
@@ -205,13 +134,7 @@ async fn failed_reloads_during_running_tasks_change_nothing() {
     )
     .unwrap();
     let (err, r) = call(&client, "ssh_reload_config", json!({})).await;
-    assert!(
-        err && r["errors"][0]
-            .as_str()
-            .unwrap()
-            .contains("not a regular file"),
-        "{r}"
-    );
+    assert!(err && r["errors"][0].as_str().unwrap().contains("not a regular file"), "{r}");
     std::fs::write(fleet.path("config/credentials.yml"), &creds).unwrap();
     for _ in 0..100 {
         let (_, st) = call(&client, "ssh_get_task_status", json!({ "task_id": id })).await;
@@ -222,22 +145,14 @@ async fn failed_reloads_during_running_tasks_change_nothing() {
     }
     let (_, res) = call(&client, "ssh_get_task_result", json!({ "task_id": id })).await;
     assert_eq!(res["stdout"], "survived\n", "{res}");
-    let (err, r) = call(
-        &client,
-        "ssh_run",
-        json!({ "alias": "h1", "command": "echo old-config-still-serves" }),
-    )
-    .await;
+    let (err, r) = call(&client, "ssh_run", json!({ "alias": "h1", "command": "echo old-config-still-serves" })).await;
     assert!(!err && r["exit_code"] == 0, "{r}");
     client.cancel().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_oversized_bodies_bad_origins_and_many_sessions() {
-    let fleet = Fleet::start(FleetOptions {
-        hosts: 1,
-        ..Default::default()
-    });
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
     let token = "fault-token-0123456789abcdef";
     let server = http_server(&fleet, token);
     let post = |body: &str, extra: &str| {
@@ -256,18 +171,13 @@ async fn http_oversized_bodies_bad_origins_and_many_sessions() {
         "a".repeat(2 * 1024 * 1024)
     );
     assert!(post(&big, "").contains("413"), "oversized body");
-    assert!(
-        post("{}", "Origin: http://evil.example\r\n").contains("403"),
-        "foreign origin"
-    );
+    assert!(post("{}", "Origin: http://evil.example\r\n").contains("403"), "foreign origin");
     let url = format!("http://127.0.0.1:{}/mcp", server.1);
     let mut handles = Vec::new();
     for _ in 0..30 {
         let url = url.clone();
         handles.push(tokio::spawn(async move {
-            let (c, _) = mcp::http(&url, "fault-token-0123456789abcdef")
-                .await
-                .unwrap();
+            let (c, _) = mcp::http(&url, "fault-token-0123456789abcdef").await.unwrap();
             let (err, p) = call(&c, "ssh_ping", json!({})).await;
             c.cancel().await.unwrap();
             !err && p["status"] == "pong"
@@ -277,12 +187,7 @@ async fn http_oversized_bodies_bad_origins_and_many_sessions() {
         assert!(h.await.unwrap(), "a session failed");
     }
     let (c, _) = mcp::http(&url, token).await.unwrap();
-    let (err, r) = call(
-        &c,
-        "ssh_run",
-        json!({ "alias": "h1", "command": "echo after-the-storm" }),
-    )
-    .await;
+    let (err, r) = call(&c, "ssh_run", json!({ "alias": "h1", "command": "echo after-the-storm" })).await;
     assert!(!err && r["stdout"] == "after-the-storm\n");
     c.cancel().await.unwrap();
 }

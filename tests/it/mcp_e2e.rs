@@ -41,127 +41,67 @@ async fn stdio_every_tool_progress_paging_cancel_reload() {
     let run = tools.iter().find(|t| t.name == "ssh_run").unwrap();
     let schema = Value::Object((*run.input_schema).clone());
     assert_eq!(schema["required"], json!(["alias", "command"]), "{schema}");
-    assert!(
-        run.output_schema.is_some()
-            && run.annotations.as_ref().unwrap().destructive_hint == Some(true)
-    );
+    assert!(run.output_schema.is_some() && run.annotations.as_ref().unwrap().destructive_hint == Some(true));
 
     let (err, ping) = call(&client, "ssh_ping", json!({})).await;
-    assert!(
-        !err && ping["status"] == "pong" && ping["config_hash"].as_str().unwrap().len() == 64,
-        "{ping}"
-    );
+    assert!(!err && ping["status"] == "pong" && ping["config_hash"].as_str().unwrap().len() == 64, "{ping}");
     let (_, hosts) = call(&client, "ssh_list_hosts", json!({ "pattern": "web:&prod" })).await;
     assert_eq!(hosts["hosts"][0]["alias"], "h1");
     assert!(!hosts.to_string().contains("id_ed25519") && !hosts.to_string().contains("swtest"));
     let (_, d) = call(&client, "ssh_describe_host", json!({ "alias": "h2" })).await;
     assert_eq!(d["capabilities"]["host_key_known"], true, "{d}");
 
-    let (err, plan) = call(
-        &client,
-        "ssh_plan",
-        json!({ "target": "web", "command": "reboot now" }),
-    )
-    .await;
-    assert!(
-        !err && plan["hosts"][0]["allowed"] == false
-            && plan["plan_hash"].as_str().unwrap().len() == 64,
-        "{plan}"
-    );
-    let (err, denied) = call(
-        &client,
-        "ssh_run",
-        json!({ "alias": "h1", "command": "reboot now" }),
-    )
-    .await;
+    let (err, plan) = call(&client, "ssh_plan", json!({ "target": "web", "command": "reboot now" })).await;
+    assert!(!err && plan["hosts"][0]["allowed"] == false && plan["plan_hash"].as_str().unwrap().len() == 64, "{plan}");
+    let (err, denied) = call(&client, "ssh_run", json!({ "alias": "h1", "command": "reboot now" })).await;
     assert!(
         err && denied["kind"] == "policy_denied"
             && denied["rule"]["id"] == "no-reboot"
             && denied["hint"].as_str().is_some(),
         "{denied}"
     );
-    let (err, unknown) = call(
-        &client,
-        "ssh_run",
-        json!({ "alias": "nope", "command": "true" }),
-    )
-    .await;
+    let (err, unknown) = call(&client, "ssh_run", json!({ "alias": "nope", "command": "true" })).await;
     assert!(err && unknown["kind"] == "unknown_host", "{unknown}");
 
     // A quiet command still gets progress at least every task_progress_interval (1 s).
     rec.progress.lock().unwrap().clear();
-    let (err, r) = call(
-        &client,
-        "ssh_run",
-        json!({ "alias": "h1", "command": "sleep 2.5; echo done" }),
-    )
-    .await;
-    assert!(
-        !err && r["exit_code"] == 0 && r["stdout"] == "done\n",
-        "{r}"
-    );
+    let (err, r) = call(&client, "ssh_run", json!({ "alias": "h1", "command": "sleep 2.5; echo done" })).await;
+    assert!(!err && r["exit_code"] == 0 && r["stdout"] == "done\n", "{r}");
     let seen = rec.progress.lock().unwrap().len();
     assert!(seen >= 3, "only {seen} progress notifications");
 
-    let (err, fan) = call(
-        &client,
-        "ssh_run_on_tag",
-        json!({ "tag": "web", "command": "hostname" }),
-    )
-    .await;
-    assert!(
-        !err && fan["summary"]["ok"] == 2 && fan["results"][1]["alias"] == "h2",
-        "{fan}"
-    );
-    assert!(
-        rec.progress
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|p| p.total == Some(2.0))
-    );
+    let (err, fan) = call(&client, "ssh_run_on_tag", json!({ "tag": "web", "command": "hostname" })).await;
+    assert!(!err && fan["summary"]["ok"] == 2 && fan["results"][1]["alias"] == "h2", "{fan}");
+    assert!(rec.progress.lock().unwrap().iter().any(|p| p.total == Some(2.0)));
 
     // Async: page output while it runs, then cancel and see the remote process gone.
     let tag = unique_tag();
-    let (_, started) = call(&client, "ssh_run_async", json!({ "alias": "h2", "command": format!("for i in 1 2 3; do echo line $i; done; sleep 310.{tag}") })).await;
+    let (_, started) = call(
+        &client,
+        "ssh_run_async",
+        json!({ "alias": "h2", "command": format!("for i in 1 2 3; do echo line $i; done; sleep 310.{tag}") }),
+    )
+    .await;
     let id = started["task_id"].as_str().unwrap().to_owned();
     assert_eq!(started["ttl_seconds"], 300);
     let mut page = json!({});
     for _ in 0..100 {
-        page = call(
-            &client,
-            "ssh_get_task_output",
-            json!({ "task_id": id, "stream": "stdout", "limit": 7 }),
-        )
-        .await
-        .1;
+        page = call(&client, "ssh_get_task_output", json!({ "task_id": id, "stream": "stdout", "limit": 7 })).await.1;
         if page["next_offset"] == 7 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        (
-            page["data"].as_str(),
-            page["eof"].as_bool(),
-            page["status"].as_str()
-        ),
+        (page["data"].as_str(), page["eof"].as_bool(), page["status"].as_str()),
         (Some("line 1\n"), Some(false), Some("running")),
         "{page}"
     );
-    let (_, next) = call(
-        &client,
-        "ssh_get_task_output",
-        json!({ "task_id": id, "offset": 7, "stream": "stdout" }),
-    )
-    .await;
+    let (_, next) =
+        call(&client, "ssh_get_task_output", json!({ "task_id": id, "offset": 7, "stream": "stdout" })).await;
     assert_eq!(next["data"], "line 2\nline 3\n");
-    let (_, tail) = call(
-        &client,
-        "ssh_get_task_output",
-        json!({ "task_id": id, "tail_lines": 1, "stream": "stdout" }),
-    )
-    .await;
+    let (_, tail) =
+        call(&client, "ssh_get_task_output", json!({ "task_id": id, "tail_lines": 1, "stream": "stdout" })).await;
     assert_eq!(tail["data"], "line 3\n");
     let (err, still) = call(&client, "ssh_get_task_result", json!({ "task_id": id })).await;
     assert!(err && still["kind"] == "still_running");
@@ -177,12 +117,7 @@ async fn stdio_every_tool_progress_paging_cancel_reload() {
     assert!(!err);
     let (err, gone) = call(&client, "ssh_get_task_status", json!({ "task_id": id })).await;
     assert!(err && gone["kind"] == "expired", "{gone}");
-    let (err, bad) = call(
-        &client,
-        "ssh_get_task_status",
-        json!({ "task_id": "../etc" }),
-    )
-    .await;
+    let (err, bad) = call(&client, "ssh_get_task_status", json!({ "task_id": "../etc" })).await;
     assert!(err && bad["kind"] == "invalid_input");
 
     let (_, pf) = call(&client, "ssh_preflight", json!({ "target": "all" })).await;
@@ -190,39 +125,18 @@ async fn stdio_every_tool_progress_paging_cancel_reload() {
 
     // Reload with a broken file keeps the old config and lists every error.
     let good = std::fs::read_to_string(fleet.path("config/policy.yml")).unwrap();
-    std::fs::write(
-        fleet.path("config/policy.yml"),
-        format!("{good}\nbogus_key: 1\n"),
-    )
-    .unwrap();
+    std::fs::write(fleet.path("config/policy.yml"), format!("{good}\nbogus_key: 1\n")).unwrap();
     let (err, rl) = call(&client, "ssh_reload_config", json!({})).await;
-    assert!(
-        err && rl["kind"] == "config_error"
-            && rl["errors"][0].as_str().unwrap().contains("bogus_key"),
-        "{rl}"
-    );
+    assert!(err && rl["kind"] == "config_error" && rl["errors"][0].as_str().unwrap().contains("bogus_key"), "{rl}");
     assert_eq!(rl["config_hash"], ping["config_hash"]);
-    let (err, r) = call(
-        &client,
-        "ssh_run",
-        json!({ "alias": "h1", "command": "echo still" }),
-    )
-    .await;
+    let (err, r) = call(&client, "ssh_run", json!({ "alias": "h1", "command": "echo still" })).await;
     assert!(!err && r["stdout"] == "still\n");
-    std::fs::write(
-        fleet.path("config/policy.yml"),
-        good.replace("reboot*", "reboot*\", \"shutdown*"),
-    )
-    .unwrap();
+    std::fs::write(fleet.path("config/policy.yml"), good.replace("reboot*", "reboot*\", \"shutdown*")).unwrap();
     let (err, rl) = call(&client, "ssh_reload_config", json!({})).await;
     assert!(!err && rl["changed"] == true, "{rl}");
 
-    let res = client
-        .read_resource(rmcp::model::ReadResourceRequestParams::new(
-            "ssh://host/h1/capabilities",
-        ))
-        .await
-        .unwrap();
+    let res =
+        client.read_resource(rmcp::model::ReadResourceRequestParams::new("ssh://host/h1/capabilities")).await.unwrap();
     assert!(format!("{res:?}").contains("policy_probes"));
     let prompts = client.list_all_prompts().await.unwrap();
     assert_eq!(prompts.len(), 6);
@@ -231,18 +145,13 @@ async fn stdio_every_tool_progress_paging_cancel_reload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_cancel_notification_stops_the_remote_command() {
-    let fleet = Fleet::start(FleetOptions {
-        hosts: 1,
-        ..Default::default()
-    });
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
     let (client, _rec) = mcp::stdio(&fleet.config_dir()).await;
     let tag = unique_tag();
     let marker = format!("311.{tag}");
     {
-        let request = client.call_tool(mcp::params(
-            "ssh_run",
-            json!({ "alias": "h1", "command": format!("sleep {marker} | cat") }),
-        ));
+        let request = client
+            .call_tool(mcp::params("ssh_run", json!({ "alias": "h1", "command": format!("sleep {marker} | cat") })));
         tokio::pin!(request);
         let appeared = async {
             while remote_processes(&marker).is_empty() {
@@ -253,10 +162,7 @@ async fn client_cancel_notification_stops_the_remote_command() {
             r = &mut request => panic!("the call ended before it was cancelled: {r:?}"),
             _ = tokio::time::timeout(Duration::from_secs(10), appeared) => {}
         }
-        assert!(
-            !remote_processes(&marker).is_empty(),
-            "remote command never started"
-        );
+        assert!(!remote_processes(&marker).is_empty(), "remote command never started");
         // Leaving this scope drops the in-flight request: rmcp sends notifications/cancelled.
     }
     gone_within(&marker, Duration::from_secs(3))
@@ -267,9 +173,7 @@ async fn client_cancel_notification_stops_the_remote_command() {
 fn raw_http(port: u16, auth: Option<&str>) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
-    let auth = auth
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
+    let auth = auth.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     write!(s, "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
@@ -289,12 +193,7 @@ pub fn http_server(fleet: &Fleet, token: &str) -> Server {
     let port = 20000 + (std::process::id() % 20000) as u16 + (rand_port() % 500);
     std::fs::write(fleet.path("token"), token).unwrap();
     let child = std::process::Command::new(BIN)
-        .args([
-            "serve",
-            "--http",
-            &format!("127.0.0.1:{port}"),
-            "--token-file",
-        ])
+        .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--token-file"])
         .arg(fleet.path("token"))
         .arg("--config-dir")
         .arg(fleet.config_dir())
@@ -312,52 +211,25 @@ pub fn http_server(fleet: &Fleet, token: &str) -> Server {
 }
 
 fn rand_port() -> u16 {
-    (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        % 500) as u16
+    (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 500) as u16
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_requires_the_token_and_serves_tools() {
-    let fleet = Fleet::start(FleetOptions {
-        hosts: 1,
-        ..Default::default()
-    });
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
     let token = "it-token-0123456789abcdef";
     let server = http_server(&fleet, token);
-    assert!(
-        raw_http(server.1, None).contains("401"),
-        "no token must be refused"
-    );
+    assert!(raw_http(server.1, None).contains("401"), "no token must be refused");
     assert!(raw_http(server.1, Some("wrong-token-0123456789")).contains("401"));
-    assert!(
-        mcp::http(
-            &format!("http://127.0.0.1:{}/mcp", server.1),
-            "wrong-token-0123456789"
-        )
-        .await
-        .is_err()
-    );
-    let (client, rec) = mcp::http(&format!("http://127.0.0.1:{}/mcp", server.1), token)
-        .await
-        .unwrap();
-    let (err, r) = call(
-        &client,
-        "ssh_run",
-        json!({ "alias": "h1", "command": "sleep 1.2; whoami" }),
-    )
-    .await;
+    assert!(mcp::http(&format!("http://127.0.0.1:{}/mcp", server.1), "wrong-token-0123456789").await.is_err());
+    let (client, rec) = mcp::http(&format!("http://127.0.0.1:{}/mcp", server.1), token).await.unwrap();
+    let (err, r) = call(&client, "ssh_run", json!({ "alias": "h1", "command": "sleep 1.2; whoami" })).await;
     assert!(!err && r["stdout"] == "swtest\n", "{r}");
     assert!(!rec.progress.lock().unwrap().is_empty());
     client.cancel().await.unwrap();
     let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
     assert!(audit.contains("\"wrong bearer token\"") && audit.contains("\"missing bearer token\""));
-    assert!(
-        !audit.contains("wrong-token-0123456789") && !audit.contains(token),
-        "tokens must never be logged"
-    );
+    assert!(!audit.contains("wrong-token-0123456789") && !audit.contains(token), "tokens must never be logged");
 }
 
 #[test]

@@ -41,29 +41,17 @@ impl Raw {
             .unwrap();
         let stdin = child.stdin.take().unwrap();
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Self {
-            child,
-            stdin,
-            lines,
-            next_id: 0,
-        }
+        Self { child, stdin, lines, next_id: 0 }
     }
 
     async fn request(&mut self, method: &str, mut params: Value) -> Value {
         self.next_id += 1;
         params["_meta"] = meta();
-        let msg =
-            json!({ "jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params });
-        self.stdin
-            .write_all(format!("{msg}\n").as_bytes())
-            .await
-            .unwrap();
+        let msg = json!({ "jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params });
+        self.stdin.write_all(format!("{msg}\n").as_bytes()).await.unwrap();
         loop {
-            let line = tokio::time::timeout(Duration::from_secs(20), self.lines.next_line())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
+            let line =
+                tokio::time::timeout(Duration::from_secs(20), self.lines.next_line()).await.unwrap().unwrap().unwrap();
             let v: Value = serde_json::from_str(&line).unwrap();
             if v["id"] == self.next_id {
                 return v;
@@ -74,14 +62,16 @@ impl Raw {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_augmented_calls_share_the_task_manager_and_cancel_stops_the_command() {
-    let fleet = Fleet::start(FleetOptions {
-        hosts: 1,
-        ..Default::default()
-    });
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
     let mut raw = Raw::start(&fleet.config_dir());
     let tag = unique_tag();
     let marker = format!("314.{tag}");
-    let r = raw.request("tools/call", json!({ "name": "ssh_run", "arguments": { "alias": "h1", "command": format!("sleep {marker}") } })).await;
+    let r = raw
+        .request(
+            "tools/call",
+            json!({ "name": "ssh_run", "arguments": { "alias": "h1", "command": format!("sleep {marker}") } }),
+        )
+        .await;
     assert_eq!(r["result"]["resultType"], "task", "{r}");
     let id = r["result"]["taskId"].as_str().unwrap().to_owned();
     for _ in 0..200 {
@@ -91,27 +81,23 @@ async fn task_augmented_calls_share_the_task_manager_and_cancel_stops_the_comman
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     // The same id through the tool API.
-    let st = raw
-        .request(
-            "tools/call",
-            json!({ "name": "ssh_get_task_status", "arguments": { "task_id": id } }),
-        )
-        .await;
-    assert_eq!(
-        st["result"]["structuredContent"]["state"], "running",
-        "{st}"
-    );
+    let st = raw.request("tools/call", json!({ "name": "ssh_get_task_status", "arguments": { "task_id": id } })).await;
+    assert_eq!(st["result"]["structuredContent"]["state"], "running", "{st}");
     let g = raw.request("tasks/get", json!({ "taskId": id })).await;
     assert_eq!(g["result"]["status"], "working", "{g}");
     let c = raw.request("tasks/cancel", json!({ "taskId": id })).await;
     assert!(c.get("error").is_none(), "{c}");
-    gone_within(&marker, Duration::from_secs(2))
-        .unwrap_or_else(|left| panic!("tasks/cancel left {left:?}"));
+    gone_within(&marker, Duration::from_secs(2)).unwrap_or_else(|left| panic!("tasks/cancel left {left:?}"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let g = raw.request("tasks/get", json!({ "taskId": id })).await;
     assert_eq!(g["result"]["status"], "cancelled", "{g}");
 
-    let r = raw.request("tools/call", json!({ "name": "ssh_run_async", "arguments": { "alias": "h1", "command": "echo via-task" } })).await;
+    let r = raw
+        .request(
+            "tools/call",
+            json!({ "name": "ssh_run_async", "arguments": { "alias": "h1", "command": "echo via-task" } }),
+        )
+        .await;
     let id = r["result"]["taskId"].as_str().unwrap().to_owned();
     let mut done = json!(null);
     for _ in 0..100 {
@@ -121,10 +107,7 @@ async fn task_augmented_calls_share_the_task_manager_and_cancel_stops_the_comman
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(
-        done["result"]["result"]["structuredContent"]["stdout"], "via-task\n",
-        "{done}"
-    );
+    assert_eq!(done["result"]["result"]["structuredContent"]["stdout"], "via-task\n", "{done}");
     let unknown = raw.request("tasks/get", json!({ "taskId": "nope" })).await;
     assert_eq!(unknown["error"]["code"], -32602);
     let _ = raw.child.kill().await;

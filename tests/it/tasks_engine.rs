@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sshwarden::tasks::ring::Stream;
-use sshwarden::tasks::{
-    CancelledBy, ManagerLimits, TaskError, TaskManager, TaskSpec, TaskState, Work, WorkOutcome,
-};
+use sshwarden::tasks::{CancelledBy, ManagerLimits, TaskError, TaskManager, TaskSpec, TaskState, Work, WorkOutcome};
 
 fn spec(alias: &str, ttl: u64) -> TaskSpec {
     TaskSpec {
@@ -23,11 +21,7 @@ fn spec(alias: &str, ttl: u64) -> TaskSpec {
 }
 
 fn manager(max_running: usize, max_queued: usize) -> TaskManager {
-    TaskManager::new(ManagerLimits {
-        max_running,
-        max_queued,
-        output_budget: 1 << 20,
-    })
+    TaskManager::new(ManagerLimits { max_running, max_queued, output_budget: 1 << 20 })
 }
 
 /// Work that writes `out`, then waits for `release` or its cancellation.
@@ -51,13 +45,7 @@ async fn results_expire_after_ttl_and_status_says_expired() {
     let t = tm.spawn(spec("a", 60), work("x", go.clone())).unwrap();
     tokio::task::yield_now().await;
     go.notify_one();
-    assert_eq!(
-        t.finished().await,
-        TaskState::Completed {
-            exit_code: Some(0),
-            exit_signal: None
-        }
-    );
+    assert_eq!(t.finished().await, TaskState::Completed { exit_code: Some(0), exit_signal: None });
     assert_eq!(t.snapshot().expires_in_seconds, Some(60));
     tokio::time::advance(Duration::from_secs(59)).await;
     tokio::task::yield_now().await;
@@ -68,10 +56,7 @@ async fn results_expire_after_ttl_and_status_says_expired() {
     }
     assert_eq!(tm.get(&t.id).unwrap_err(), TaskError::Expired(t.id.clone()));
     assert_eq!(tm.memory().0, 0, "expired output buffers are freed");
-    assert!(matches!(
-        tm.get("t00000000000000000000000000000000"),
-        Err(TaskError::Unknown(_))
-    ));
+    assert!(matches!(tm.get("t00000000000000000000000000000000"), Err(TaskError::Unknown(_))));
 }
 
 #[tokio::test(start_paused = true)]
@@ -80,48 +65,22 @@ async fn queue_limits_and_cancel_in_every_state() {
     let go = Arc::new(tokio::sync::Notify::new());
     let running = tm.spawn(spec("a", 300), work("r", go.clone())).unwrap();
     let queued = tm.spawn(spec("a", 300), work("q", go.clone())).unwrap();
-    assert!(matches!(
-        tm.spawn(spec("a", 300), work("z", go.clone())),
-        Err(TaskError::Busy { .. })
-    ));
+    assert!(matches!(tm.spawn(spec("a", 300), work("z", go.clone())), Err(TaskError::Busy { .. })));
     for _ in 0..5 {
         tokio::task::yield_now().await;
     }
     assert!(matches!(running.state(), TaskState::Running { .. }));
     assert_eq!(queued.state(), TaskState::Queued);
     // Queued: cancelled without ever running.
-    assert_eq!(
-        tm.cancel(&queued.id, CancelledBy::Client).unwrap(),
-        TaskState::Queued
-    );
-    assert_eq!(
-        queued.finished().await,
-        TaskState::Cancelled {
-            by: CancelledBy::Client
-        }
-    );
+    assert_eq!(tm.cancel(&queued.id, CancelledBy::Client).unwrap(), TaskState::Queued);
+    assert_eq!(queued.finished().await, TaskState::Cancelled { by: CancelledBy::Client });
     assert_eq!(queued.output().stdout.total(), 0);
     // Running: the work sees the cancel and stops.
     tm.cancel(&running.id, CancelledBy::Client).unwrap();
-    assert_eq!(
-        running.finished().await,
-        TaskState::Cancelled {
-            by: CancelledBy::Client
-        }
-    );
+    assert_eq!(running.finished().await, TaskState::Cancelled { by: CancelledBy::Client });
     // Finished: cancelling again changes nothing.
-    assert_eq!(
-        tm.cancel(&running.id, CancelledBy::Client).unwrap(),
-        TaskState::Cancelled {
-            by: CancelledBy::Client
-        }
-    );
-    assert_eq!(
-        running.state(),
-        TaskState::Cancelled {
-            by: CancelledBy::Client
-        }
-    );
+    assert_eq!(tm.cancel(&running.id, CancelledBy::Client).unwrap(), TaskState::Cancelled { by: CancelledBy::Client });
+    assert_eq!(running.state(), TaskState::Cancelled { by: CancelledBy::Client });
     // Ack frees a finished result; a running one refuses.
     let busy = tm.spawn(spec("b", 300), work("b", go.clone())).unwrap();
     tokio::task::yield_now().await;
@@ -129,16 +88,8 @@ async fn queue_limits_and_cancel_in_every_state() {
     tm.ack(&running.id).unwrap();
     assert!(matches!(tm.get(&running.id), Err(TaskError::Expired(_))));
     tm.shutdown(Duration::from_secs(5)).await;
-    assert_eq!(
-        busy.state(),
-        TaskState::Cancelled {
-            by: CancelledBy::Shutdown
-        }
-    );
-    assert!(matches!(
-        tm.spawn(spec("a", 1), work("n", go)),
-        Err(TaskError::ShuttingDown)
-    ));
+    assert_eq!(busy.state(), TaskState::Cancelled { by: CancelledBy::Shutdown });
+    assert!(matches!(tm.spawn(spec("a", 1), work("n", go)), Err(TaskError::ShuttingDown)));
 }
 
 #[tokio::test(start_paused = true)]
@@ -154,11 +105,7 @@ async fn timeouts_are_their_own_state() {
 
 #[tokio::test]
 async fn ids_are_unguessable_and_the_budget_evicts_oldest_finished_first() {
-    let tm = TaskManager::new(ManagerLimits {
-        max_running: 8,
-        max_queued: 100,
-        output_budget: 64 * 1024,
-    });
+    let tm = TaskManager::new(ManagerLimits { max_running: 8, max_queued: 100, output_budget: 64 * 1024 });
     let mut ids = std::collections::HashSet::new();
     let mut tasks = Vec::new();
     for _ in 0..6 {
@@ -176,12 +123,6 @@ async fn ids_are_unguessable_and_the_budget_evicts_oldest_finished_first() {
     assert_eq!(ids.len(), 6);
     let (used, _) = tm.memory();
     assert!(used <= 64 * 1024 + 3 * 40 * 1024, "budget {used}");
-    assert!(
-        tasks[0].snapshot().output_evicted,
-        "the oldest result gave up its buffers"
-    );
-    assert!(
-        !tasks[5].snapshot().output_evicted,
-        "the newest kept its output"
-    );
+    assert!(tasks[0].snapshot().output_evicted, "the oldest result gave up its buffers");
+    assert!(!tasks[5].snapshot().output_evicted, "the newest kept its output");
 }

@@ -6,8 +6,8 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
-    NumberOrString, ProgressNotificationParam, ProgressToken, RequestMetaObject,
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, NumberOrString,
+    ProgressNotificationParam, ProgressToken, RequestMetaObject,
 };
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::TokioChildProcess;
@@ -24,10 +24,7 @@ pub struct Recorder {
 
 impl ClientHandler for Recorder {
     fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("sshwarden-it", "0"),
-        )
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("sshwarden-it", "0"))
     }
 
     async fn on_progress(&self, p: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
@@ -39,53 +36,32 @@ pub type Client = RunningService<RoleClient, Recorder>;
 
 pub async fn stdio(config_dir: &Path) -> (Client, Recorder) {
     let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("serve")
-        .arg("--config-dir")
-        .arg(config_dir)
-        .env("SSHWARDEN_LOG", "sshwarden=warn");
-    let (transport, _stderr) = TokioChildProcess::builder(cmd)
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    cmd.arg("serve").arg("--config-dir").arg(config_dir).env("SSHWARDEN_LOG", "sshwarden=warn");
+    let (transport, _stderr) = TokioChildProcess::builder(cmd).stderr(Stdio::inherit()).spawn().unwrap();
     let rec = Recorder::default();
     (rec.clone().serve(transport).await.unwrap(), rec)
 }
 
 pub async fn http(url: &str, token: &str) -> Result<(Client, Recorder), String> {
-    let cfg =
-        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
-            url.to_owned(),
-        )
+    let cfg = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url.to_owned())
         .auth_header(token.to_owned());
     let transport = rmcp::transport::StreamableHttpClientTransport::from_config(cfg);
     let rec = Recorder::default();
-    let client = rec
-        .clone()
-        .serve(transport)
-        .await
-        .map_err(|e| e.to_string())?;
+    let client = rec.clone().serve(transport).await.map_err(|e| e.to_string())?;
     Ok((client, rec))
 }
 
 pub fn params(tool: &str, args: Value) -> CallToolRequestParams {
-    let Value::Object(map) = args else {
-        panic!("arguments must be an object")
-    };
+    let Value::Object(map) = args else { panic!("arguments must be an object") };
     CallToolRequestParams::new(tool.to_owned()).with_arguments(map)
 }
 
 /// Calls a tool with a progress token; returns (is_error, structured content).
 pub async fn call(client: &Client, tool: &str, args: Value) -> (bool, Value) {
     let mut p = params(tool, args);
-    p.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
-        NumberOrString::String(format!("{tool}-progress").into()),
-    )));
-    let r: CallToolResult = client
-        .call_tool(p)
-        .await
-        .unwrap_or_else(|e| panic!("{tool}: {e}"));
-    (
-        r.is_error == Some(true),
-        r.structured_content.unwrap_or(Value::Null),
-    )
+    p.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(NumberOrString::String(
+        format!("{tool}-progress").into(),
+    ))));
+    let r: CallToolResult = client.call_tool(p).await.unwrap_or_else(|e| panic!("{tool}: {e}"));
+    (r.is_error == Some(true), r.structured_content.unwrap_or(Value::Null))
 }

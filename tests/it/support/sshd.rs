@@ -18,20 +18,13 @@ static NEXT_FLEET: AtomicU32 = AtomicU32::new(0);
 
 pub fn sshd_path() -> PathBuf {
     let p = PathBuf::from("/usr/sbin/sshd");
-    assert!(
-        p.exists(),
-        "sshd not found: install it with `apt-get install -y openssh-server`"
-    );
+    assert!(p.exists(), "sshd not found: install it with `apt-get install -y openssh-server`");
     p
 }
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -41,10 +34,7 @@ pub fn password() -> &'static str {
     PW.get_or_init(|| {
         ensure_user();
         let pw = format!("pw-{:016x}", rand_u64());
-        let mut child = Command::new("chpasswd")
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("chpasswd");
+        let mut child = Command::new("chpasswd").stdin(Stdio::piped()).spawn().expect("chpasswd");
         use std::io::Write;
         writeln!(child.stdin.as_mut().unwrap(), "{USER}:{pw}").unwrap();
         assert!(child.wait().unwrap().success(), "chpasswd failed");
@@ -54,10 +44,7 @@ pub fn password() -> &'static str {
 
 fn rand_u64() -> u64 {
     let mut b = [0u8; 8];
-    std::fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut b)
-        .unwrap();
+    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut b).unwrap();
     u64::from_le_bytes(b)
 }
 
@@ -68,13 +55,7 @@ pub fn ensure_user() {
             run(Command::new("id").arg("-u")).trim() == "0",
             "the sshd fixture needs root (it creates the {USER} login user)"
         );
-        if !Command::new("id")
-            .arg(USER)
-            .output()
-            .unwrap()
-            .status
-            .success()
-        {
+        if !Command::new("id").arg(USER).output().unwrap().status.success() {
             run(Command::new("useradd").args(["-m", "-s", "/bin/sh", USER]));
         }
         std::fs::create_dir_all("/run/sshd").unwrap();
@@ -112,15 +93,8 @@ impl Sshd {
             let mut pids = vec![c.id().to_string()];
             let mut i = 0;
             while i < pids.len() {
-                let out = Command::new("pgrep")
-                    .args(["-P", &pids[i]])
-                    .output()
-                    .unwrap();
-                pids.extend(
-                    String::from_utf8_lossy(&out.stdout)
-                        .split_whitespace()
-                        .map(str::to_owned),
-                );
+                let out = Command::new("pgrep").args(["-P", &pids[i]]).output().unwrap();
+                pids.extend(String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned));
                 i += 1;
             }
             // The sshd processes only (monitor and session); the command itself is left to
@@ -185,16 +159,7 @@ fn wait_banner(addr: SocketAddr, dir: &Path) {
 
 pub fn keygen(path: &Path, passphrase: &str) {
     run(Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            passphrase,
-            "-C",
-            "sshwarden-test",
-            "-f",
-        ])
+        .args(["-q", "-t", "ed25519", "-N", passphrase, "-C", "sshwarden-test", "-f"])
         .arg(path));
 }
 
@@ -211,10 +176,7 @@ pub struct FleetOptions {
 
 impl Default for FleetOptions {
     fn default() -> Self {
-        Self {
-            hosts: 2,
-            max_sessions: 10,
-        }
+        Self { hosts: 2, max_sessions: 10 }
     }
 }
 
@@ -223,10 +185,7 @@ impl Fleet {
         ensure_user();
         let pw = password();
         let _ = pw;
-        let dir = tempfile::Builder::new()
-            .prefix("sshwarden-fleet")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("sshwarden-fleet").tempdir().unwrap();
         let d = dir.path();
         for sub in ["config", "keys", "secrets", "hosts"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
@@ -242,15 +201,9 @@ impl Fleet {
             std::fs::read_to_string(d.join("keys/id_locked.pub")).unwrap()
         );
         std::fs::write(d.join("authorized_keys"), authorized).unwrap();
-        run(Command::new("chmod")
-            .args(["0644"])
-            .arg(d.join("authorized_keys")));
+        run(Command::new("chmod").args(["0644"]).arg(d.join("authorized_keys")));
         let fleet_no = NEXT_FLEET.fetch_add(1, Ordering::SeqCst);
-        let net = format!(
-            "127.{}.{}",
-            20 + std::process::id() % 200,
-            fleet_no % 250 + 1
-        );
+        let net = format!("127.{}.{}", 20 + std::process::id() % 200, fleet_no % 250 + 1);
         let mut hosts = Vec::new();
         let mut known = String::new();
         for n in 1..=opts.hosts {
@@ -265,12 +218,7 @@ impl Fleet {
                 opts.max_sessions
             );
             std::fs::write(hd.join("sshd_config"), config).unwrap();
-            let mut sshd = Sshd {
-                alias: format!("h{n}"),
-                addr,
-                dir: hd,
-                child: None,
-            };
+            let mut sshd = Sshd { alias: format!("h{n}"), addr, dir: hd, child: None };
             sshd.start();
             known.push_str(&format!("[{}]:{PORT} {}\n", addr.ip(), sshd.host_pub()));
             hosts.push(sshd);
@@ -309,11 +257,7 @@ impl Fleet {
     pub fn write_config(&self, extra_policy: &str) {
         let mut servers = String::from("hosts:\n");
         for (i, h) in self.hosts.iter().enumerate() {
-            let tags = if i == 0 {
-                "[web, prod]"
-            } else {
-                "[web, staging]"
-            };
+            let tags = if i == 0 { "[web, prod]" } else { "[web, staging]" };
             servers.push_str(&format!("  - alias: {}\n    host: {}\n    port: {PORT}\n    credentials: key\n    tags: {tags}\n    max_concurrency: 64\n    connect_timeout: 5\n", h.alias, h.addr.ip()));
         }
         for (alias, cred) in [
@@ -339,15 +283,8 @@ impl Fleet {
 
 /// Processes of the test user whose command line contains `marker`.
 pub fn remote_processes(marker: &str) -> Vec<String> {
-    let out = Command::new("pgrep")
-        .args(["-u", USER, "-af", marker])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.contains("pgrep"))
-        .map(str::to_owned)
-        .collect()
+    let out = Command::new("pgrep").args(["-u", USER, "-af", marker]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.contains("pgrep")).map(str::to_owned).collect()
 }
 
 /// Polls until no process of the test user matches `marker`, up to `within`.

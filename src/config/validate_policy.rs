@@ -1,0 +1,309 @@
+//! Validation of `policy.yml`: limits, overrides, network lists, rules, execution and audit
+//! settings, with lint warnings (rules with no effect, shadowed allow entries).
+//!
+//! Owns: the policy half of `Validator`. Pure, like the rest of validation.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::Severity;
+use super::locate::Locator;
+use super::raw::{PolicyFile, RawLimits, RawRule};
+use super::types::*;
+use super::validate::{Source, Validator};
+use crate::policy::{Action, Construct, Matcher, Pattern, Rule};
+
+impl Validator<'_> {
+    pub fn policy(&mut self, src: &Source, raw: PolicyFile, hosts: &[Host]) -> Policy {
+        let loc = Locator::new(src.text);
+        let limits = self.limits(src, &loc, &raw.limits, "limits");
+        let alias_overrides = raw
+            .overrides
+            .aliases
+            .iter()
+            .map(|(a, l)| {
+                if !hosts.iter().any(|h| &h.alias == a) {
+                    self.push(
+                        Severity::Warning,
+                        src,
+                        loc.key(a, None, 0),
+                        format!("overrides.aliases.{a}"),
+                        format!("no host has alias {a:?}"),
+                    );
+                }
+                (a.clone(), self.limits(src, &loc, l, &format!("overrides.aliases.{a}")))
+            })
+            .collect();
+        let tag_overrides = raw
+            .overrides
+            .tags
+            .iter()
+            .map(|(t, l)| (t.clone(), self.limits(src, &loc, l, &format!("overrides.tags.{t}"))))
+            .collect();
+        let network = self.network(src, &loc, &raw.network);
+        let rules = raw.rules.iter().enumerate().filter_map(|(i, r)| self.rule(src, &loc, i, r, hosts)).collect();
+        let e = raw.execution;
+        let d = Execution::default();
+        let execution = Execution {
+            max_running_tasks: e.max_running_tasks.unwrap_or(d.max_running_tasks).max(1),
+            max_queued_tasks: e.max_queued_tasks.unwrap_or(d.max_queued_tasks),
+            max_sessions_per_connection: e
+                .max_sessions_per_connection
+                .unwrap_or(d.max_sessions_per_connection)
+                .clamp(1, 64),
+            connection_idle_seconds: e.connection_idle_seconds.unwrap_or(d.connection_idle_seconds),
+            keepalive_seconds: e.keepalive_seconds.unwrap_or(d.keepalive_seconds).max(1),
+            output_memory_budget_bytes: e
+                .output_memory_budget_bytes
+                .unwrap_or(d.output_memory_budget_bytes)
+                .max(64 * 1024),
+            max_fanout_hosts: e.max_fanout_hosts.unwrap_or(d.max_fanout_hosts).max(1),
+            dns_timeout_ms: e.dns_timeout_ms.unwrap_or(d.dns_timeout_ms).clamp(50, 30_000),
+        };
+        let redact_output = raw
+            .redact_output
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match regex::Regex::new(r) {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    self.push(
+                        Severity::Error,
+                        src,
+                        loc.key("redact_output", None, 0),
+                        format!("redact_output[{i}]"),
+                        format!("invalid regex: {e}"),
+                    );
+                    None
+                }
+            })
+            .collect();
+        let known_hosts_path = raw
+            .known_hosts_path
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| self.env.default_known_hosts(), |p| self.env.config_relative(p));
+        let audit_path = raw
+            .audit
+            .path
+            .as_deref()
+            .map_or_else(|| self.env.config_relative("audit.jsonl"), |p| self.env.config_relative(p));
+        Policy {
+            known_hosts_path,
+            limits,
+            alias_overrides,
+            tag_overrides,
+            network,
+            rules,
+            execution,
+            audit: AuditSettings { path: audit_path, redact_commands: raw.audit.redact_commands },
+            redact_output,
+        }
+    }
+
+    fn limits(&mut self, src: &Source, loc: &Locator, raw: &RawLimits, key: &str) -> LimitsLayer {
+        if raw.host_key_auto_add == Some(true) {
+            self.push(
+                Severity::Error,
+                src,
+                loc.key("host_key_auto_add", None, 0),
+                format!("{key}.host_key_auto_add"),
+                "host keys are never added automatically; remove this key".into(),
+            );
+        }
+        if raw.require_known_host == Some(false) {
+            self.push(
+                Severity::Error,
+                src,
+                loc.key("require_known_host", None, 0),
+                format!("{key}.require_known_host"),
+                "host keys are always required; remove this key".into(),
+            );
+        }
+        if raw.max_seconds == Some(0) {
+            self.push(
+                Severity::Error,
+                src,
+                loc.key("max_seconds", None, 0),
+                format!("{key}.max_seconds"),
+                "max_seconds must be at least 1".into(),
+            );
+        }
+        if let Some(list) = &raw.deny_substrings {
+            for s in list.iter().filter(|s| s.contains('*')) {
+                self.push(
+                    Severity::Warning,
+                    src,
+                    loc.key("deny_substrings", None, 0),
+                    format!("{key}.deny_substrings"),
+                    format!("{s:?} is a plain substring; `*` matches only a literal `*`"),
+                );
+            }
+        }
+        let on_output_limit = raw.on_output_limit.as_deref().and_then(|v| match v {
+            "truncate" => Some(OnOutputLimit::Truncate),
+            "kill" => Some(OnOutputLimit::Kill),
+            other => {
+                self.push(
+                    Severity::Error,
+                    src,
+                    loc.key("on_output_limit", None, 0),
+                    format!("{key}.on_output_limit"),
+                    format!("{other:?} is not one of truncate, kill"),
+                );
+                None
+            }
+        });
+        LimitsLayer {
+            max_seconds: raw.max_seconds.filter(|s| *s > 0),
+            max_output_bytes: raw.max_output_bytes,
+            task_result_ttl: raw.task_result_ttl,
+            task_progress_interval: raw.task_progress_interval.map(|s| s.max(1)),
+            deny_substrings: raw.deny_substrings.clone(),
+            on_output_limit,
+            max_inline_output_bytes: raw.max_inline_output_bytes,
+        }
+    }
+
+    fn network(&mut self, src: &Source, loc: &Locator, raw: &super::raw::RawNetwork) -> Network {
+        let mut parse = |list: &[String], key: &str, ips_only: bool| -> Vec<IpNet> {
+            list.iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    let pos = loc.key(key, None, 0);
+                    let net = s.parse::<IpAddr>().map(IpNet::from).or_else(|_| s.parse::<IpNet>().map(|n| n.trunc()));
+                    match net {
+                        Ok(n) if ips_only && n.prefix_len() != n.max_prefix_len() => {
+                            self.push(
+                                Severity::Warning,
+                                src,
+                                pos,
+                                format!("network.{key}[{i}]"),
+                                format!("{s:?} is a CIDR in an IP list; honoured as a CIDR"),
+                            );
+                            Some(n)
+                        }
+                        Ok(n) => Some(n),
+                        Err(_) => {
+                            self.push(
+                                Severity::Error,
+                                src,
+                                pos,
+                                format!("network.{key}[{i}]"),
+                                format!("{s:?} is not an IP address or CIDR"),
+                            );
+                            None
+                        }
+                    }
+                })
+                .collect()
+        };
+        let mut allow = parse(&raw.allow_ips, "allow_ips", true);
+        allow.extend(parse(&raw.allow_cidrs, "allow_cidrs", false));
+        let mut block = parse(&raw.block_ips, "block_ips", true);
+        block.extend(parse(&raw.block_cidrs, "block_cidrs", false));
+        for a in &allow {
+            if let Some(b) = block.iter().find(|b| b.contains(a)) {
+                self.push(
+                    Severity::Warning,
+                    src,
+                    loc.key("allow_cidrs", None, 0),
+                    "network".into(),
+                    format!("allow entry {a} is entirely inside block entry {b}; blocks win, so it allows nothing"),
+                );
+            }
+        }
+        Network { allow, block }
+    }
+
+    fn rule(&mut self, src: &Source, loc: &Locator, i: usize, r: &RawRule, hosts: &[Host]) -> Option<Rule> {
+        let pos = loc.key("action", None, i);
+        let key = |k: &str| format!("rules[{i}].{k}");
+        let action = match r.action.as_deref().unwrap_or("deny") {
+            "allow" => Action::Allow,
+            "deny" => Action::Deny,
+            other => {
+                self.push(Severity::Error, src, pos, key("action"), format!("{other:?} is not allow or deny"));
+                return None;
+            }
+        };
+        let mut patterns = |list: &[String], k: &str| -> Vec<Pattern> {
+            list.iter()
+                .filter_map(|p| match Pattern::new(p) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        self.push(Severity::Error, src, pos, key(k), format!("invalid glob {p:?}: {e}"));
+                        None
+                    }
+                })
+                .collect()
+        };
+        let aliases = patterns(&r.aliases, "aliases");
+        let tags = patterns(&r.tags, "tags");
+        let commands = patterns(&r.commands, "commands");
+        let mut matchers = Vec::new();
+        if !commands.is_empty() {
+            matchers.push(Matcher::Globs(commands));
+        }
+        if !r.simple_binaries.is_empty() {
+            matchers.push(Matcher::Simple { binaries: r.simple_binaries.clone(), max_args: r.simple_max_args });
+        }
+        if let Some(binary) = &r.binary {
+            let path_args =
+                r.path_args.as_ref().map(|pa| (pa.indices.clone(), patterns(&pa.patterns, "path_args.patterns")));
+            let m = Matcher::Structured {
+                binary: binary.clone(),
+                arg_prefix: r.arg_prefix.clone().unwrap_or_default(),
+                path_args,
+                allow_extra_args: r.allow_extra_args.unwrap_or(true),
+            };
+            if m.is_inert() {
+                self.push(
+                    Severity::Warning,
+                    src,
+                    pos,
+                    key("binary"),
+                    "a rule with only `binary` never matches; add arg_prefix or path_args".into(),
+                );
+            } else {
+                matchers.push(m);
+            }
+        }
+        let mut allow_constructs = Vec::new();
+        for name in &r.allow_constructs {
+            match Construct::from_name(name) {
+                Some(c) => allow_constructs.push(c),
+                None => {
+                    let known: Vec<_> = Construct::ALL.iter().map(|c| c.name()).collect();
+                    self.push(
+                        Severity::Error,
+                        src,
+                        pos,
+                        key("allow_constructs"),
+                        format!("unknown construct {name:?}; known: {}", known.join(", ")),
+                    );
+                }
+            }
+        }
+        let rule = Rule { index: i, id: r.id.clone(), action, aliases, tags, matchers, allow_constructs };
+        if rule.matchers.is_empty() {
+            self.push(
+                Severity::Warning,
+                src,
+                pos,
+                key("commands"),
+                "rule has no commands, simple_binaries or binary matcher; it has no effect".into(),
+            );
+        } else if !hosts.iter().any(|h| rule.applies_to(h)) {
+            self.push(
+                Severity::Warning,
+                src,
+                pos,
+                key("aliases"),
+                "rule's aliases/tags select no host; it has no effect".into(),
+            );
+        }
+        Some(rule)
+    }
+}
