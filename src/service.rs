@@ -145,6 +145,13 @@ impl Service {
         Ok((old, new))
     }
 
+    /// Resolves `host` with the service's resolver and judges it against the network policy.
+    pub async fn precheck(&self, host: &Host) -> Result<Target, PrecheckError> {
+        let cfg = self.config();
+        let dns = Duration::from_millis(cfg.policy.execution.dns_timeout_ms);
+        net::precheck(host, &cfg.policy.network, self.resolver.as_ref(), dns).await
+    }
+
     /// Every gate short of running: inventory, policy, network.
     pub async fn prepare(
         &self,
@@ -165,8 +172,7 @@ impl Service {
         }
         let credential =
             cfg.credential_for(&host).cloned().ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?;
-        let dns = Duration::from_millis(cfg.policy.execution.dns_timeout_ms);
-        let target = match net::precheck(&host, &cfg.policy.network, self.resolver.as_ref(), dns).await {
+        let target = match self.precheck(&host).await {
             Ok(t) => t,
             Err(e) => {
                 let _ = self.audit(

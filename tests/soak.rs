@@ -16,26 +16,8 @@ use tokio_util::sync::CancellationToken;
 #[path = "it/support/mod.rs"]
 mod support;
 
-use sshwarden::config::Dirs;
-use sshwarden::net::HickoryResolver;
-use sshwarden::service::{Service, ServiceError};
-use sshwarden::tasks::Task;
 use support::sshd::{Fleet, FleetOptions};
-
-fn service(fleet: &Fleet) -> Arc<Service> {
-    let resolver = Arc::new(HickoryResolver::from_system(Duration::from_secs(2)).unwrap());
-    Service::start(Dirs::new(fleet.config_dir(), None, None), resolver).unwrap()
-}
-
-async fn start(
-    svc: &Arc<Service>,
-    alias: &str,
-    command: &str,
-    timeout: Option<u64>,
-) -> Result<Arc<Task>, ServiceError> {
-    let p = svc.prepare(alias, command, timeout, Some("soak")).await?;
-    svc.launch(p, Some("soak"))
-}
+use support::svc::{service, start};
 
 fn fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)

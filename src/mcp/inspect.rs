@@ -4,7 +4,6 @@
 //! Never starts a task.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rmcp::RoleServer;
 use rmcp::model::CallToolResult;
@@ -15,7 +14,6 @@ use sha2::{Digest, Sha256};
 use super::errors::{ok, service_error, tool_error};
 use super::ops::client_of;
 use crate::config::{Config, Host, Severity};
-use crate::net;
 use crate::policy;
 use crate::select;
 use crate::service::{Service, ServiceError};
@@ -104,17 +102,10 @@ pub async fn plan(svc: &Arc<Service>, target: &str, command: &str) -> CallToolRe
         Ok(h) => h,
         Err(e) => return service_error(&ServiceError::InvalidInput(e.to_string())),
     };
-    let timeout = Duration::from_millis(cfg.policy.execution.dns_timeout_ms);
-    let resolver = match net::HickoryResolver::from_system(timeout) {
-        Ok(r) => r,
-        Err(e) => {
-            return tool_error("internal", &e, "The system resolver configuration could not be read.", json!({}));
-        }
-    };
     let mut rows = Vec::new();
     for h in hosts {
         let d = policy::evaluate(&cfg.policy, h, command);
-        let pre = net::precheck(h, &cfg.policy.network, &resolver, timeout).await;
+        let pre = svc.precheck(h).await;
         let rule = d.rule.as_ref().map(|r| cfg.policy.rules[r.index].label());
         rows.push(json!({ "alias": h.alias, "allowed": d.allowed && pre.is_ok(), "policy_allowed": d.allowed, "rule": rule, "reason": d.reason, "denied_command": d.denied_command,
             "target_ip": pre.as_ref().ok().map(|t| t.addr.ip().to_string()), "network": pre.as_ref().err().map(ToString::to_string), "limits": cfg.policy.limits_for(h) }));
@@ -145,16 +136,9 @@ pub async fn preflight(svc: &Arc<Service>, target: &str) -> CallToolResult {
         Ok(h) => h,
         Err(e) => return service_error(&ServiceError::InvalidInput(e.to_string())),
     };
-    let timeout = Duration::from_millis(cfg.policy.execution.dns_timeout_ms);
-    let resolver = match net::HickoryResolver::from_system(timeout) {
-        Ok(r) => r,
-        Err(e) => {
-            return tool_error("internal", &e, "The system resolver configuration could not be read.", json!({}));
-        }
-    };
     let mut rows = Vec::new();
     for h in hosts {
-        let row = match net::precheck(h, &cfg.policy.network, &resolver, timeout).await {
+        let row = match svc.precheck(h).await {
             Err(e) => {
                 json!({ "alias": h.alias, "ok": false, "stage": "network", "error": e.to_string() })
             }

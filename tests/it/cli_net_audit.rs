@@ -15,6 +15,7 @@ use sshwarden::net::{HickoryResolver, PrecheckError, Resolve, precheck};
 use sshwarden::service::ServiceError;
 
 use crate::ssh_exec::{service, start, unique_tag};
+use crate::support::cfg::anchor_dir;
 use crate::support::mcp::BIN;
 use crate::support::sshd::{Fleet, FleetOptions};
 
@@ -104,17 +105,8 @@ fn sshwarden(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn check_plan_schema_and_help() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = anchor_dir();
     let cfg = dir.path().join("config");
-    std::fs::create_dir_all(&cfg).unwrap();
-    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
-    std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
-    for f in ["servers.yml", "credentials.yml", "policy.yml"] {
-        std::fs::copy(format!("tests/fixtures/anchor/{f}"), cfg.join(f)).unwrap();
-    }
-    for s in ["deploy_key_passphrase", "db_password", "ops_password"] {
-        std::fs::write(dir.path().join("secrets").join(s), "x").unwrap();
-    }
     let c = cfg.to_str().unwrap();
     let (code, out, _) = sshwarden(&["check", "--config-dir", c]);
     assert_eq!(code, 0);

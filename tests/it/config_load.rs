@@ -3,23 +3,7 @@
 use sshwarden::config::{Dirs, Severity, load};
 use sshwarden::policy::evaluate;
 
-use crate::support::cfg::{CREDS, CfgDir, servers};
-
-fn anchor_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config");
-    std::fs::create_dir_all(&cfg).unwrap();
-    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
-    std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
-    for f in ["servers.yml", "credentials.yml", "policy.yml"] {
-        std::fs::copy(format!("tests/fixtures/anchor/{f}"), cfg.join(f)).unwrap();
-    }
-    std::fs::write(dir.path().join("keys/id_ed25519"), "k").unwrap();
-    std::fs::write(dir.path().join("secrets/deploy_key_passphrase"), "pass-phrase-1\n").unwrap();
-    std::fs::write(dir.path().join("secrets/db_password"), "db-secret-2").unwrap();
-    std::fs::write(dir.path().join("secrets/ops_password"), "ops-secret-3").unwrap();
-    dir
-}
+use crate::support::cfg::{CREDS, CfgDir, anchor_dir, servers};
 
 #[test]
 fn anchor_example_files_load_with_the_same_meaning() {
@@ -103,26 +87,18 @@ fn unknown_keys_and_wrong_types_name_line_and_column() {
         &errors_of(&s, CREDS, "rules:\n  - action: allow\n    simple_binaries: [x]\n    allow_constructs: [magic]\n"),
         "unknown construct \"magic\"",
     );
-    assert_error(
-        &errors_of(&s, "entries:\n  - name: c\n    username: u\n    key_path: ../../etc/passwd\n", ""),
-        "credentials.yml:4:5 entries[0].key_path key_path \"../../etc/passwd\" contains `..`",
-    );
-    assert_error(
-        &errors_of(&s, "entries:\n  - name: c\n    username: u\n    key_path: /etc/passwd\n", ""),
-        "outside the keys dir",
-    );
-    assert_error(
-        &errors_of(&s, "entries:\n  - name: c\n    username: u\n    password_secret: PATH\n", ""),
-        "secret \"PATH\" not found",
-    );
-    assert_error(
-        &errors_of(&s, "entries:\n  - name: c\n    username: u\n    password_secret: ../x\n", ""),
-        "secret name \"../x\" is invalid",
-    );
-    assert_error(
-        &errors_of(&s, "entries:\n  - name: c\n    username: u\n  - name: c\n    username: v\n", ""),
-        "duplicate credential name",
-    );
+    for (credentials, want) in [
+        (
+            "key_path: ../../etc/passwd",
+            "credentials.yml:4:5 entries[0].key_path key_path \"../../etc/passwd\" contains `..`",
+        ),
+        ("key_path: /etc/passwd", "outside the keys dir"),
+        ("password_secret: PATH", "secret \"PATH\" not found"),
+        ("password_secret: ../x", "secret name \"../x\" is invalid"),
+        ("password: x\n  - name: c\n    username: v\n    password: y", "duplicate credential name"),
+    ] {
+        assert_error(&errors_of(&s, &format!("entries:\n  - name: c\n    username: u\n    {credentials}\n"), ""), want);
+    }
 }
 
 #[test]

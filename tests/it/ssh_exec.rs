@@ -4,32 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sshwarden::config::Dirs;
-use sshwarden::net::HickoryResolver;
 use sshwarden::service::{Service, ServiceError};
 use sshwarden::tasks::ring::Stream;
 use sshwarden::tasks::{Task, TaskState};
 
 use crate::support::sshd::{Fleet, FleetOptions, gone_within, remote_processes};
 
-pub fn service(fleet: &Fleet) -> Arc<Service> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("SSHWARDEN_LOG"))
-        .with_test_writer()
-        .try_init();
-    let resolver = Arc::new(HickoryResolver::from_system(Duration::from_secs(2)).unwrap());
-    Service::start(Dirs::new(fleet.config_dir(), None, None), resolver).unwrap()
-}
-
-pub async fn start(
-    svc: &Arc<Service>,
-    alias: &str,
-    command: &str,
-    timeout: Option<u64>,
-) -> Result<Arc<Task>, ServiceError> {
-    let p = svc.prepare(alias, command, timeout, Some("test")).await?;
-    svc.launch(p, Some("test"))
-}
+pub use crate::support::svc::{service, start};
 
 fn text(task: &Task, stream: Stream) -> String {
     let out = task.output();

@@ -1,6 +1,6 @@
 //! A config directory in a tempdir, written from strings.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sshwarden::config::{self, Config, ConfigError, Dirs};
 
@@ -57,6 +57,19 @@ pub fn servers(hosts: &[(&str, &[&str])]) -> String {
     s
 }
 
-pub fn exists(p: &Path) -> bool {
-    p.exists()
+/// A copy of tests/fixtures/anchor (the anchor's documented examples) with its keys dir and
+/// the secrets it names: deploy_key_passphrase, db_password, ops_password.
+pub fn anchor_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["config", "keys", "secrets"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    for f in ["servers.yml", "credentials.yml", "policy.yml"] {
+        std::fs::copy(format!("tests/fixtures/anchor/{f}"), dir.path().join("config").join(f)).unwrap();
+    }
+    std::fs::write(dir.path().join("keys/id_ed25519"), "k").unwrap();
+    std::fs::write(dir.path().join("secrets/deploy_key_passphrase"), "pass-phrase-1\n").unwrap();
+    std::fs::write(dir.path().join("secrets/db_password"), "db-secret-2").unwrap();
+    std::fs::write(dir.path().join("secrets/ops_password"), "ops-secret-3").unwrap();
+    dir
 }

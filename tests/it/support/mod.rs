@@ -4,3 +4,4 @@
 pub mod cfg;
 pub mod mcp;
 pub mod sshd;
+pub mod svc;
