@@ -30,11 +30,17 @@ pub struct SshWarden {
     svc: Arc<Service>,
     tool_router: ToolRouter<SshWarden>,
     mcp_tasks: tasks_ext::McpTasks,
+    subscriptions: resources::Subscriptions,
 }
 
 impl SshWarden {
     pub fn new(svc: Arc<Service>) -> Self {
-        Self { svc, tool_router: Self::tool_router(), mcp_tasks: tasks_ext::McpTasks::default() }
+        Self {
+            svc,
+            tool_router: Self::tool_router(),
+            mcp_tasks: tasks_ext::McpTasks::default(),
+            subscriptions: resources::Subscriptions::default(),
+        }
     }
 
     /// Names of all tools, for `--help` texts and tests.
@@ -47,7 +53,7 @@ impl SshWarden {
 #[prompt_handler]
 impl ServerHandler for SshWarden {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_prompts().enable_resources().enable_tasks().build())
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_prompts().enable_resources().enable_resources_subscribe().enable_tasks().build())
             .with_server_info(Implementation::new("sshwarden", env!("CARGO_PKG_VERSION")))
             .with_instructions("sshwarden runs shell commands on inventory hosts behind a policy. Start with ssh_list_hosts and ssh_plan; use ssh_run (waits, with progress) or ssh_run_async + ssh_get_task_output for long commands. Denials carry the rule and a hint; do not work around them.".to_owned())
     }
@@ -86,6 +92,25 @@ impl ServerHandler for SshWarden {
         _: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         resources::read(&self.svc, &request.uri).map(Into::into)
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscriptions.subscribe(&self.svc, &request.uri, context.peer)
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscriptions.unsubscribe(&request.uri);
+        Ok(())
     }
 
     async fn get_task(

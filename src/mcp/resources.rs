@@ -1,14 +1,21 @@
 //! MCP resources: `ssh://hosts`, `ssh://host/{alias}`, `ssh://host/{alias}/tags`,
 //! `ssh://host/{alias}/capabilities`, `ssh://task/{id}`.
 //!
-//! Owns: URIs and their JSON bodies (sanitized: no credentials, no secrets). Never runs
-//! a command.
+//! Owns: URIs and their JSON bodies (sanitized: no credentials, no secrets), and
+//! subscriptions to `ssh://task/{id}` (`notifications/resources/updated` on progress, at
+//! most twice a second, until the task ends). Never runs a command.
 
-use rmcp::ErrorData as McpError;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
 use rmcp::model::{
     ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
+    ResourceUpdatedNotificationParam,
 };
+use rmcp::{ErrorData as McpError, Peer, RoleServer};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use super::inspect::{capabilities, sanitized};
 use crate::service::Service;
@@ -67,4 +74,50 @@ pub fn read(svc: &Service, uri: &str) -> Result<ReadResourceResult, McpError> {
         return Err(not_found());
     };
     Ok(ReadResourceResult::new(vec![ResourceContents::text(body.to_string(), uri)]))
+}
+
+/// Live subscriptions of one MCP session: URI → the watcher's stop token.
+#[derive(Clone, Default)]
+pub struct Subscriptions {
+    watchers: Arc<DashMap<String, CancellationToken>>,
+}
+
+impl Subscriptions {
+    /// Subscribes to `ssh://task/{id}`; other resources do not change while a session lasts
+    /// except by reload, which clients learn about by reading again.
+    pub fn subscribe(&self, svc: &Service, uri: &str, peer: Peer<RoleServer>) -> Result<(), McpError> {
+        let id = uri.strip_prefix("ssh://task/").ok_or_else(|| {
+            McpError::invalid_params(format!("only ssh://task/{{id}} resources can be subscribed, not {uri}"), None)
+        })?;
+        let task = svc.tasks.get(id).map_err(|e| McpError::resource_not_found(e.to_string(), None))?;
+        let stop = CancellationToken::new();
+        if let Some(old) = self.watchers.insert(uri.to_owned(), stop.clone()) {
+            old.cancel();
+        }
+        let (uri, watchers) = (uri.to_owned(), self.watchers.clone());
+        tokio::spawn(async move {
+            let mut rx = task.subscribe();
+            loop {
+                let finished = task.state().is_finished();
+                if peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri.clone())).await.is_err()
+                    || finished
+                {
+                    break;
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    changed = rx.changed() => if changed.is_err() { break },
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            watchers.remove_if(&uri, |_, t| t.is_cancelled() || task.state().is_finished());
+        });
+        Ok(())
+    }
+
+    pub fn unsubscribe(&self, uri: &str) {
+        if let Some((_, stop)) = self.watchers.remove(uri) {
+            stop.cancel();
+        }
+    }
 }

@@ -105,12 +105,23 @@ async fn stdio_every_tool_progress_paging_cancel_reload() {
     assert_eq!(tail["data"], "line 3\n");
     let (err, still) = call(&client, "ssh_get_task_result", json!({ "task_id": id })).await;
     assert!(err && still["kind"] == "still_running");
+    let uri = format!("ssh://task/{id}");
+    #[allow(deprecated)]
+    client.subscribe(rmcp::model::SubscribeRequestParams::new(uri.clone())).await.unwrap();
     let (_, c) = call(&client, "ssh_cancel_async_task", json!({ "task_id": id })).await;
     assert_eq!(c["cancelled"], true);
     gone_within(&format!("310.{tag}"), Duration::from_secs(2)).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (_, st) = call(&client, "ssh_get_task_status", json!({ "task_id": id })).await;
     assert_eq!(st["state"], "cancelled", "{st}");
+    for _ in 0..60 {
+        if rec.updated.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let updates = rec.updated.lock().unwrap().clone();
+    assert!(updates.iter().filter(|u| **u == uri).count() >= 2, "resource updates for {uri}: {updates:?}");
     let (_, list) = call(&client, "ssh_list_tasks", json!({ "state": "cancelled" })).await;
     assert_eq!(list["tasks"].as_array().unwrap().len(), 1);
     let (err, _) = call(&client, "ssh_ack_task", json!({ "task_id": id })).await;
