@@ -253,3 +253,33 @@ fn serve_http_refuses_to_start_without_a_token() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs a bearer token"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_output_is_base64_and_sigterm_stops_the_server_gracefully() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let (client, _) = mcp::stdio(&fleet.config_dir()).await;
+    let (_, r) = call(
+        &client,
+        "ssh_run_async",
+        json!({ "alias": "h1", "command": "printf 'ok\\377\\376\\000'", "wait_seconds": 5 }),
+    )
+    .await;
+    let id = r["task_id"].as_str().unwrap();
+    let (_, page) = call(&client, "ssh_get_task_output", json!({ "task_id": id, "stream": "stdout" })).await;
+    assert_eq!((page["encoding"].as_str(), page["data"].as_str()), (Some("base64"), Some("b2v//gA=")), "{page}");
+    client.cancel().await.unwrap();
+
+    let server = http_server(&fleet, "sigterm-token-0123456789");
+    let pid = server.0.id().to_string();
+    let t0 = std::time::Instant::now();
+    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let mut server = server;
+    let status = loop {
+        if let Some(s) = server.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "server ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}

@@ -246,3 +246,25 @@ async fn wait_for(mut cond: impl FnMut() -> bool) {
     }
     panic!("condition not met within 5 s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_close_and_output_limit_kill_stops_the_command() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    fleet.write_config("execution:\n  connection_idle_seconds: 1\n");
+    let policy = std::fs::read_to_string(fleet.path("config/policy.yml")).unwrap();
+    let policy = policy
+        .replace("  max_seconds: 30\n", "  max_seconds: 30\n  max_output_bytes: 65536\n  on_output_limit: kill\n");
+    std::fs::write(fleet.path("config/policy.yml"), policy).unwrap();
+    let svc = service(&fleet);
+    let tag = unique_tag();
+    // Over max_output_bytes with on_output_limit: kill, the command is stopped.
+    let task = start(&svc, "h1", &format!("yes flood-{tag}"), None).await.unwrap();
+    assert_eq!(task.finished().await, TaskState::Cancelled { by: sshwarden::tasks::CancelledBy::OutputLimit });
+    assert!(task.snapshot().truncated);
+    gone_within(&format!("flood-{tag}"), Duration::from_secs(2)).unwrap();
+    assert_eq!(svc.pool().connection_count(), 1);
+    // Idle for longer than connection_idle_seconds: the reaper closes it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(svc.pool().connection_count(), 0, "idle connection not closed");
+    assert_eq!(run(&svc, "h1", "echo reconnected").await.1, "reconnected\n");
+}
