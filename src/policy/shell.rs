@@ -318,6 +318,10 @@ impl Walker {
         let mut literal = Some(String::new());
         let mut expands = false;
         for p in pieces {
+            // Positions come from brush-parser; a bad one is refused, never a panic.
+            let source = raw
+                .get(p.start_index..p.end_index)
+                .ok_or_else(|| ShellError::Unparseable("word position out of range".into()))?;
             let text: Option<String> = match p.piece {
                 WordPiece::Text(t) => {
                     if !quoted && (t.contains(['*', '?']) || is_bracket_glob(&t) || is_brace_expansion(&t)) {
@@ -329,15 +333,14 @@ impl Walker {
                 WordPiece::EscapeSequence(t) => Some(t.strip_prefix('\\').unwrap_or(&t).to_owned()),
                 WordPiece::AnsiCQuotedText(_) | WordPiece::TildeExpansion(_) => None,
                 WordPiece::DoubleQuotedSequence(_) | WordPiece::GettextDoubleQuotedSequence(_) => {
-                    let inner = &raw[p.start_index..p.end_index];
-                    let inner = inner.trim_start_matches('$');
+                    let inner = source.trim_start_matches('$');
                     let body = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(inner);
                     self.word_pieces(body, depth + 1, out, true)?.0
                 }
                 WordPiece::ParameterExpansion(_) => {
                     // brush-parser keeps the strings inside `${…}` raw (defaults, patterns,
                     // array indices): re-read the whole inside so `${X:-$(cmd)}` is seen.
-                    let inner = raw[p.start_index..p.end_index].trim_start_matches('$');
+                    let inner = source.trim_start_matches('$');
                     let inner = inner.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or(inner);
                     self.word_pieces(inner, depth + 1, out, true)?;
                     None
