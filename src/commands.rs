@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::cli::ConfigArgs;
 use crate::config::{self, Config, Dirs, Severity};
-use crate::net::{self, HickoryResolver};
-use crate::{policy, select};
+use crate::net::HickoryResolver;
+use crate::select;
 
 pub use crate::audit::verify_command as audit_verify;
 pub use crate::server::{call, serve};
@@ -101,27 +101,19 @@ pub async fn plan(args: &ConfigArgs, json: bool, pattern: &str, command: &str) -
             return EXIT_ERROR;
         }
     };
-    let mut rows = Vec::new();
-    for host in hosts {
-        let decision = policy::evaluate(&cfg.policy, host, command);
-        let rule = decision.rule.as_ref().map(|r| cfg.policy.rules[r.index].label());
-        let mut row = PlanHost {
-            alias: host.alias.clone(),
-            allowed: decision.allowed,
-            rule,
-            reason: decision.reason,
-            target_ip: None,
-        };
-        match net::precheck(host, &cfg.policy.network, &resolver, timeout).await {
-            Ok(t) => row.target_ip = Some(t.addr.ip().to_string()),
-            Err(e) if row.allowed => {
-                row.allowed = false;
-                row.reason = format!("network: {e}");
-            }
-            Err(e) => row.reason = format!("{}; network: {e}", row.reason),
-        }
-        rows.push(row);
-    }
+    let rows: Vec<PlanHost> = crate::plan::plan(&cfg, &hosts, command, &resolver)
+        .await
+        .into_iter()
+        .map(|r| {
+            // One reason line: the policy's, then the network's when it refused.
+            let reason = match (&r.network, r.policy_allowed) {
+                (Some(n), true) => format!("network: {n}"),
+                (Some(n), false) => format!("{}; network: {n}", r.reason),
+                (None, _) => r.reason,
+            };
+            PlanHost { alias: r.alias, allowed: r.allowed, rule: r.rule, reason, target_ip: r.target_ip }
+        })
+        .collect();
     if json {
         out(&serde_json::json!({ "hosts": rows }).to_string());
     } else {

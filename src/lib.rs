@@ -14,6 +14,7 @@ pub mod config;
 pub mod fanout;
 pub mod mcp;
 pub mod net;
+pub mod plan;
 pub mod policy;
 pub mod select;
 pub mod server;

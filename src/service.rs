@@ -145,6 +145,11 @@ impl Service {
         Ok((old, new))
     }
 
+    /// The resolver every precheck of this service uses.
+    pub fn resolver(&self) -> &dyn Resolve {
+        self.resolver.as_ref()
+    }
+
     /// Resolves `host` with the service's resolver and judges it against the network policy.
     pub async fn precheck(&self, host: &Host) -> Result<Target, PrecheckError> {
         let cfg = self.config();

@@ -60,11 +60,9 @@ pub fn ping(svc: &Service) -> CallToolResult {
 
 pub fn list_hosts(svc: &Service, pattern: Option<&str>) -> CallToolResult {
     let cfg = svc.config();
-    let hosts: Vec<&Host> = match pattern {
-        Some(p) => match select::select(&cfg.hosts, p) {
-            Ok(h) => h,
-            Err(e) => return service_error(&ServiceError::InvalidInput(e.to_string())),
-        },
+    let hosts: Vec<&Host> = match pattern.map(|p| selected(&cfg, p)) {
+        Some(Ok(h)) => h,
+        Some(Err(e)) => return e,
         None => cfg.hosts.iter().collect(),
     };
     let list: Vec<Value> =
@@ -96,20 +94,19 @@ pub fn describe_host(svc: &Service, alias: &str) -> CallToolResult {
     )
 }
 
+/// The hosts a pattern selects, or the tool error saying why none.
+fn selected<'a>(cfg: &'a Config, pattern: &str) -> Result<Vec<&'a Host>, CallToolResult> {
+    select::select(&cfg.hosts, pattern).map_err(|e| service_error(&ServiceError::InvalidInput(e.to_string())))
+}
+
 pub async fn plan(svc: &Arc<Service>, target: &str, command: &str) -> CallToolResult {
     let cfg = svc.config();
-    let hosts = match select::select(&cfg.hosts, target) {
+    let hosts = match selected(&cfg, target) {
         Ok(h) => h,
-        Err(e) => return service_error(&ServiceError::InvalidInput(e.to_string())),
+        Err(e) => return e,
     };
-    let mut rows = Vec::new();
-    for h in hosts {
-        let d = policy::evaluate(&cfg.policy, h, command);
-        let pre = svc.precheck(h).await;
-        let rule = d.rule.as_ref().map(|r| cfg.policy.rules[r.index].label());
-        rows.push(json!({ "alias": h.alias, "allowed": d.allowed && pre.is_ok(), "policy_allowed": d.allowed, "rule": rule, "reason": d.reason, "denied_command": d.denied_command,
-            "target_ip": pre.as_ref().ok().map(|t| t.addr.ip().to_string()), "network": pre.as_ref().err().map(ToString::to_string), "limits": cfg.policy.limits_for(h) }));
-    }
+    let rows: Vec<Value> =
+        crate::plan::plan(&cfg, &hosts, command, svc.resolver()).await.iter().map(|r| json!(r)).collect();
     let hash =
         hex::encode(Sha256::digest(format!("{}\n{command}\n{}", cfg.hash, Value::Array(rows.clone())).as_bytes()));
     let text = rows
@@ -132,9 +129,9 @@ pub async fn plan(svc: &Arc<Service>, target: &str, command: &str) -> CallToolRe
 
 pub async fn preflight(svc: &Arc<Service>, target: &str) -> CallToolResult {
     let cfg = svc.config();
-    let hosts = match select::select(&cfg.hosts, target) {
+    let hosts = match selected(&cfg, target) {
         Ok(h) => h,
-        Err(e) => return service_error(&ServiceError::InvalidInput(e.to_string())),
+        Err(e) => return e,
     };
     let mut rows = Vec::new();
     for h in hosts {
