@@ -200,3 +200,29 @@ async fn http_oversized_bodies_bad_origins_and_many_sessions() {
     assert!(!err && r["stdout"] == "after-the-storm\n");
     c.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalives_detect_a_peer_that_went_silent() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    fleet.write_config("execution:\n  keepalive_seconds: 1\n");
+    let svc = service(&fleet);
+    let tag = unique_tag();
+    let task = start(&svc, "h1", &format!("sleep 316.{tag}"), None).await.unwrap();
+    for _ in 0..200 {
+        if !remote_processes(&format!("316.{tag}")).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // The sshd side of the connection freezes: no data, no keepalive replies.
+    fleet.hosts[0].signal_sessions("STOP");
+    let t0 = std::time::Instant::now();
+    let state =
+        tokio::time::timeout(Duration::from_secs(20), task.finished()).await.expect("a dead peer went unnoticed");
+    fleet.hosts[0].signal_sessions("CONT");
+    let _ = std::process::Command::new("pkill").args(["-u", "swtest", "-f", &format!("316.{tag}")]).status();
+    let TaskState::Failed { error } = state else { panic!("{state:?}") };
+    assert!(error.contains("connection closed before the command's exit status"), "{error}");
+    assert!(t0.elapsed() < Duration::from_secs(10), "detected after {:?}", t0.elapsed());
+    assert_eq!(run(&svc, "h1", "echo fresh-connection").await.1, "fresh-connection\n");
+}

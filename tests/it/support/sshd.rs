@@ -87,25 +87,33 @@ impl Sshd {
         }
     }
 
-    /// Kills the listener and every per-connection sshd it forked: live sessions drop.
-    pub fn kill_with_sessions(&mut self) {
-        if let Some(c) = &self.child {
-            let mut pids = vec![c.id().to_string()];
-            let mut i = 0;
-            while i < pids.len() {
-                let out = Command::new("pgrep").args(["-P", &pids[i]]).output().unwrap();
-                pids.extend(String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned));
-                i += 1;
-            }
-            // The sshd processes only (monitor and session); the command itself is left to
-            // show what a real crash leaves behind.
-            for pid in &pids[1..] {
-                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                if comm.trim() == "sshd" {
-                    let _ = Command::new("kill").args(["-KILL", pid]).status();
-                }
-            }
+    /// The pids of the sshd processes this listener forked (monitors and sessions).
+    pub fn session_pids(&self) -> Vec<String> {
+        let Some(c) = &self.child else { return Vec::new() };
+        let mut pids = vec![c.id().to_string()];
+        let mut i = 0;
+        while i < pids.len() {
+            let out = Command::new("pgrep").args(["-P", &pids[i]]).output().unwrap();
+            pids.extend(String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned));
+            i += 1;
         }
+        pids.into_iter()
+            .skip(1)
+            .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim() == "sshd")
+            .collect()
+    }
+
+    /// Sends `signal` to every per-connection sshd (e.g. STOP: a peer that went silent).
+    pub fn signal_sessions(&self, signal: &str) {
+        for pid in self.session_pids() {
+            let _ = Command::new("kill").args([&format!("-{signal}"), &pid]).status();
+        }
+    }
+
+    /// Kills the listener and every per-connection sshd it forked: live sessions drop. The
+    /// command itself is left, to show what a real crash leaves behind.
+    pub fn kill_with_sessions(&mut self) {
+        self.signal_sessions("KILL");
         self.kill();
     }
 
