@@ -37,6 +37,8 @@ use crate::service::{Service, ServiceError};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Largest HTTP request body accepted.
 const MAX_BODY: usize = 1024 * 1024;
+/// A client must send its request headers within this time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn start_service(args: &ConfigArgs) -> Option<Arc<Service>> {
     let cfg_dirs = dirs(args);
@@ -176,13 +178,45 @@ async fn serve_http(svc: Arc<Service>, addr: SocketAddr, token: Secret) -> u8 {
         tracing::warn!(%addr, "listening on a non-loopback address; every request still needs the bearer token");
     }
     tracing::info!(%addr, "serving MCP over streamable HTTP at /mcp");
-    match axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await {
-        Ok(()) => EXIT_OK,
-        Err(e) => {
-            eprintln!("error: HTTP server failed: {e}");
-            EXIT_ERROR
-        }
+    serve_connections(listener, app).await;
+    EXIT_OK
+}
+
+/// Accepts connections until SIGINT/SIGTERM. Unlike `axum::serve`, connections get a header
+/// read timeout (hyper needs a timer for it), so a client that trickles its headers
+/// (slowloris) is dropped instead of holding a connection forever.
+async fn serve_connections(listener: tokio::net::TcpListener, app: axum::Router) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::Service;
+
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| app.clone().call(req));
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let watched = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = watched.await;
+        });
     }
+    // Open SSE streams never end on their own: give in-flight requests a bounded grace.
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
 }
 
 async fn authorize(req: Request, next: Next, token: &Secret, svc: &Service) -> Response {

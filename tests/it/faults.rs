@@ -226,3 +226,37 @@ async fn keepalives_detect_a_peer_that_went_silent() {
     assert!(t0.elapsed() < Duration::from_secs(10), "detected after {:?}", t0.elapsed());
     assert_eq!(run(&svc, "h1", "echo fresh-connection").await.1, "fresh-connection\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_client_is_dropped_and_others_are_served() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let token = "slowloris-token-0123456789";
+    let server = http_server(&fleet, token);
+    let port = server.1;
+    let slow = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let t0 = std::time::Instant::now();
+        let _ = s.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ");
+        // One header byte per 500 ms, never finishing the headers.
+        while t0.elapsed() < Duration::from_secs(20) {
+            if s.write_all(b"a").is_err() {
+                return t0.elapsed();
+            }
+            let mut buf = [0u8; 256];
+            match s.read(&mut buf) {
+                Ok(_) => return t0.elapsed(),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return t0.elapsed(),
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        t0.elapsed()
+    });
+    let (c, _) = mcp::http(&format!("http://127.0.0.1:{port}/mcp"), token).await.unwrap();
+    let (err, r) = call(&c, "ssh_ping", json!({})).await;
+    assert!(!err && r["status"] == "pong");
+    c.cancel().await.unwrap();
+    let dropped_after = slow.join().unwrap();
+    assert!(dropped_after < Duration::from_secs(10), "slow client held its connection for {dropped_after:?}");
+}
