@@ -14,7 +14,7 @@ mod wrappers;
 pub use rules::{Action, Matcher, Pattern, Rule};
 
 use serde::{Deserialize, Serialize};
-use shell::{ShellWord, SimpleCmd};
+use shell::ShellWord;
 use wrappers::Unwrapped;
 
 use crate::config::{Host, Policy};
@@ -138,9 +138,17 @@ pub fn evaluate(policy: &Policy, host: &Host, command: &str) -> Decision {
         Err(e) => return Decision::deny(None, e.to_string(), None),
     };
     let rules: Vec<&Rule> = policy.rules.iter().filter(|r| r.applies_to(host)).collect();
-    let mut judge = Judge { rules: &rules, deny_substrings: &limits.deny_substrings, allowed_by: Vec::new() };
+    let mut judge = Judge {
+        rules: &rules,
+        deny_substrings: &limits.deny_substrings,
+        allowed_by: Vec::new(),
+        enclosing: Vec::new(),
+    };
     for cmd in &cmds {
-        if let Err(d) = judge.simple(cmd.argv.clone(), cmd.constructs.clone(), 0) {
+        judge.enclosing = cmd.enclosing.iter().filter(|c| !cmd.constructs.contains(c)).copied().collect();
+        let mut constructs = cmd.constructs.clone();
+        constructs.extend(judge.enclosing.iter().copied());
+        if let Err(d) = judge.simple(cmd.argv.clone(), constructs, 0) {
             return d;
         }
     }
@@ -172,12 +180,14 @@ struct Judge<'a> {
     rules: &'a [&'a Rule],
     deny_substrings: &'a [String],
     allowed_by: Vec<&'a Rule>,
+    /// Constructs the current top-level command only inherits from what encloses it.
+    enclosing: Vec<Construct>,
 }
 
 impl<'a> Judge<'a> {
     /// Judges one simple command, peeling wrappers; `Err` carries the denial.
     fn simple(&mut self, argv: Vec<ShellWord>, mut constructs: Vec<Construct>, depth: usize) -> Result<(), Decision> {
-        let text = SimpleCmd { argv: argv.clone(), constructs: Vec::new() }.text();
+        let text = shell::argv_text(&argv);
         let denied = |reason: String, rule: Option<&Rule>| Decision::deny(rule, reason, Some(text.clone()));
         if argv.is_empty() {
             return Err(denied("assignment or redirection without a command".into(), None));
@@ -207,6 +217,7 @@ impl<'a> Judge<'a> {
                 for cmd in cmds {
                     let mut inherited = constructs.clone();
                     inherited.extend(cmd.constructs);
+                    inherited.extend(cmd.enclosing);
                     self.simple(cmd.argv, inherited, depth + 1)?;
                 }
                 Ok(())
@@ -219,7 +230,7 @@ impl<'a> Judge<'a> {
     }
 
     fn allow(&mut self, argv: &[ShellWord], constructs: &[Construct]) -> Result<(), (String, Option<&'a Rule>)> {
-        let text = argv.iter().map(ShellWord::text).collect::<Vec<_>>().join(" ");
+        let text = shell::argv_text(argv);
         let matching: Vec<&'a Rule> =
             self.rules.iter().copied().filter(|r| r.action == Action::Allow && r.matches(argv)).collect();
         if let Some(rule) = matching.iter().find(|r| constructs.iter().all(|c| r.allow_constructs.contains(c))) {
@@ -227,15 +238,22 @@ impl<'a> Judge<'a> {
             return Ok(());
         }
         match (matching.first(), constructs.iter().find(|c| !matching.iter().any(|r| r.allow_constructs.contains(c)))) {
-            (Some(rule), Some(c)) => Err((
-                format!(
-                    "`{text}` uses {}, which {} does not permit (allow_constructs: [{}])",
-                    c.describe(),
-                    rule.label(),
-                    c.name()
-                ),
-                Some(*rule),
-            )),
+            (Some(rule), Some(c)) => {
+                let place = if self.enclosing.contains(c) {
+                    "runs inside a for/case list or redirected group that uses"
+                } else {
+                    "uses"
+                };
+                Err((
+                    format!(
+                        "`{text}` {place} {}, which {} does not permit (allow_constructs: [{}])",
+                        c.describe(),
+                        rule.label(),
+                        c.name()
+                    ),
+                    Some(*rule),
+                ))
+            }
             (Some(rule), None) => Err((
                 format!("`{text}` needs one rule permitting all of its constructs; {} does not", rule.label()),
                 Some(*rule),

@@ -84,7 +84,7 @@ impl Rule {
 
     /// Whether any matcher recognises the command `argv`.
     pub fn matches(&self, argv: &[ShellWord]) -> bool {
-        let text = argv.iter().map(ShellWord::text).collect::<Vec<_>>().join(" ");
+        let text = super::shell::argv_text(argv);
         self.matchers.iter().any(|m| m.matches(argv, &text))
     }
 }

@@ -35,14 +35,15 @@ impl ShellWord {
 #[derive(Debug, Clone, Default)]
 pub struct SimpleCmd {
     pub argv: Vec<ShellWord>,
+    /// Constructs this command uses itself.
     pub constructs: Vec<Construct>,
+    /// Constructs of what encloses it: a `for`/`case` word list, a redirected group.
+    pub enclosing: Vec<Construct>,
 }
 
-impl SimpleCmd {
-    /// Words joined by single spaces: what glob rules and deny_substrings see.
-    pub fn text(&self) -> String {
-        self.argv.iter().map(ShellWord::text).collect::<Vec<_>>().join(" ")
-    }
+/// Words joined by single spaces: what glob rules, deny_substrings and messages see.
+pub fn argv_text(argv: &[ShellWord]) -> String {
+    argv.iter().map(ShellWord::text).collect::<Vec<_>>().join(" ")
 }
 
 /// Why the string cannot be evaluated at all; no rule can permit these.
@@ -191,7 +192,7 @@ impl Walker {
     }
 
     fn simple(&mut self, s: &ast::SimpleCommand, depth: usize, inh: &[Construct]) -> Result<(), ShellError> {
-        let mut cmd = SimpleCmd { argv: Vec::new(), constructs: inh.to_vec() };
+        let mut cmd = SimpleCmd { argv: Vec::new(), constructs: Vec::new(), enclosing: inh.to_vec() };
         let items = s.prefix.iter().flat_map(|p| p.0.iter());
         let suffix = s.suffix.iter().flat_map(|p| p.0.iter());
         for item in items {
