@@ -201,7 +201,8 @@ impl Drop for Server {
 }
 
 pub fn http_server(fleet: &Fleet, token: &str) -> Server {
-    let port = 20000 + (std::process::id() % 20000) as u16 + (rand_port() % 500);
+    // A port the kernel just handed out and nobody else holds (released right before use).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     std::fs::write(fleet.path("token"), token).unwrap();
     let child = std::process::Command::new(BIN)
         .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--token-file"])
@@ -211,18 +212,15 @@ pub fn http_server(fleet: &Fleet, token: &str) -> Server {
         .env("SSHWARDEN_LOG", "sshwarden=warn")
         .spawn()
         .unwrap();
-    let server = Server(child, port);
+    let mut server = Server(child, port);
     for _ in 0..200 {
+        assert!(server.0.try_wait().unwrap().is_none(), "HTTP server on {port} exited at start");
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return server;
         }
         std::thread::sleep(Duration::from_millis(25));
     }
     panic!("HTTP server did not start on {port}");
-}
-
-fn rand_port() -> u16 {
-    (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 500) as u16
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
