@@ -298,7 +298,8 @@ fn parse_args(
     Ok(map)
 }
 
-/// Exit code for a tool result: denied 3, failed 4 (error result or non-zero exit), else 0.
+/// Exit code for a tool result: denied 3; failed 4 (error result, a run that did not
+/// complete with exit code 0, a fan-out with failures); otherwise 0.
 fn exit_code_of(r: &CallToolResult) -> u8 {
     let s = r.structured_content.clone().unwrap_or(Value::Null);
     if r.is_error == Some(true) {
@@ -308,19 +309,22 @@ fn exit_code_of(r: &CallToolResult) -> u8 {
             EXIT_FAILED
         };
     }
-    let failed_run = s
-        .get("status")
-        .and_then(Value::as_str)
-        .is_some_and(|st| st != "completed" && st != "queued" && st != "connecting" && st != "running")
-        || s.get("exit_code").and_then(Value::as_u64).is_some_and(|c| c != 0);
+    let run_failed = |run: &Value| match run["status"].as_str() {
+        Some("completed") => run["exit_code"].as_u64() != Some(0),
+        Some("queued" | "connecting" | "running") => false,
+        _ => true,
+    };
+    // A run result (ssh_run, ssh_get_task_result) or an async start that already finished.
+    let run = if s.get("exit_code").is_some() { Some(&s) } else { s.get("result").filter(|r| r.is_object()) };
+    if run.is_some_and(run_failed) {
+        return EXIT_FAILED;
+    }
     let summary = &s["summary"];
-    if summary["denied"].as_u64().is_some_and(|n| n > 0) && summary["ok"].as_u64() == Some(0) {
+    let count = |k: &str| summary[k].as_u64().unwrap_or(0);
+    if count("denied") > 0 && count("ok") == 0 && count("failed") == 0 {
         return EXIT_DENIED;
     }
-    if failed_run
-        || summary["failed"].as_u64().is_some_and(|n| n > 0)
-        || summary["unreachable"].as_u64().is_some_and(|n| n > 0)
-    {
+    if count("failed") > 0 || count("unreachable") > 0 || count("denied") > 0 {
         return EXIT_FAILED;
     }
     EXIT_OK

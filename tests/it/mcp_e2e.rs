@@ -281,3 +281,29 @@ async fn binary_output_is_base64_and_sigterm_stops_the_server_gracefully() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn call_prints_json_and_exits_0_ok_3_denied_4_failed() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let call = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .arg("call")
+            .arg("--config-dir")
+            .arg(fleet.config_dir())
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code().unwrap_or(-1), serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null))
+    };
+    assert_eq!(call(&["ssh_ping"]).0, 0);
+    let (code, v) = call(&["ssh_run", "alias=h1", "command=echo hi", "timeout_seconds=5"]);
+    assert_eq!((code, v["stdout"].as_str()), (0, Some("hi\n")), "{v}");
+    assert_eq!(call(&["ssh_run", "alias=h1", "command=exit 3"]).0, 4);
+    assert_eq!(call(&["ssh_run", "alias=h1", "command=reboot"]).0, 3);
+    assert_eq!(call(&["ssh_run", "alias=nope", "command=true"]).0, 4);
+    assert_eq!(call(&["ssh_run_async", "alias=h1", "command=true", "wait_seconds=5"]).0, 0);
+    assert_eq!(call(&["--json", r#"{"target":"web","command":"true"}"#, "ssh_run_on_tag"]).0, 0);
+    assert_eq!(call(&["ssh_run_on_tag", "target=web", "command=reboot"]).0, 3);
+    assert_eq!(call(&["ssh_run", "alias=h1", "comand=true"]).0, 1, "unknown parameter is a usage error");
+    assert_eq!(call(&["ssh_nope"]).0, 1);
+}
