@@ -50,7 +50,20 @@ fn start_service(args: &ConfigArgs) -> Option<Arc<Service>> {
         }
     };
     match Service::start(cfg_dirs, resolver) {
-        Ok(s) => Some(s),
+        Ok(s) => {
+            let cfg = s.config();
+            for w in &cfg.warnings {
+                tracing::warn!("{w}");
+            }
+            if !s.lost_tasks().is_empty() {
+                tracing::warn!(
+                    count = s.lost_tasks().len(),
+                    "tasks were running when sshwarden last stopped; ssh_list_tasks shows them as lost"
+                );
+            }
+            tracing::info!(hosts = cfg.hosts.len(), rules = cfg.policy.rules.len(), config_hash = %cfg.hash, "configuration loaded");
+            Some(s)
+        }
         Err(ServiceError::Config(e)) => {
             for d in &e.diagnostics {
                 eprintln!("{d}");
