@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     // stdout belongs to JSON-RPC (serve) and to results (check/plan/call): logs go to stderr.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SSHWARDEN_LOG").unwrap_or_else(|_| "sshwarden=info".into()),
         )
