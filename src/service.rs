@@ -253,12 +253,8 @@ impl Service {
                     .await;
                 match r {
                     Ok(ExecOutcome::NotStarted) => WorkOutcome::Stopped,
-                    Ok(ExecOutcome::Finished { exit_code, exit_signal, stopped, .. })
-                        if stopped && exit_code.is_none() =>
-                    {
-                        let _ = exit_signal;
-                        WorkOutcome::Stopped
-                    }
+                    // We stopped it and it did not exit on its own: a cancel or timeout.
+                    Ok(ExecOutcome::Finished { exit_code: None, stopped: true, .. }) => WorkOutcome::Stopped,
                     Ok(ExecOutcome::Finished { exit_code, exit_signal, .. }) => {
                         WorkOutcome::Exited { exit_code, exit_signal }
                     }
