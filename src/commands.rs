@@ -14,7 +14,8 @@ use crate::net::HickoryResolver;
 use crate::select;
 
 pub use crate::audit::verify_command as audit_verify;
-pub use crate::server::{call, serve};
+pub use crate::call::call;
+pub use crate::server::serve;
 
 /// Exit codes shared by `plan` and `call`.
 pub const EXIT_OK: u8 = 0;

@@ -1,0 +1,190 @@
+//! `sshwarden call`: one MCP tool call through a real client, against an in-process server
+//! (over an in-memory duplex) or a running `sshwarden serve --http`.
+//!
+//! Owns: argument typing from the tool's input schema, printing the structured result on
+//! stdout, progress on stderr, exit codes. Never bypasses the MCP layer.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, NumberOrString,
+    ProgressNotificationParam, ProgressToken, RequestMetaObject,
+};
+use rmcp::service::NotificationContext;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+use crate::cli::ConfigArgs;
+use crate::commands::{EXIT_DENIED, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use crate::mcp::SshWarden;
+use crate::server::{SHUTDOWN_GRACE, read_token, start_service};
+
+/// A client that prints progress notifications to stderr.
+#[derive(Clone)]
+struct CallClient;
+
+impl ClientHandler for CallClient {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("sshwarden-call", env!("CARGO_PKG_VERSION")),
+        )
+    }
+
+    async fn on_progress(&self, p: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+        eprintln!("progress: {}", p.message.unwrap_or_else(|| p.progress.to_string()));
+    }
+}
+
+/// `key=value` pairs typed by the tool's input schema (so `command=true` stays a string and
+/// `timeout_seconds=5` is a number), merged over `--json`.
+fn parse_args(
+    json_arg: Option<String>,
+    kv: &[String],
+    schema: &serde_json::Map<String, Value>,
+) -> Result<serde_json::Map<String, Value>, String> {
+    let mut map = match json_arg {
+        Some(j) => match serde_json::from_str::<Value>(&j) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err("--json must be a JSON object".into()),
+        },
+        None => serde_json::Map::new(),
+    };
+    let props = schema.get("properties").and_then(Value::as_object);
+    for pair in kv {
+        let (k, v) = pair.split_once('=').ok_or_else(|| format!("argument {pair:?} is not key=value"))?;
+        let prop = props.and_then(|p| p.get(k)).ok_or_else(|| {
+            let known: Vec<&String> = props.map(|p| p.keys().collect()).unwrap_or_default();
+            format!("unknown parameter {k:?}; this tool takes: {known:?}")
+        })?;
+        let types = serde_json::to_string(prop).unwrap_or_default();
+        let value = if types.contains("\"string\"") {
+            Value::String(v.to_owned())
+        } else if types.contains("\"integer\"") || types.contains("\"number\"") {
+            v.parse::<u64>()
+                .map(Value::from)
+                .or_else(|_| v.parse::<f64>().map(Value::from))
+                .map_err(|_| format!("{k} must be a number, got {v:?}"))?
+        } else if types.contains("\"boolean\"") {
+            v.parse::<bool>().map(Value::Bool).map_err(|_| format!("{k} must be true or false"))?
+        } else {
+            serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()))
+        };
+        map.insert(k.to_owned(), value);
+    }
+    Ok(map)
+}
+
+/// Exit code for a tool result: denied 3; failed 4 (error result, a run that did not
+/// complete with exit code 0, a fan-out with failures); otherwise 0.
+fn exit_code_of(r: &CallToolResult) -> u8 {
+    let s = r.structured_content.clone().unwrap_or(Value::Null);
+    if r.is_error == Some(true) {
+        return if matches!(s["kind"].as_str(), Some("policy_denied" | "network_denied")) {
+            EXIT_DENIED
+        } else {
+            EXIT_FAILED
+        };
+    }
+    let run_failed = |run: &Value| match run["status"].as_str() {
+        Some("completed") => run["exit_code"].as_u64() != Some(0),
+        Some("queued" | "connecting" | "running") => false,
+        _ => true,
+    };
+    // A run result (ssh_run, ssh_get_task_result) or an async start that already finished.
+    let run = if s.get("exit_code").is_some() { Some(&s) } else { s.get("result").filter(|r| r.is_object()) };
+    if run.is_some_and(run_failed) {
+        return EXIT_FAILED;
+    }
+    let summary = &s["summary"];
+    let count = |k: &str| summary[k].as_u64().unwrap_or(0);
+    if count("denied") > 0 && count("ok") == 0 && count("failed") == 0 {
+        return EXIT_DENIED;
+    }
+    if count("failed") > 0 || count("unreachable") > 0 || count("denied") > 0 {
+        return EXIT_FAILED;
+    }
+    EXIT_OK
+}
+
+/// `sshwarden call`.
+pub async fn call(
+    args: &ConfigArgs,
+    url: Option<String>,
+    token_file: Option<PathBuf>,
+    json_arg: Option<String>,
+    tool: &str,
+    kv: &[String],
+) -> u8 {
+    let request = CallRequest { tool: tool.to_owned(), json_arg, kv: kv.to_vec() };
+    let result = match url {
+        Some(url) => {
+            let token = match read_token(token_file.as_ref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_ERROR;
+                }
+            };
+            let cfg = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url)
+                .auth_header(token.expose().to_owned());
+            let transport = rmcp::transport::StreamableHttpClientTransport::from_config(cfg);
+            run_call(CallClient.serve(transport).await.map_err(|e| e.to_string()), request).await
+        }
+        None => {
+            let Some(svc) = start_service(args) else {
+                return EXIT_ERROR;
+            };
+            let (server_io, client_io) = tokio::io::duplex(1 << 20);
+            let server = SshWarden::new(svc.clone());
+            tokio::spawn(async move {
+                if let Ok(running) = server.serve(server_io).await {
+                    let _ = running.waiting().await;
+                }
+            });
+            let r = run_call(CallClient.serve(client_io).await.map_err(|e| e.to_string()), request).await;
+            svc.shutdown(SHUTDOWN_GRACE).await;
+            r
+        }
+    };
+    match result {
+        Ok(r) => {
+            let body = r.structured_content.clone().unwrap_or_else(|| json!({ "content": r.content }));
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+            exit_code_of(&r)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+struct CallRequest {
+    tool: String,
+    json_arg: Option<String>,
+    kv: Vec<String>,
+}
+
+async fn run_call<S>(
+    client: Result<rmcp::service::RunningService<RoleClient, S>, String>,
+    req: CallRequest,
+) -> Result<CallToolResult, String>
+where
+    S: rmcp::service::Service<RoleClient>,
+{
+    let client = client?;
+    let tools = client.list_all_tools().await.map_err(|e| e.to_string())?;
+    let Some(tool) = tools.iter().find(|t| t.name == req.tool) else {
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        return Err(format!("unknown tool {:?}; tools: {}", req.tool, names.join(", ")));
+    };
+    let arguments = parse_args(req.json_arg, &req.kv, &tool.input_schema)?;
+    let mut params = CallToolRequestParams::new(req.tool.clone()).with_arguments(arguments);
+    params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(NumberOrString::String("call".into()))));
+    let r = client.call_tool(params).await.map_err(|e| e.to_string());
+    let _ = client.cancel().await;
+    r
+}
