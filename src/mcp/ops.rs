@@ -184,10 +184,6 @@ pub fn result(svc: &Service, id: &str) -> CallToolResult {
 }
 
 pub fn output(svc: &Service, p: OutputParams) -> CallToolResult {
-    let task = match lookup(svc, &p.task_id) {
-        Ok(t) => t,
-        Err(e) => return e,
-    };
     let limit = p.limit.unwrap_or(render::DEFAULT_PAGE);
     if limit == 0
         || limit > render::MAX_PAGE
@@ -200,6 +196,10 @@ pub fn output(svc: &Service, p: OutputParams) -> CallToolResult {
             json!({}),
         );
     }
+    let task = match lookup(svc, &p.task_id) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
     let page = render::output_page(
         &task,
         p.stream.unwrap_or(Stream::Combined),

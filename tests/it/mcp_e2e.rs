@@ -130,6 +130,15 @@ async fn stdio_every_tool_progress_paging_cancel_reload() {
     assert!(err && gone["kind"] == "expired", "{gone}");
     let (err, bad) = call(&client, "ssh_get_task_status", json!({ "task_id": "../etc" })).await;
     assert!(err && bad["kind"] == "invalid_input");
+    let (err, bad) = call(&client, "ssh_get_task_output", json!({ "task_id": id, "limit": 10_000_000 })).await;
+    assert!(err && bad["kind"] == "invalid_input", "{bad}");
+    let (err, bad) = call(&client, "ssh_run", json!({ "alias": "h1", "command": "x".repeat(10_001) })).await;
+    assert!(
+        err && bad["kind"] == "invalid_input" && bad["message"].as_str().unwrap().contains("limit is 10000"),
+        "{bad}"
+    );
+    let (err, bad) = call(&client, "ssh_run_on_tag", json!({ "target": "web:&", "command": "true" })).await;
+    assert!(err && bad["kind"] == "invalid_input", "{bad}");
 
     let (_, pf) = call(&client, "ssh_preflight", json!({ "target": "all" })).await;
     assert_eq!(pf["ready"], 7 - 3, "{pf}");

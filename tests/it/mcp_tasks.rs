@@ -108,6 +108,24 @@ async fn task_augmented_calls_share_the_task_manager_and_cancel_stops_the_comman
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(done["result"]["result"]["structuredContent"]["stdout"], "via-task\n", "{done}");
+    // A fan-out as one MCP task: an f… id whose result is the summary.
+    let r = raw
+        .request(
+            "tools/call",
+            json!({ "name": "ssh_run_on_tag", "arguments": { "target": "web", "command": "echo fan" } }),
+        )
+        .await;
+    let fid = r["result"]["taskId"].as_str().unwrap().to_owned();
+    assert!(fid.starts_with('f'), "{r}");
+    let mut fan = json!(null);
+    for _ in 0..100 {
+        fan = raw.request("tasks/get", json!({ "taskId": fid })).await;
+        if fan["result"]["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fan["result"]["result"]["structuredContent"]["summary"]["ok"], 1, "{fan}");
     let unknown = raw.request("tasks/get", json!({ "taskId": "nope" })).await;
     assert_eq!(unknown["error"]["code"], -32602);
     let _ = raw.child.kill().await;
