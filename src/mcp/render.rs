@@ -29,11 +29,18 @@ fn inline(buf: &HeadTail, budget: usize) -> (String, bool) {
     let half = budget / 2;
     let head = buf.page(0, half);
     let tail = buf.page(total.saturating_sub(half as u64).max(head.next_offset), half);
-    let omitted = tail.offset - head.next_offset;
+    // Cut on character boundaries: drop a partial character at the end of the head and
+    // continuation bytes at the start of the tail (they are counted as not shown).
+    let head_len = match decode_utf8(&head.data) {
+        Some((_, held_back)) => head.data.len() - held_back,
+        None => head.data.len(),
+    };
+    let tail_skip = tail.data.iter().take(3).take_while(|b| (**b & 0xC0) == 0x80).count();
+    let omitted = tail.offset + tail_skip as u64 - head.next_offset + (head.data.len() - head_len) as u64;
     let text = format!(
         "{}\n…[{omitted} bytes not shown; page them with ssh_get_task_output]…\n{}",
-        String::from_utf8_lossy(&head.data),
-        String::from_utf8_lossy(&tail.data)
+        String::from_utf8_lossy(&head.data[..head_len]),
+        String::from_utf8_lossy(&tail.data[tail_skip..])
     );
     (text, true)
 }

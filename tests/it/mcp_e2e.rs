@@ -70,6 +70,17 @@ async fn stdio_every_tool_progress_paging_cancel_reload() {
     let seen = rec.progress.lock().unwrap().len();
     assert!(seen >= 3, "only {seen} progress notifications");
 
+    // Inline output is head+tail within max_inline_output_bytes (16 KiB), cut on characters.
+    let (err, big) =
+        call(&client, "ssh_run", json!({ "alias": "h1", "command": "for i in $(seq 1 3000); do echo \"€ $i\"; done" }))
+            .await;
+    let inline = big["stdout"].as_str().unwrap();
+    assert!(
+        !err && big["truncated"] == true && big["stdout_bytes"] == 3000 * 6 + (3000 - 9) + (3000 - 99) + (3000 - 999),
+        "{big}"
+    );
+    assert!(inline.starts_with("€ 1\n€ 2\n") && inline.ends_with("€ 3000\n") && inline.contains("bytes not shown"));
+    assert!(inline.len() <= 16 * 1024 + 100 && !inline.contains('\u{FFFD}'), "{} bytes", inline.len());
     let (err, fan) = call(&client, "ssh_run_on_tag", json!({ "tag": "web", "command": "hostname" })).await;
     assert!(!err && fan["summary"]["ok"] == 2 && fan["results"][1]["alias"] == "h2", "{fan}");
     assert!(rec.progress.lock().unwrap().iter().any(|p| p.total == Some(2.0)));
