@@ -83,24 +83,17 @@ impl McpTasks {
         }
         let args = Value::Object(request.arguments.clone().unwrap_or_default());
         let svc = &handler.svc;
-        let started = match request.name.as_ref() {
-            "ssh_run" => {
-                let p: RunParams = match serde_json::from_value(args) {
-                    Ok(p) => p,
-                    Err(e) => return Some(Err(McpError::invalid_params(e.to_string(), None))),
-                };
-                launch(svc, &p.alias, &p.command, p.timeout_seconds, ctx).await
-            }
-            "ssh_run_async" => {
-                let p: RunAsyncParams = match serde_json::from_value(args) {
-                    Ok(p) => p,
-                    Err(e) => return Some(Err(McpError::invalid_params(e.to_string(), None))),
-                };
-                launch(svc, &p.alias, &p.command, p.timeout_seconds, ctx).await
-            }
+        let target = match request.name.as_ref() {
+            "ssh_run" => parse::<RunParams>(args).map(|p| (p.alias, p.command, p.timeout_seconds)),
+            "ssh_run_async" => parse::<RunAsyncParams>(args).map(|p| (p.alias, p.command, p.timeout_seconds)),
             "ssh_run_on_tag" => return Some(Ok(self.spawn_fanout(handler, request.clone(), ctx))),
             _ => return None,
         };
+        let (alias, command, timeout) = match target {
+            Ok(t) => t,
+            Err(e) => return Some(Err(e)),
+        };
+        let started = launch(svc, &alias, &command, timeout, ctx).await;
         Some(Ok(match started {
             Ok(task) => CallToolResponse::Task(CreateTaskResult::new(model(&task))),
             Err(r) => CallToolResponse::Complete(r),
@@ -168,6 +161,10 @@ impl McpTasks {
             .map(|_| ())
             .map_err(|e| McpError::invalid_params(e.to_string(), None))
     }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(args: Value) -> Result<T, McpError> {
+    serde_json::from_value(args).map_err(|e| McpError::invalid_params(e.to_string(), None))
 }
 
 async fn launch(

@@ -44,6 +44,19 @@ impl Raw {
         Self { child, stdin, lines, next_id: 0 }
     }
 
+    /// Polls `tasks/get` until the task completed (at most 5 s); returns the last reply.
+    async fn until_completed(&mut self, id: &str) -> Value {
+        let mut reply = json!(null);
+        for _ in 0..100 {
+            reply = self.request("tasks/get", json!({ "taskId": id })).await;
+            if reply["result"]["status"] == "completed" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        reply
+    }
+
     async fn request(&mut self, method: &str, mut params: Value) -> Value {
         self.next_id += 1;
         params["_meta"] = meta();
@@ -99,14 +112,7 @@ async fn task_augmented_calls_share_the_task_manager_and_cancel_stops_the_comman
         )
         .await;
     let id = r["result"]["taskId"].as_str().unwrap().to_owned();
-    let mut done = json!(null);
-    for _ in 0..100 {
-        done = raw.request("tasks/get", json!({ "taskId": id })).await;
-        if done["result"]["status"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let done = raw.until_completed(&id).await;
     assert_eq!(done["result"]["result"]["structuredContent"]["stdout"], "via-task\n", "{done}");
     // A fan-out as one MCP task: an f… id whose result is the summary.
     let r = raw
@@ -117,14 +123,7 @@ async fn task_augmented_calls_share_the_task_manager_and_cancel_stops_the_comman
         .await;
     let fid = r["result"]["taskId"].as_str().unwrap().to_owned();
     assert!(fid.starts_with('f'), "{r}");
-    let mut fan = json!(null);
-    for _ in 0..100 {
-        fan = raw.request("tasks/get", json!({ "taskId": fid })).await;
-        if fan["result"]["status"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let fan = raw.until_completed(&fid).await;
     assert_eq!(fan["result"]["result"]["structuredContent"]["summary"]["ok"], 1, "{fan}");
     let unknown = raw.request("tasks/get", json!({ "taskId": "nope" })).await;
     assert_eq!(unknown["error"]["code"], -32602);
