@@ -43,17 +43,8 @@ pub struct HostEntry {
     pub task: Option<Arc<Task>>,
 }
 
-/// Selects hosts, then runs batch by batch; stops starting batches past the threshold.
-pub async fn run(
-    svc: &Arc<Service>,
-    pattern: &str,
-    command: &str,
-    opts: &FanoutOptions,
-    client: Option<&str>,
-    cancel: &CancellationToken,
-    mut progress: impl FnMut(usize, usize, &HostEntry),
-) -> Result<Vec<HostEntry>, ServiceError> {
-    check_command(command)?;
+/// The aliases `pattern` selects, in inventory order, within `execution.max_fanout_hosts`.
+pub fn targets(svc: &Service, pattern: &str) -> Result<Vec<String>, ServiceError> {
     let cfg = svc.config();
     let hosts: Vec<String> = select::select(&cfg.hosts, pattern)
         .map_err(|e| ServiceError::InvalidInput(e.to_string()))?
@@ -67,6 +58,21 @@ pub async fn run(
             hosts.len()
         )));
     }
+    Ok(hosts)
+}
+
+/// Runs `command` on `hosts` (from `targets`) batch by batch; stops starting batches past
+/// the failure threshold.
+pub async fn run(
+    svc: &Arc<Service>,
+    hosts: &[String],
+    command: &str,
+    opts: &FanoutOptions,
+    client: Option<&str>,
+    cancel: &CancellationToken,
+    mut progress: impl FnMut(usize, usize, &HostEntry),
+) -> Result<Vec<HostEntry>, ServiceError> {
+    check_command(command)?;
     let total = hosts.len();
     let batch = opts.batch_size.unwrap_or(total).clamp(1, total.max(1));
     let gate = Arc::new(Semaphore::new(opts.concurrency.clamp(1, 256)));

@@ -90,10 +90,17 @@ async fn mixed_workload_soak_leaks_nothing() {
                             max_fail_percentage: 100.0,
                             timeout_seconds: None,
                         };
-                        let r =
-                            fanout::run(&svc, "web", "hostname", &opts, None, &CancellationToken::new(), |_, _, _| {})
-                                .await
-                                .unwrap();
+                        let r = fanout::run(
+                            &svc,
+                            &fanout::targets(&svc, "web").unwrap(),
+                            "hostname",
+                            &opts,
+                            None,
+                            &CancellationToken::new(),
+                            |_, _, _| {},
+                        )
+                        .await
+                        .unwrap();
                         assert_eq!(r.iter().filter(|e| e.status == HostStatus::Ok).count(), 3);
                     }
                     3 => {

@@ -203,6 +203,11 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Limits with no host override applied: what applies to the fleet as a whole.
+    pub fn default_limits(&self) -> Limits {
+        self.limits.clone().resolve()
+    }
+
     /// Anchor precedence: defaults < `limits` < alias override < tag overrides (host tag
     /// order, a later tag wins among tags, never over a key the alias override set).
     pub fn limits_for(&self, host: &Host) -> Limits {

@@ -117,17 +117,20 @@ pub async fn run_on_tag(svc: &Arc<Service>, p: FanoutParams, ctx: RequestContext
         timeout_seconds: p.timeout_seconds,
     };
     let client = client_of(&ctx);
+    let hosts = match fanout::targets(svc, &p.target) {
+        Ok(h) => h,
+        Err(e) => return service_error(&e),
+    };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize, String)>();
     let mut reporter = Reporter::new(ctx.peer.clone(), ctx.meta.get_progress_token());
-    let work = fanout::run(svc, &p.target, &p.command, &opts, Some(&client), &ctx.ct, |done, total, e| {
+    let work = fanout::run(svc, &hosts, &p.command, &opts, Some(&client), &ctx.ct, |done, total, e| {
         let _ = tx.send((done, total, format!("{}: {:?}", e.alias, e.status)));
     });
     tokio::pin!(work);
-    let mut tick = tokio::time::interval(Duration::from_secs(
-        svc.config().policy.limits.task_progress_interval.unwrap_or(5).max(1),
-    ));
+    let interval = svc.config().policy.default_limits().task_progress_interval;
+    let mut tick = tokio::time::interval(Duration::from_secs(interval.max(1)));
     tick.tick().await;
-    let mut total = crate::select::select(&svc.config().hosts, &p.target).map_or(0, |h| h.len());
+    let mut total = hosts.len();
     let mut done = 0;
     let entries = loop {
         tokio::select! {
