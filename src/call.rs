@@ -79,14 +79,17 @@ fn parse_args(
 /// Exit code for a tool result: denied 3; failed 4 (error result, a run that did not
 /// complete with exit code 0, a fan-out with failures); otherwise 0.
 fn exit_code_of(r: &CallToolResult) -> u8 {
-    let s = r.structured_content.clone().unwrap_or(Value::Null);
-    if r.is_error == Some(true) {
-        return if matches!(s["kind"].as_str(), Some("policy_denied" | "network_denied")) {
+    if let Some(err) = crate::mcp::error_body(r) {
+        return if matches!(err["kind"].as_str(), Some("policy_denied" | "network_denied")) {
             EXIT_DENIED
         } else {
             EXIT_FAILED
         };
     }
+    if r.is_error == Some(true) {
+        return EXIT_FAILED;
+    }
+    let s = r.structured_content.clone().unwrap_or(Value::Null);
     let run_failed = |run: &Value| match run["status"].as_str() {
         Some("completed") => run["exit_code"].as_u64() != Some(0),
         Some("queued" | "connecting" | "running") => false,
@@ -150,7 +153,9 @@ pub async fn call(
     };
     match result {
         Ok(r) => {
-            let body = r.structured_content.clone().unwrap_or_else(|| json!({ "content": r.content }));
+            let body = crate::mcp::error_body(&r)
+                .or_else(|| r.structured_content.clone())
+                .unwrap_or_else(|| json!({ "content": r.content }));
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{}", serde_json::to_string_pretty(&body).unwrap_or_default());
             exit_code_of(&r)

@@ -133,6 +133,8 @@ pub fn schema(file: Option<&str>) -> u8 {
         "credentials": schemars::schema_for!(CredentialsFile),
         "policy": schemars::schema_for!(PolicyFile),
     });
+    let mut all = all;
+    crate::json_schema::standardize(&mut all);
     let chosen = match file {
         Some(f) => all.get(f).cloned().unwrap_or_default(),
         None => all,

@@ -1,5 +1,11 @@
-//! The one place domain errors become MCP tool results (`isError: true` with
-//! `{kind, message, hint}`), like axum's single `IntoResponse`.
+//! The one place domain errors become MCP tool results, like axum's single `IntoResponse`.
+//!
+//! The rule for error results: `isError: true`, **no `structuredContent`**, and one text
+//! block holding the `{kind, message, hint, …}` object as JSON. Tools declare an
+//! `outputSchema` for their success shape, and clients built on the TypeScript SDK validate
+//! `structuredContent` against it even on errors (a mismatch becomes a protocol error that
+//! hides the denial); JSON in text reaches every client and stays machine-readable
+//! (`error_body` reads it back).
 //!
 //! Owns: error kinds and the hint a model can act on. Never logs, never carries secrets
 //! (domain errors are built without them).
@@ -16,9 +22,18 @@ pub fn tool_error(kind: &str, message: &str, hint: &str, extra: Value) -> CallTo
     if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
         b.extend(e);
     }
-    let mut r = CallToolResult::structured_error(body);
-    r.content = vec![ContentBlock::text(format!("{kind}: {message}\nhint: {hint}"))];
-    r
+    CallToolResult::error(vec![ContentBlock::text(body.to_string())])
+}
+
+/// The `{kind, message, hint, …}` object of an error result, `None` for a success.
+pub fn error_body(r: &CallToolResult) -> Option<Value> {
+    if r.is_error != Some(true) {
+        return None;
+    }
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text())
+        .find_map(|t| serde_json::from_str::<Value>(&t.text).ok().filter(|v| v.get("kind").is_some()))
 }
 
 /// A successful result: structured content plus a short text rendering.

@@ -5,6 +5,7 @@
 //! mapping from domain errors to tool results. Never touches SSH directly.
 
 mod errors;
+pub use errors::error_body;
 mod inspect;
 mod ops;
 pub mod params;
@@ -35,9 +36,16 @@ pub struct SshWarden {
 
 impl SshWarden {
     pub fn new(svc: Arc<Service>) -> Self {
+        let mut tool_router = Self::tool_router();
+        for route in tool_router.map.values_mut() {
+            let tool = &mut route.attr;
+            tool.input_schema = Arc::new(crate::json_schema::standardize_object(&tool.input_schema));
+            tool.output_schema =
+                tool.output_schema.as_ref().map(|s| Arc::new(crate::json_schema::standardize_object(s)));
+        }
         Self {
             svc,
-            tool_router: Self::tool_router(),
+            tool_router,
             mcp_tasks: tasks_ext::McpTasks::default(),
             subscriptions: resources::Subscriptions::default(),
         }

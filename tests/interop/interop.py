@@ -35,6 +35,19 @@ def structured(result):
     return getattr(result, "structured_content", None) or getattr(result, "structuredContent", None) or {}
 
 
+def error_body(result):
+    """The {kind, message, hint} object an error result carries as JSON text (no structuredContent)."""
+    check(structured(result) == {}, f"error result with structuredContent: {structured(result)}")
+    for block in getattr(result, "content", []) or []:
+        try:
+            body = json.loads(getattr(block, "text", "") or "")
+        except ValueError:
+            continue
+        if isinstance(body, dict) and "kind" in body:
+            return body
+    return {}
+
+
 def is_error(result):
     v = getattr(result, "is_error", None)
     return v if v is not None else getattr(result, "isError", False)
@@ -94,7 +107,7 @@ async def exercise(call, list_tools, alias):
     check(not remote_alive(marker), "remote command survived ssh_cancel")
 
     r = await call("ssh_run", {"alias": alias, "command": "reboot now"}, None)
-    check(is_error(r) and structured(r).get("kind") == "policy_denied", f"denial: {structured(r)}")
+    check(is_error(r) and error_body(r).get("kind") == "policy_denied" and error_body(r).get("hint"), f"denial: {r}")
 
     if MAJOR < 2:
         # mcp 1.x never sends notifications/cancelled when a call is abandoned; ssh_cancel

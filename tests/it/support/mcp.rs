@@ -65,12 +65,17 @@ pub fn params(tool: &str, args: Value) -> CallToolRequestParams {
     CallToolRequestParams::new(tool.to_owned()).with_arguments(map)
 }
 
-/// Calls a tool with a progress token; returns (is_error, structured content).
+/// Calls a tool with a progress token; returns (is_error, structured content or, for an
+/// error, the `{kind, message, hint}` body its text carries).
 pub async fn call(client: &Client, tool: &str, args: Value) -> (bool, Value) {
     let mut p = params(tool, args);
     p.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(NumberOrString::String(
         format!("{tool}-progress").into(),
     ))));
     let r: CallToolResult = client.call_tool(p).await.unwrap_or_else(|e| panic!("{tool}: {e}"));
+    if let Some(err) = sshwarden::mcp::error_body(&r) {
+        assert!(r.structured_content.is_none(), "{tool}: an error result must carry no structuredContent");
+        return (true, err);
+    }
     (r.is_error == Some(true), r.structured_content.unwrap_or(Value::Null))
 }
