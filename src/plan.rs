@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use crate::config::{Config, Host, Limits};
 use crate::net::{self, Resolve};
-use crate::policy;
 
 /// What would happen on one host.
 #[derive(Debug, Clone, Serialize)]
@@ -33,7 +32,7 @@ pub async fn plan(cfg: &Config, hosts: &[&Host], command: &str, resolver: &dyn R
     let timeout = Duration::from_millis(cfg.policy.execution.dns_timeout_ms);
     let mut rows = Vec::with_capacity(hosts.len());
     for host in hosts {
-        let d = policy::evaluate(&cfg.policy, host, command);
+        let d = cfg.policy.evaluate(host, command);
         let pre = net::precheck(host, &cfg.policy.network, resolver, timeout).await;
         rows.push(PlanRow {
             alias: host.alias.clone(),

@@ -169,7 +169,7 @@ impl Service {
         let cfg = self.config();
         let host = cfg.host(alias).ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?.clone();
         let limits = cfg.policy.limits_for(&host);
-        let decision = policy::evaluate(&cfg.policy, &host, command);
+        let decision = cfg.policy.evaluate(&host, command);
         let sha = command_sha256(command);
         let _ = self.audit(client, "decision", json!({ "alias": alias, "command": command, "allowed": decision.allowed, "rule": decision.rule, "reason": decision.reason }), false);
         if !decision.allowed {

@@ -74,6 +74,13 @@ pub struct Host {
     pub connect_timeout: Duration,
 }
 
+impl Host {
+    /// The host as the command policy judges it, with the given effective deny_substrings.
+    pub fn subject<'a>(&'a self, deny_substrings: &'a [String]) -> crate::policy::Subject<'a> {
+        crate::policy::Subject { alias: &self.alias, tags: &self.tags, deny_substrings }
+    }
+}
+
 /// How to log in.
 #[derive(Debug, Clone)]
 pub struct Credential {
@@ -206,6 +213,12 @@ impl Policy {
     /// Limits with no host override applied: what applies to the fleet as a whole.
     pub fn default_limits(&self) -> Limits {
         self.limits.clone().resolve()
+    }
+
+    /// The policy's decision for `command` on `host`, with the host's own limits.
+    pub fn evaluate(&self, host: &Host, command: &str) -> crate::policy::Decision {
+        let limits = self.limits_for(host);
+        crate::policy::evaluate(&self.rules, &host.subject(&limits.deny_substrings), command)
     }
 
     /// Anchor precedence: defaults < `limits` < alias override < tag overrides (host tag

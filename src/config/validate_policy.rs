@@ -295,7 +295,7 @@ impl Validator<'_> {
                 key("commands"),
                 "rule has no commands, simple_binaries or binary matcher; it has no effect".into(),
             );
-        } else if !hosts.iter().any(|h| rule.applies_to(h)) {
+        } else if !hosts.iter().any(|h| rule.applies_to(&h.subject(&[]))) {
             self.push(
                 Severity::Warning,
                 src,

@@ -14,7 +14,6 @@ use sha2::{Digest, Sha256};
 use super::errors::{ok, service_error, tool_error};
 use super::ops::client_of;
 use crate::config::{Config, Host, Severity};
-use crate::policy;
 use crate::select;
 use crate::service::{Service, ServiceError};
 use crate::ssh::{SshError, known_hosts};
@@ -39,7 +38,7 @@ pub fn capabilities(cfg: &Config, h: &Host) -> Value {
         .iter()
         .filter(|(_, _, tag)| tag.is_none_or(|t| h.tags.iter().any(|x| x == t)))
         .map(|(name, cmd, _)| {
-            let d = policy::evaluate(&cfg.policy, h, cmd);
+            let d = cfg.policy.evaluate(h, cmd);
             json!({ "probe": name, "command": cmd, "allowed": d.allowed, "reason": d.reason })
         })
         .collect();

@@ -6,6 +6,7 @@
 //! otherwise an allow rule that also permits the command's constructs; otherwise deny.**
 //! Pure and sync: no IO, no async, no clock.
 
+pub mod paths;
 mod rules;
 pub mod shell;
 mod substrings;
@@ -16,8 +17,6 @@ pub use rules::{Action, Matcher, Pattern, Rule};
 use serde::{Deserialize, Serialize};
 use shell::ShellWord;
 use wrappers::Unwrapped;
-
-use crate::config::{Host, Policy};
 
 /// Longest command accepted, in bytes (the anchor's limit).
 pub const MAX_COMMAND_BYTES: usize = 10_000;
@@ -121,13 +120,23 @@ impl Decision {
     }
 }
 
-/// Decides whether `command` may run on `host`. Never panics, whatever the input.
-pub fn evaluate(policy: &Policy, host: &Host, command: &str) -> Decision {
+/// What the policy judges a command for: the host as rules scope it, and the host's
+/// effective `deny_substrings`. The caller (the configuration) resolves these; the policy
+/// never reads the inventory.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub alias: &'a str,
+    pub tags: &'a [String],
+    pub deny_substrings: &'a [String],
+}
+
+/// Decides whether `command` may run on `subject` under `rules`. Never panics, whatever
+/// the input.
+pub fn evaluate(rules: &[Rule], subject: &Subject, command: &str) -> Decision {
     if let Err(reason) = check_text(command) {
         return Decision::deny(None, reason, None);
     }
-    let limits = policy.limits_for(host);
-    if let Some(hit) = substrings::find_denied(&limits.deny_substrings, command) {
+    if let Some(hit) = substrings::find_denied(subject.deny_substrings, command) {
         return Decision::deny(None, format!("contains deny_substrings entry {hit:?}"), None);
     }
     let cmds = match shell::simple_commands(command) {
@@ -137,10 +146,10 @@ pub fn evaluate(policy: &Policy, host: &Host, command: &str) -> Decision {
         Ok(cmds) => cmds,
         Err(e) => return Decision::deny(None, e.to_string(), None),
     };
-    let rules: Vec<&Rule> = policy.rules.iter().filter(|r| r.applies_to(host)).collect();
+    let rules: Vec<&Rule> = rules.iter().filter(|r| r.applies_to(subject)).collect();
     let mut judge = Judge {
         rules: &rules,
-        deny_substrings: &limits.deny_substrings,
+        deny_substrings: subject.deny_substrings,
         allowed_by: Vec::new(),
         enclosing: Vec::new(),
     };
@@ -198,10 +207,17 @@ impl<'a> Judge<'a> {
         if let Some(hit) = substrings::find_denied(self.deny_substrings, &text) {
             return Err(denied(format!("`{text}` contains deny_substrings entry {hit:?}"), None));
         }
-        if let Some(rule) = self.rules.iter().find(|r| r.action == Action::Deny && r.matches(&argv)) {
+        if let Some(rule) = self.rules.iter().find(|r| r.action == Action::Deny && r.matches(&argv) == Ok(true)) {
             return Err(denied(format!("`{text}` matches deny {}", rule.label()), Some(rule)));
         }
-        match wrappers::unwrap(&argv) {
+        // A deny rule that cannot judge a path argument might match: fail closed, but only
+        // after the allow side had its say, so a plainer reason (a construct) comes first.
+        let uncertain_deny =
+            self.rules.iter().filter(|r| r.action == Action::Deny).find_map(|r| match r.matches(&argv) {
+                Err(why) => Some((*r, why)),
+                Ok(_) => None,
+            });
+        let outcome = match wrappers::unwrap(&argv) {
             Unwrapped::Opaque(why) => Err(denied(why, None)),
             Unwrapped::Inner { argv: inner, construct } => {
                 constructs.extend(construct);
@@ -226,13 +242,27 @@ impl<'a> Judge<'a> {
                 constructs.extend(construct);
                 self.allow(&argv, &constructs).map_err(|(reason, rule)| denied(reason, rule))
             }
+        };
+        outcome?;
+        match uncertain_deny {
+            Some((rule, why)) => Err(denied(format!("`{text}` may match deny {}: {why}", rule.label()), Some(rule))),
+            None => Ok(()),
         }
     }
 
     fn allow(&mut self, argv: &[ShellWord], constructs: &[Construct]) -> Result<(), (String, Option<&'a Rule>)> {
         let text = shell::argv_text(argv);
-        let matching: Vec<&'a Rule> =
-            self.rules.iter().copied().filter(|r| r.action == Action::Allow && r.matches(argv)).collect();
+        let mut refused_path: Option<(String, &'a Rule)> = None;
+        let mut matching: Vec<&'a Rule> = Vec::new();
+        for rule in self.rules.iter().copied().filter(|r| r.action == Action::Allow) {
+            match rule.matches(argv) {
+                Ok(true) => matching.push(rule),
+                Ok(false) => {}
+                Err(why) => {
+                    refused_path.get_or_insert((why, rule));
+                }
+            }
+        }
         if let Some(rule) = matching.iter().find(|r| constructs.iter().all(|c| r.allow_constructs.contains(c))) {
             self.allowed_by.push(rule);
             return Ok(());
@@ -258,7 +288,10 @@ impl<'a> Judge<'a> {
                 format!("`{text}` needs one rule permitting all of its constructs; {} does not", rule.label()),
                 Some(*rule),
             )),
-            (None, _) => Err((format!("no allow rule matches `{text}`"), None)),
+            (None, _) => match refused_path {
+                Some((why, rule)) => Err((format!("`{text}`: {why} ({} judges its paths)", rule.label()), Some(rule))),
+                None => Err((format!("no allow rule matches `{text}`"), None)),
+            },
         }
     }
 }

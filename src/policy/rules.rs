@@ -1,15 +1,15 @@
 //! Policy rules of both anchor generations and how one rule matches one simple command.
 //!
 //! Owns: `Rule`, its matchers (fnmatch `commands`, `simple_binaries`, structured
-//! `binary`/`arg_prefix`/`path_args`), host scoping by alias and tag globs. Never combines
+//! `binary`/`arg_prefix`/`path_args`), host scoping by alias and tag globs. Path arguments
+//! are read by `paths::judge` (the one place), never matched as raw text. Never combines
 //! rule outcomes (that is `policy::evaluate`) and never does IO.
 
 use globset::{GlobBuilder, GlobMatcher};
 use serde::Serialize;
 
-use super::Construct;
 use super::shell::ShellWord;
-use crate::config::Host;
+use super::{Construct, Subject, paths};
 
 /// What a matching rule does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -76,47 +76,69 @@ impl Rule {
     }
 
     /// Whether the rule is scoped to this host (empty alias/tag lists mean any).
-    pub fn applies_to(&self, host: &Host) -> bool {
-        let alias_ok = self.aliases.is_empty() || self.aliases.iter().any(|p| p.matches(&host.alias));
-        let tag_ok = self.tags.is_empty() || self.tags.iter().any(|p| host.tags.iter().any(|t| p.matches(t)));
+    pub fn applies_to(&self, subject: &Subject) -> bool {
+        let alias_ok = self.aliases.is_empty() || self.aliases.iter().any(|p| p.matches(subject.alias));
+        let tag_ok = self.tags.is_empty() || self.tags.iter().any(|p| subject.tags.iter().any(|t| p.matches(t)));
         alias_ok && tag_ok
     }
 
-    /// Whether any matcher recognises the command `argv`.
-    pub fn matches(&self, argv: &[ShellWord]) -> bool {
-        let text = super::shell::argv_text(argv);
-        self.matchers.iter().any(|m| m.matches(argv, &text))
+    /// Whether any matcher recognises the command `argv`. `Err` is a path argument this
+    /// rule would have to judge but cannot (the reason names it): no allow, and for a deny
+    /// rule a match.
+    pub fn matches(&self, argv: &[ShellWord]) -> Result<bool, String> {
+        let mut refused = None;
+        for m in &self.matchers {
+            match m.matches(argv) {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                Err(why) => refused = Some(why),
+            }
+        }
+        refused.map_or(Ok(false), Err)
     }
 }
 
 impl Matcher {
-    fn matches(&self, argv: &[ShellWord], text: &str) -> bool {
+    fn matches(&self, argv: &[ShellWord]) -> Result<bool, String> {
         let Some((first, args)) = argv.split_first() else {
-            return false;
+            return Ok(false);
         };
         let name = first.literal.as_deref();
         match self {
-            Matcher::Globs(patterns) => patterns.iter().any(|p| p.matches(text)),
-            Matcher::Simple { binaries, max_args } => {
-                name.is_some_and(|n| binaries.iter().any(|b| b == n))
-                    && max_args.is_none_or(|max| args.len() <= max as usize)
+            Matcher::Globs(patterns) => {
+                let text = if patterns.iter().any(|p| p.source.contains('/')) {
+                    paths_normalized_text(argv)?
+                } else {
+                    super::shell::argv_text(argv)
+                };
+                Ok(patterns.iter().any(|p| p.matches(&text)))
             }
+            Matcher::Simple { binaries, max_args } => Ok(name.is_some_and(|n| binaries.iter().any(|b| b == n))
+                && max_args.is_none_or(|max| args.len() <= max as usize)),
             Matcher::Structured { binary, arg_prefix, path_args, allow_extra_args } => {
                 if name != Some(binary.as_str()) || args.len() < arg_prefix.len() {
-                    return false;
+                    return Ok(false);
                 }
                 let prefix_ok =
                     arg_prefix.iter().zip(args).all(|(want, got)| got.literal.as_deref() == Some(want.as_str()));
-                let paths_ok = path_args.as_ref().is_none_or(|(indices, patterns)| {
-                    indices.iter().all(|&i| {
-                        argv.get(i)
-                            .and_then(|w| w.literal.as_deref())
-                            .is_some_and(|t| patterns.iter().any(|p| p.matches(t)))
-                    })
-                });
                 let count_ok = *allow_extra_args
                     || args.len() == arg_prefix.len() + path_args.as_ref().map_or(0, |(i, _)| i.len());
-                prefix_ok && paths_ok && count_ok
+                if !prefix_ok || !count_ok {
+                    return Ok(false);
+                }
+                let Some((indices, patterns)) = path_args else {
+                    return Ok(true);
+                };
+                for &i in indices {
+                    let Some(word) = argv.get(i) else {
+                        return Ok(false);
+                    };
+                    let path = paths::judge(word)?;
+                    if !patterns.iter().any(|p| path.allowed_by(p)) {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
             }
         }
     }
@@ -125,4 +147,15 @@ impl Matcher {
     pub fn is_inert(&self) -> bool {
         matches!(self, Matcher::Structured { arg_prefix, path_args: None, .. } if arg_prefix.is_empty())
     }
+}
+
+/// The command text a path-judging glob rule sees: every word that names a path (contains
+/// `/`, starts with `~`, or is `.`/`..`) judged and normalized; other words as written.
+fn paths_normalized_text(argv: &[ShellWord]) -> Result<String, String> {
+    let mut words = Vec::with_capacity(argv.len());
+    for word in argv {
+        let names_path = word.raw.contains('/') || word.raw.starts_with('~') || matches!(word.text(), "." | "..");
+        words.push(if names_path { paths::judge(word)?.normalized } else { word.text().to_owned() });
+    }
+    Ok(words.join(" "))
 }

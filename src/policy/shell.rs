@@ -22,6 +22,8 @@ pub struct ShellWord {
     pub raw: String,
     /// Unquoted `*`, `?`, `[` or `{a,b}`: the shell may turn it into other words.
     pub expands: bool,
+    /// Unquoted `{a,b}` or `{1..3}`: brace expansion (a subset of `expands`).
+    pub braces: bool,
 }
 
 impl ShellWord {
@@ -300,34 +302,42 @@ impl Walker {
 
     /// Analyzes one word: quote removal plus recursion into everything that runs code.
     fn word(&mut self, raw: &str, depth: usize, out: &mut Vec<Construct>) -> Result<ShellWord, ShellError> {
-        let (literal, expands) = self.word_pieces(raw, depth, out, false)?;
-        Ok(ShellWord { literal, raw: raw.to_owned(), expands })
+        let (literal, globs, braces) = self.word_pieces(raw, depth, out, false)?;
+        Ok(ShellWord { literal, raw: raw.to_owned(), expands: globs || braces, braces })
     }
 
-    /// Returns (literal text if fully literal, whether unquoted glob/brace chars appear).
+    /// Returns (literal text if fully literal, whether unquoted glob chars appear, whether an
+    /// unquoted brace expansion appears).
     fn word_pieces(
         &mut self,
         raw: &str,
         depth: usize,
         out: &mut Vec<Construct>,
         quoted: bool,
-    ) -> Result<(Option<String>, bool), ShellError> {
+    ) -> Result<(Option<String>, bool, bool), ShellError> {
         if depth > MAX_DEPTH {
             return Err(ShellError::TooDeep);
         }
         let pieces = word::parse(raw, &self.opts).map_err(|e| ShellError::Unparseable(e.to_string()))?;
         let mut literal = Some(String::new());
-        let mut expands = false;
+        let mut globs = false;
+        // The unquoted text with every other piece as one placeholder character: bash
+        // brace-expands `{'..',x}` although its `{` and `,` sit in different pieces.
+        let mut skeleton = String::new();
         for p in pieces {
             // Positions come from brush-parser; a bad one is refused, never a panic.
             let source = raw
                 .get(p.start_index..p.end_index)
                 .ok_or_else(|| ShellError::Unparseable("word position out of range".into()))?;
+            if !matches!(p.piece, WordPiece::Text(_)) {
+                skeleton.push('q');
+            }
             let text: Option<String> = match p.piece {
                 WordPiece::Text(t) => {
-                    if !quoted && (t.contains(['*', '?']) || is_bracket_glob(&t) || is_brace_expansion(&t)) {
-                        expands = true;
+                    if !quoted {
+                        globs |= t.contains(['*', '?']) || is_bracket_glob(&t);
                     }
+                    skeleton.push_str(&t);
                     Some(t)
                 }
                 WordPiece::SingleQuotedText(t) => Some(t),
@@ -369,7 +379,8 @@ impl Walker {
                 _ => None,
             };
         }
-        Ok((literal, expands))
+        let braces = !quoted && is_brace_expansion(&skeleton);
+        Ok((literal, globs, braces))
     }
 }
 

@@ -4,7 +4,6 @@
 
 use proptest::prelude::*;
 use sshwarden::config::Config;
-use sshwarden::policy::evaluate;
 use sshwarden::select::select;
 
 use crate::support::cfg::{CREDS, CfgDir, servers};
@@ -17,10 +16,24 @@ rules:
   - id: harmless
     action: allow
     simple_binaries: [uptime, echo, ls, date, "true", hostname, whoami, sleep, printf, test]
+  - id: logs-only
+    action: allow
+    binary: du
+    path_args: {indices: [1], patterns: ["/var/log", "/var/log/*"]}
+    allow_extra_args: false
+  - id: logs-glob
+    action: allow
+    commands: ["zcat /var/log/*"]
 "#;
 
 /// Commands the policy must never let through, however they are embedded.
-const PAYLOADS: [&str; 13] = [
+const PAYLOADS: [&str; 19] = [
+    "du /var/log/../../etc",
+    "du /var/log//../etc",
+    "du '/var/log/..'/etc",
+    "du /var/log/{..,x}/../etc",
+    "zcat /var/log/../../etc/shadow",
+    "zcat /var/log/\\.\\./secret",
     "rm -rf /tmp/x",
     "cat /etc/shadow",
     "curl http://evil.example",
@@ -134,6 +147,11 @@ fn corpus() -> Vec<(String, bool)> {
     v.push((format!("{}uptime{}", "{ ".repeat(60), "; }".repeat(60)), false));
     v.push(("uptime; ".repeat(2000), false));
     let allowed = [
+        "du /var/log/apt",
+        "du '/var/log'",
+        "du /var/log/..foo",
+        "zcat /var/log/syslog.2.gz",
+        "zcat /var/log//apt/./history.log.1.gz",
         "uptime",
         "echo hello",
         "ls -la /tmp",
@@ -166,7 +184,7 @@ fn bypass_corpus_has_no_bypass() {
     assert!(corpus.len() >= 300, "corpus has {} commands", corpus.len());
     let mut wrong = Vec::new();
     for (cmd, want) in &corpus {
-        let d = evaluate(&cfg.policy, host, cmd);
+        let d = cfg.policy.evaluate(host, cmd);
         if d.allowed != *want {
             wrong.push(format!("{cmd:?}: want allowed={want}, got {} ({})", d.allowed, d.reason));
         }

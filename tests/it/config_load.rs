@@ -1,7 +1,6 @@
 //! Config loading: anchor files load unchanged; every error names file, line, column, key.
 
 use sshwarden::config::{Dirs, Severity, load};
-use sshwarden::policy::evaluate;
 
 use crate::support::cfg::{CREDS, CfgDir, anchor_dir, servers};
 
@@ -31,14 +30,14 @@ fn anchor_example_files_load_with_the_same_meaning() {
     }
     // Both rule generations work, scoped by alias and tag.
     let p = &cfg.policy;
-    assert!(evaluate(p, web1, "uptime -p").allowed);
-    assert!(evaluate(p, web1, "whoami").allowed);
-    assert!(evaluate(p, db, "psql -c 'select 1'").allowed);
-    assert!(!evaluate(p, web1, "psql -c 'select 1'").allowed);
-    assert!(evaluate(p, web1, "cat /var/log/nginx/access.log").allowed);
-    assert!(!evaluate(p, web1, "cat /var/log/nginx/access.log /etc/passwd").allowed);
-    assert!(!evaluate(p, db, "cat /var/log/nginx/access.log").allowed);
-    assert!(!evaluate(p, web1, "systemctl status x; shutdown now").allowed);
+    assert!(p.evaluate(web1, "uptime -p").allowed);
+    assert!(p.evaluate(web1, "whoami").allowed);
+    assert!(p.evaluate(db, "psql -c 'select 1'").allowed);
+    assert!(!p.evaluate(web1, "psql -c 'select 1'").allowed);
+    assert!(p.evaluate(web1, "cat /var/log/nginx/access.log").allowed);
+    assert!(!p.evaluate(web1, "cat /var/log/nginx/access.log /etc/passwd").allowed);
+    assert!(!p.evaluate(db, "cat /var/log/nginx/access.log").allowed);
+    assert!(!p.evaluate(web1, "systemctl status x; shutdown now").allowed);
     // The unknown host key `owner` is kept as a warning, with its place.
     let w = cfg.warnings.iter().find(|d| d.key == "hosts[3].owner").unwrap();
     assert_eq!((w.line, w.severity), (23, Severity::Warning));

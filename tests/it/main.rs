@@ -7,6 +7,7 @@ mod config_load;
 mod faults;
 mod mcp_e2e;
 mod mcp_tasks;
+mod path_rules;
 mod policy_table;
 mod python_interop;
 mod secrets;

@@ -1,8 +1,6 @@
 //! The policy engine against a table of commands: every bypass class of the anchor
 //! (reference §7.A) and the constructs the issue names, with the expected decision.
 
-use sshwarden::policy::evaluate;
-
 use crate::support::cfg::{CREDS, CfgDir, servers};
 
 const POLICY: &str = r#"
@@ -280,7 +278,7 @@ fn check_all(cases: &[(&str, &str, bool, &str)]) {
     let mut failures = Vec::new();
     for (alias, command, allowed, fragment) in cases {
         let host = cfg.host(alias).unwrap();
-        let d = evaluate(&cfg.policy, host, command);
+        let d = cfg.policy.evaluate(host, command);
         if d.allowed != *allowed
             || !format!("{} {:?}", d.reason, d.rule).contains(fragment) && !d.reason.contains(fragment)
         {
@@ -319,6 +317,6 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 5000, .. Default::default() })]
     #[test]
     fn evaluator_never_panics(cmd in "[ -~\\n\\t$`'\"(){};|&<>*?~\\\\]{0,80}") {
-        let _ = evaluate(&FUZZ_CFG.policy, FUZZ_CFG.host("web1").unwrap(), &cmd);
+        let _ = FUZZ_CFG.policy.evaluate(FUZZ_CFG.host("web1").unwrap(), &cmd);
     }
 }
