@@ -57,7 +57,7 @@ impl SshWarden {
     }
 }
 
-#[tool_handler]
+#[tool_handler(router = self.tool_router)]
 #[prompt_handler]
 impl ServerHandler for SshWarden {
     fn get_info(&self) -> ServerConfig {

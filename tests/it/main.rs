@@ -14,3 +14,4 @@ mod secrets;
 mod ssh_exec;
 mod support;
 mod tasks_engine;
+mod ts_interop;
