@@ -41,9 +41,13 @@ pub enum Command {
     Plan {
         #[command(flatten)]
         config: ConfigArgs,
-        /// Print `{"hosts":[{"alias","allowed","rule","reason","target_ip"}]}`.
+        /// Print JSON: `{"summary", "groups":[{"hosts","count","allowed","rule","reason",…}]}`
+        /// (with `--per-host` also `"hosts":[{"alias","allowed","rule","reason","target_ip"}]`).
         #[arg(long)]
         json: bool,
+        /// One row per host instead of hosts folded by identical outcome (`h[1-100]`).
+        #[arg(long)]
+        per_host: bool,
         /// Host pattern: alias, tag, glob, `a:b`, `a:&b`, `a:!b`, `all`.
         pattern: String,
         /// The command, after `--`.

@@ -83,7 +83,7 @@ struct PlanHost {
     target_ip: Option<String>,
 }
 
-pub async fn plan(args: &ConfigArgs, json: bool, pattern: &str, command: &str) -> u8 {
+pub async fn plan(args: &ConfigArgs, json: bool, per_host: bool, pattern: &str, command: &str) -> u8 {
     let Some(cfg) = load_or_report(args) else {
         return EXIT_ERROR;
     };
@@ -102,28 +102,42 @@ pub async fn plan(args: &ConfigArgs, json: bool, pattern: &str, command: &str) -
             return EXIT_ERROR;
         }
     };
-    let rows: Vec<PlanHost> = crate::plan::plan(&cfg, &hosts, command, &resolver)
-        .await
+    let plan_rows = crate::plan::plan(&cfg, &hosts, command, &resolver).await;
+    let folded = crate::plan::fold(&plan_rows);
+    let rows: Vec<PlanHost> = plan_rows
         .into_iter()
-        .map(|r| {
-            // One reason line: the policy's, then the network's when it refused.
-            let reason = match (&r.network, r.policy_allowed) {
-                (Some(n), true) => format!("network: {n}"),
-                (Some(n), false) => format!("{}; network: {n}", r.reason),
-                (None, _) => r.reason,
-            };
-            PlanHost { alias: r.alias, allowed: r.allowed, rule: r.rule, reason, target_ip: r.target_ip }
+        .map(|r| PlanHost {
+            reason: crate::plan::reason_line(r.policy_allowed, &r.reason, r.network.as_deref()),
+            alias: r.alias,
+            allowed: r.allowed,
+            rule: r.rule,
+            target_ip: r.target_ip,
         })
         .collect();
+    let allowed = rows.iter().filter(|r| r.allowed).count();
     if json {
-        out(&serde_json::json!({ "hosts": rows }).to_string());
-    } else {
+        let mut body = serde_json::json!({
+            "summary": { "hosts": rows.len(), "allowed": allowed, "denied": rows.len() - allowed },
+            "groups": folded.groups,
+            "limits_sets": folded.limits_sets,
+        });
+        if per_host {
+            body["hosts"] = serde_json::json!(rows);
+        }
+        out(&body.to_string());
+    } else if per_host {
         for r in &rows {
             let verdict = if r.allowed { "ALLOW" } else { "DENY " };
             out(&format!("{verdict} {:<20} {:<16} {}", r.alias, r.target_ip.as_deref().unwrap_or("-"), r.reason));
         }
+    } else {
+        for g in &folded.groups {
+            let verdict = if g.allowed { "ALLOW" } else { "DENY " };
+            let reason = crate::plan::reason_line(g.policy_allowed, &g.reason, g.network.as_deref());
+            out(&format!("{verdict} {} ({}) {reason}", g.hosts, g.count));
+        }
     }
-    if rows.iter().all(|r| r.allowed) { EXIT_OK } else { EXIT_DENIED }
+    if allowed == rows.len() { EXIT_OK } else { EXIT_DENIED }
 }
 
 pub fn schema(file: Option<&str>) -> u8 {

@@ -147,7 +147,12 @@ async fn one(
     let (status, reason) = match &state {
         TaskState::Completed { exit_code: Some(0), .. } => (HostStatus::Ok, None),
         TaskState::Completed { exit_code, exit_signal } => {
-            (HostStatus::Failed, Some(format!("exit code {exit_code:?}, signal {exit_signal:?}")))
+            let why = match (exit_code, exit_signal) {
+                (Some(code), _) => format!("exit code {code}"),
+                (None, Some(signal)) => format!("killed by signal {signal}"),
+                (None, None) => "ended without an exit status".to_owned(),
+            };
+            (HostStatus::Failed, Some(why))
         }
         TaskState::Failed { error } if error.starts_with("connect to") || error.contains("timed out after") => {
             (HostStatus::Unreachable, Some(error.clone()))

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod fanout;
+pub mod hostset;
 pub mod json_schema;
 pub mod mcp;
 pub mod net;

@@ -26,8 +26,8 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async move {
         match cli.command {
             Command::Check { config } => commands::check(&config),
-            Command::Plan { config, json, pattern, command } => {
-                commands::plan(&config, json, &pattern, &command.join(" ")).await
+            Command::Plan { config, json, per_host, pattern, command } => {
+                commands::plan(&config, json, per_host, &pattern, &command.join(" ")).await
             }
             Command::Schema { file } => commands::schema(file.as_deref()),
             Command::Serve { config, http, token_file } => commands::serve(&config, http, token_file).await,

@@ -1,7 +1,8 @@
 //! A dry run: for each selected host, the policy decision and the network precheck, with no
 //! SSH connection. Shared by `sshwarden plan` and the `ssh_plan` tool.
 //!
-//! Owns: the per-host plan row. Never connects, never runs anything.
+//! Owns: the per-host plan row and its folding by identical outcome (`fold`: host ranges,
+//! each limits set once). Never connects, never runs anything.
 
 use std::time::Duration;
 
@@ -47,4 +48,95 @@ pub async fn plan(cfg: &Config, hosts: &[&Host], command: &str, resolver: &dyn R
         });
     }
     rows
+}
+
+/// Hosts whose plan rows agree on everything but the host: one entry, hosts folded.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanGroup {
+    /// Folded host set (`h[1-100]`).
+    pub hosts: String,
+    pub count: usize,
+    pub allowed: bool,
+    pub policy_allowed: bool,
+    pub rule: Option<String>,
+    pub reason: String,
+    pub denied_command: Option<String>,
+    pub network: Option<String>,
+    /// Which limits set (index into `limits_sets`) applies to which of the hosts, folded:
+    /// `{"h[1-100]": 0}`, or several entries when overrides differ within the group.
+    pub limits: std::collections::BTreeMap<String, usize>,
+}
+
+/// A plan folded by identical outcome: groups (largest first) and each distinct limits set
+/// once.
+#[derive(Debug, Clone, Serialize)]
+pub struct FoldedPlan {
+    pub groups: Vec<PlanGroup>,
+    pub limits_sets: Vec<Limits>,
+}
+
+/// Folds `rows` by (decision, rule, reason, denied command, network verdict).
+pub fn fold(rows: &[PlanRow]) -> FoldedPlan {
+    let mut limits_sets: Vec<Limits> = Vec::new();
+    let mut limits_keys: Vec<String> = Vec::new();
+    let mut groups: Vec<(PlanGroup, Vec<(&str, usize)>)> = Vec::new();
+    for row in rows {
+        let key = serde_json::to_string(&row.limits).unwrap_or_default();
+        let limits = limits_keys.iter().position(|k| *k == key).unwrap_or_else(|| {
+            limits_keys.push(key);
+            limits_sets.push(row.limits.clone());
+            limits_sets.len() - 1
+        });
+        let same = |g: &PlanGroup| {
+            g.allowed == row.allowed
+                && g.policy_allowed == row.policy_allowed
+                && g.rule == row.rule
+                && g.reason == row.reason
+                && g.denied_command == row.denied_command
+                && g.network == row.network
+        };
+        match groups.iter_mut().find(|(g, _)| same(g)) {
+            Some((_, members)) => members.push((&row.alias, limits)),
+            None => groups.push((
+                PlanGroup {
+                    hosts: String::new(),
+                    count: 0,
+                    allowed: row.allowed,
+                    policy_allowed: row.policy_allowed,
+                    rule: row.rule.clone(),
+                    reason: row.reason.clone(),
+                    denied_command: row.denied_command.clone(),
+                    network: row.network.clone(),
+                    limits: Default::default(),
+                },
+                vec![(&row.alias, limits)],
+            )),
+        }
+    }
+    // Largest first; the sort is stable, so equal counts keep inventory order.
+    groups.sort_by_key(|(_, members)| std::cmp::Reverse(members.len()));
+    let groups = groups
+        .into_iter()
+        .map(|(mut g, members)| {
+            g.count = members.len();
+            let aliases: Vec<&str> = members.iter().map(|(a, _)| *a).collect();
+            g.hosts = crate::hostset::fold(&aliases);
+            let mut by_set: std::collections::BTreeMap<usize, Vec<&str>> = Default::default();
+            for (alias, set) in &members {
+                by_set.entry(*set).or_default().push(alias);
+            }
+            g.limits = by_set.into_iter().map(|(set, hosts)| (crate::hostset::fold(&hosts), set)).collect();
+            g
+        })
+        .collect();
+    FoldedPlan { groups, limits_sets }
+}
+
+/// One line a person reads: the policy's reason, then the network's when it refused.
+pub fn reason_line(policy_allowed: bool, reason: &str, network: Option<&str>) -> String {
+    match (network, policy_allowed) {
+        (Some(n), true) => format!("network: {n}"),
+        (Some(n), false) => format!("{reason}; network: {n}"),
+        (None, _) => reason.to_owned(),
+    }
 }

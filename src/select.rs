@@ -1,5 +1,7 @@
 //! Host patterns in the spirit of Ansible: `all`, `web1`, `web*`, `prod`, `web:db`,
-//! `web:&prod`, `web:!db1`; `,` works like `:`.
+//! `web:&prod`, `web:!db1`; `,` works like `:`. A term may be a folded host set in
+//! ClusterShell notation (`h[1-20]:&prod`, `web[01-40,42]`): brackets holding only digits,
+//! `-` and `,` are ranges (`hostset.rs`); other brackets (`web[ab]`) stay glob classes.
 //!
 //! Owns: turning a pattern into hosts in inventory order. Terms name an alias or a tag (or
 //! glob over both). Unions apply first, then intersections, then exclusions, whatever their
@@ -8,6 +10,7 @@
 use globset::GlobBuilder;
 
 use crate::config::Host;
+use crate::hostset;
 
 /// Longest pattern accepted.
 pub const MAX_PATTERN_LEN: usize = 1000;
@@ -26,6 +29,10 @@ pub enum SelectError {
     NoMatch(String),
     #[error("pattern {0:?} selects no host")]
     Nothing(String),
+    #[error("{0}")]
+    HostSet(#[from] hostset::HostSetError),
+    #[error("host set {0:?} names hosts that are neither aliases nor tags: {1}")]
+    UnknownInSet(String, String),
 }
 
 /// The hosts `pattern` selects, in inventory order.
@@ -40,7 +47,7 @@ pub fn select<'a>(hosts: &'a [Host], pattern: &str) -> Result<Vec<&'a Host>, Sel
     let mut union: Option<Vec<bool>> = None;
     let mut intersections = Vec::new();
     let mut exclusions = Vec::new();
-    for raw in pattern.split([':', ',']) {
+    for raw in hostset::split_outside_brackets(pattern, &[':'])? {
         let term = raw.trim();
         let (kind, name) = match term.chars().next() {
             Some('&') => (1, &term[1..]),
@@ -73,6 +80,9 @@ pub fn select<'a>(hosts: &'a [Host], pattern: &str) -> Result<Vec<&'a Host>, Sel
 }
 
 fn term_set(hosts: &[Host], name: &str) -> Result<Vec<bool>, SelectError> {
+    if hostset::is_folded(name) {
+        return folded_set(hosts, name);
+    }
     let valid = !name.is_empty()
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*' | '?' | '[' | ']'));
     if !valid {
@@ -89,6 +99,25 @@ fn term_set(hosts: &[Host], name: &str) -> Result<Vec<bool>, SelectError> {
     }
     let set: Vec<bool> = hosts.iter().map(|h| h.alias == name || h.tags.iter().any(|t| t == name)).collect();
     if set.contains(&true) { Ok(set) } else { Err(SelectError::Unknown(name.to_owned())) }
+}
+
+/// A folded set selects each of its names; a name that is neither alias nor tag is an error
+/// (listed, folded), never silently dropped.
+fn folded_set(hosts: &[Host], set: &str) -> Result<Vec<bool>, SelectError> {
+    let mut chosen = vec![false; hosts.len()];
+    let mut unknown = Vec::new();
+    for name in hostset::unfold(set)? {
+        match term_set(hosts, &name) {
+            Ok(s) => chosen.iter_mut().zip(s).for_each(|(a, b)| *a |= b),
+            Err(SelectError::Unknown(n)) => unknown.push(n),
+            Err(e) => return Err(e),
+        }
+    }
+    if unknown.is_empty() {
+        Ok(chosen)
+    } else {
+        Err(SelectError::UnknownInSet(set.to_owned(), hostset::fold(&unknown)))
+    }
 }
 
 #[cfg(test)]
@@ -137,6 +166,13 @@ mod tests {
         check("prod:!db1", Ok("web1"));
         check("web:db:&prod:!web1", Ok("db1"));
         check("w?b2", Ok("web2"));
+        check("web[1-2]", Ok("web1 web2"));
+        check("web[1-2]:&prod", Ok("web1"));
+        check("web[1,2],db1", Ok("web1 web2 db1"));
+        check("web[12]x:db1", Err(SelectError::UnknownInSet("web[12]x".into(), "web12x".into())));
+        check("web[1-4]", Err(SelectError::UnknownInSet("web[1-4]".into(), "web[3-4]".into())));
+        check("web[ab]", Err(SelectError::NoMatch("web[ab]".into())));
+        check("web[1-", Err(SelectError::HostSet(hostset::HostSetError::Unbalanced("web[1-".into()))));
         check("nope", Err(SelectError::Unknown("nope".into())));
         check("web:nope", Err(SelectError::Unknown("nope".into())));
         check("zz*", Err(SelectError::NoMatch("zz*".into())));

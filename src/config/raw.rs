@@ -115,6 +115,9 @@ pub struct RawLimits {
     pub on_output_limit: Option<String>,
     /// sshwarden: cap on output returned inline by `ssh_run` (default 16 KiB).
     pub max_inline_output_bytes: Option<u64>,
+    /// sshwarden: cap on the whole structured result of a fan-out (default 24576); groups
+    /// past it are summarised with their output's SHA-256.
+    pub max_result_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

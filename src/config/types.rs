@@ -100,6 +100,10 @@ pub enum OnOutputLimit {
     Kill,
 }
 
+/// Default bound on a fan-out's structured result: under the ~25k-token tool results MCP
+/// hosts accept.
+pub const DEFAULT_MAX_RESULT_BYTES: u64 = 24_576;
+
 /// Effective limits for one host after defaults, `limits` and overrides.
 #[derive(Debug, Clone, Serialize)]
 pub struct Limits {
@@ -110,6 +114,7 @@ pub struct Limits {
     pub deny_substrings: Vec<String>,
     pub on_output_limit: OnOutputLimit,
     pub max_inline_output_bytes: u64,
+    pub max_result_bytes: u64,
 }
 
 /// A partial set of limits: the policy's `limits` block or one override.
@@ -122,6 +127,7 @@ pub struct LimitsLayer {
     pub deny_substrings: Option<Vec<String>>,
     pub on_output_limit: Option<OnOutputLimit>,
     pub max_inline_output_bytes: Option<u64>,
+    pub max_result_bytes: Option<u64>,
 }
 
 impl LimitsLayer {
@@ -135,6 +141,7 @@ impl LimitsLayer {
             deny_substrings: self.deny_substrings.clone().or_else(|| lower.deny_substrings.clone()),
             on_output_limit: self.on_output_limit.or(lower.on_output_limit),
             max_inline_output_bytes: self.max_inline_output_bytes.or(lower.max_inline_output_bytes),
+            max_result_bytes: self.max_result_bytes.or(lower.max_result_bytes),
         }
     }
 
@@ -149,6 +156,7 @@ impl LimitsLayer {
                 .unwrap_or_else(|| DEFAULT_DENY_SUBSTRINGS.iter().map(|s| (*s).to_owned()).collect()),
             on_output_limit: self.on_output_limit.unwrap_or(OnOutputLimit::Truncate),
             max_inline_output_bytes: self.max_inline_output_bytes.unwrap_or(16 * 1024),
+            max_result_bytes: self.max_result_bytes.unwrap_or(DEFAULT_MAX_RESULT_BYTES),
         }
     }
 }

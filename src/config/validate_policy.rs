@@ -163,6 +163,7 @@ impl Validator<'_> {
             deny_substrings: raw.deny_substrings.clone(),
             on_output_limit,
             max_inline_output_bytes: raw.max_inline_output_bytes,
+            max_result_bytes: raw.max_result_bytes,
         }
     }
 

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::errors::{ok, service_error, tool_error};
 use super::ops::client_of;
+use super::params::Detail;
 use crate::config::{Config, Host, Severity};
 use crate::select;
 use crate::service::{Service, ServiceError};
@@ -98,32 +99,41 @@ fn selected<'a>(cfg: &'a Config, pattern: &str) -> Result<Vec<&'a Host>, CallToo
     select::select(&cfg.hosts, pattern).map_err(|e| service_error(&ServiceError::InvalidInput(e.to_string())))
 }
 
-pub async fn plan(svc: &Arc<Service>, target: &str, command: &str) -> CallToolResult {
+pub async fn plan(svc: &Arc<Service>, target: &str, command: &str, detail: Detail) -> CallToolResult {
     let cfg = svc.config();
     let hosts = match selected(&cfg, target) {
         Ok(h) => h,
         Err(e) => return e,
     };
-    let rows: Vec<Value> =
-        crate::plan::plan(&cfg, &hosts, command, svc.resolver()).await.iter().map(|r| json!(r)).collect();
+    let plan_rows = crate::plan::plan(&cfg, &hosts, command, svc.resolver()).await;
+    let rows: Vec<Value> = plan_rows.iter().map(|r| json!(r)).collect();
+    // Over the per-host rows, whatever the shape returned: the same hash as before folding.
     let hash =
         hex::encode(Sha256::digest(format!("{}\n{command}\n{}", cfg.hash, Value::Array(rows.clone())).as_bytes()));
-    let text = rows
+    let folded = crate::plan::fold(&plan_rows);
+    let allowed: usize = folded.groups.iter().filter(|g| g.allowed).map(|g| g.count).sum();
+    let text = folded
+        .groups
         .iter()
-        .map(|r| {
-            format!(
-                "{} {}: {}",
-                if r["allowed"] == true { "ALLOW" } else { "DENY" },
-                r["alias"].as_str().unwrap_or(""),
-                r["reason"].as_str().unwrap_or("")
-            )
+        .map(|g| {
+            let verdict = if g.allowed { "ALLOW" } else { "DENY" };
+            let reason = crate::plan::reason_line(g.policy_allowed, &g.reason, g.network.as_deref());
+            format!("{verdict} {} ({}): {reason}", g.hosts, g.count)
         })
         .collect::<Vec<_>>()
         .join("\n");
-    ok(
-        json!({ "command": command, "command_sha256": crate::audit::command_sha256(command), "plan_hash": hash, "hosts": rows }),
-        text,
-    )
+    let mut body = json!({
+        "command": command,
+        "command_sha256": crate::audit::command_sha256(command),
+        "plan_hash": hash,
+        "summary": { "hosts": plan_rows.len(), "allowed": allowed, "denied": plan_rows.len() - allowed },
+        "groups": folded.groups,
+        "limits_sets": folded.limits_sets,
+    });
+    if detail == Detail::Hosts {
+        body["hosts"] = Value::Array(rows);
+    }
+    ok(body, text)
 }
 
 pub async fn preflight(svc: &Arc<Service>, target: &str) -> CallToolResult {

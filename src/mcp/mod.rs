@@ -5,6 +5,7 @@
 //! mapping from domain errors to tool results. Never touches SSH directly.
 
 mod errors;
+mod fanout_result;
 pub use errors::error_body;
 mod inspect;
 mod ops;

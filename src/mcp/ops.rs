@@ -15,7 +15,7 @@ use super::errors::{ok, service_error, task_error, tool_error};
 pub use super::inspect::*;
 use super::params::{AsyncStarted, FanoutParams, ListTasksParams, OutputParams, RunAsyncParams, RunParams};
 use super::progress::{self, Reporter};
-use super::render;
+use super::{fanout_result, render};
 use crate::fanout::{self, FanoutOptions, HostStatus};
 use crate::service::Service;
 use crate::tasks::ring::Stream;
@@ -145,16 +145,31 @@ pub async fn run_on_tag(svc: &Arc<Service>, p: FanoutParams, ctx: RequestContext
     };
     let count = |s: HostStatus| entries.iter().filter(|e| e.status == s).count();
     let cfg = svc.config();
-    let results: Vec<_> = entries
+    let outcomes: Vec<fanout_result::HostOutcome> = entries
         .iter()
-        .map(|e| {
-            let run = e.task.as_ref().map(|t| render::run_result(t, 4096, &cfg.policy.redact_output));
-            json!({ "alias": e.alias, "status": e.status, "reason": e.reason, "result": run })
+        .map(|e| fanout_result::HostOutcome {
+            entry: e,
+            run: e
+                .task
+                .as_ref()
+                .map(|t| render::run_result(t, fanout_result::GROUP_INLINE_BYTES, &cfg.policy.redact_output)),
         })
         .collect();
     let summary = json!({ "hosts": entries.len(), "ok": count(HostStatus::Ok), "failed": count(HostStatus::Failed), "denied": count(HostStatus::Denied), "unreachable": count(HostStatus::Unreachable), "skipped": count(HostStatus::Skipped) });
-    let text = format!("{} on {}: {summary}", p.command, p.target);
-    ok(json!({ "target": p.target, "summary": summary, "results": results }), text)
+    let mut head = serde_json::Map::new();
+    head.insert("target".into(), json!(p.target));
+    head.insert("summary".into(), summary.clone());
+    let max_bytes = cfg.policy.default_limits().max_result_bytes;
+    let (body, groups_text) =
+        fanout_result::build(head, &outcomes, p.detail, usize::try_from(max_bytes).unwrap_or(usize::MAX));
+    let counts = ["ok", "failed", "denied", "unreachable", "skipped"]
+        .iter()
+        .filter(|k| summary[**k].as_u64().unwrap_or(0) > 0)
+        .map(|k| format!("{} {k}", summary[*k]))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = format!("{} on {}: {} hosts: {counts}\n{groups_text}", p.command, p.target, entries.len());
+    ok(body, text)
 }
 
 pub fn status(svc: &Service, id: &str) -> CallToolResult {

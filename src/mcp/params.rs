@@ -44,6 +44,21 @@ pub struct PlanParams {
     pub target: String,
     /// The command to evaluate; nothing is run.
     pub command: String,
+    /// `groups` (default): hosts with the same outcome folded into one entry (`h[1-100]`);
+    /// `hosts`: also one row per host.
+    #[serde(default)]
+    pub detail: Detail,
+}
+
+/// How much per-host detail a result over many hosts carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Detail {
+    /// Outcomes folded by identical result; per-host rows only for hosts that did not succeed.
+    #[default]
+    Groups,
+    /// A row for every host as well.
+    Hosts,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -66,6 +81,10 @@ pub struct FanoutParams {
     /// Seconds per host before its command is stopped.
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// `groups` (default): one entry per distinct outcome (`h[1-98]` and its output), rows
+    /// only for hosts that did not succeed; `hosts`: a row for every host.
+    #[serde(default)]
+    pub detail: Detail,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

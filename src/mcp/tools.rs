@@ -45,7 +45,7 @@ impl SshWarden {
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
     async fn ssh_plan(&self, Parameters(p): Parameters<PlanParams>) -> ToolResult {
-        Ok(ops::plan(&self.svc, &p.target, &p.command).await)
+        Ok(ops::plan(&self.svc, &p.target, &p.command, p.detail).await)
     }
 
     #[tool(description = "Run a command on one host and wait for it. Sends progress notifications while it runs; cancelling the request stops the remote command. Output inline is capped (head+tail); page the rest with ssh_get_task_output using the task_id.", output_schema = schema_for_output::<RunResult>(), annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true))]

@@ -114,6 +114,24 @@ fn check_plan_schema_and_help() {
     let (code, out, _) = sshwarden(&["plan", "--config-dir", c, "--json", "web", "--", "uptime"]);
     assert_eq!(code, 0, "{out}");
     let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["groups"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(
+        (v["groups"][0]["hosts"].as_str(), v["groups"][0]["count"].as_u64()),
+        (Some("web[1-2]"), Some(2)),
+        "{v}"
+    );
+    // web1 has an alias override: same decision, two limits sets, each named once.
+    assert_eq!(v["groups"][0]["limits"], json!({ "web1": 0, "web2": 1 }), "{v}");
+    assert_eq!(v["limits_sets"].as_array().map(Vec::len), Some(2), "{v}");
+    assert!(v.get("hosts").is_none(), "per-host rows only with --per-host: {v}");
+    let (_, out, _) = sshwarden(&["plan", "--config-dir", c, "web:db-primary", "--", "uptime; cat /etc/shadow"]);
+    assert_eq!(out.lines().count(), 1, "identical denials fold into one row: {out}");
+    assert!(out.starts_with("DENY  db-primary,web[1-2] (3) "), "{out}");
+    let (_, out, _) = sshwarden(&["plan", "--config-dir", c, "web", "--", "uptime"]);
+    assert_eq!(out.trim(), "ALLOW web[1-2] (2) allowed by rule #1", "{out}");
+    let (code, out, _) = sshwarden(&["plan", "--config-dir", c, "--json", "--per-host", "web", "--", "uptime"]);
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         v["hosts"][0],
         json!({ "alias": "web1", "allowed": true, "rule": "rule #1", "reason": "allowed by rule #1", "target_ip": "10.0.0.11" })

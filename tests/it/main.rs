@@ -5,6 +5,7 @@ mod bypass_corpus;
 mod cli_net_audit;
 mod config_load;
 mod faults;
+mod folded_results;
 mod mcp_e2e;
 mod mcp_tasks;
 mod path_rules;

@@ -52,7 +52,7 @@ async fn stdio_every_tool_progress_paging_cancel_reload() {
     assert_eq!(d["capabilities"]["host_key_known"], true, "{d}");
 
     let (err, plan) = call(&client, "ssh_plan", json!({ "target": "web", "command": "reboot now" })).await;
-    assert!(!err && plan["hosts"][0]["allowed"] == false && plan["plan_hash"].as_str().unwrap().len() == 64, "{plan}");
+    assert!(!err && plan["groups"][0]["allowed"] == false && plan["plan_hash"].as_str().unwrap().len() == 64, "{plan}");
     let (err, denied) = call(&client, "ssh_run", json!({ "alias": "h1", "command": "reboot now" })).await;
     assert!(
         err && denied["kind"] == "policy_denied"
@@ -81,7 +81,8 @@ async fn stdio_every_tool_progress_paging_cancel_reload() {
     );
     assert!(inline.starts_with("€ 1\n€ 2\n") && inline.ends_with("€ 3000\n") && inline.contains("bytes not shown"));
     assert!(inline.len() <= 16 * 1024 + 100 && !inline.contains('\u{FFFD}'), "{} bytes", inline.len());
-    let (err, fan) = call(&client, "ssh_run_on_tag", json!({ "tag": "web", "command": "hostname" })).await;
+    let (err, fan) =
+        call(&client, "ssh_run_on_tag", json!({ "tag": "web", "command": "hostname", "detail": "hosts" })).await;
     assert!(!err && fan["summary"]["ok"] == 2 && fan["results"][1]["alias"] == "h2", "{fan}");
     assert!(rec.progress.lock().unwrap().iter().any(|p| p.total == Some(2.0)));
 
