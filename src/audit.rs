@@ -8,11 +8,14 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::audit_syslog::Spool;
+use crate::config::SyslogSettings;
 use crate::tasks::lock;
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -33,6 +36,11 @@ pub struct Audit {
     path: PathBuf,
     redact_commands: bool,
     state: Mutex<State>,
+    /// Off-host copy (`audit.syslog`): every line is spooled for the shipper.
+    spool: Option<Arc<Spool>>,
+    /// Set when a record found no room; cleared once the collector has taken half the
+    /// spool, so refusals do not flap record by record.
+    spool_full: AtomicBool,
 }
 
 /// SHA-256 hex of a command, as audit records and plans carry it.
@@ -48,14 +56,51 @@ fn record_hash(record: &Map<String, Value>) -> String {
 
 impl Audit {
     /// Opens (or creates) the log; each record continues the chain from the file's last record.
-    pub fn open(path: &Path, redact_commands: bool) -> Result<Self, AuditError> {
+    pub fn open(path: &Path, redact_commands: bool, syslog: Option<&SyslogSettings>) -> Result<Self, AuditError> {
         let err = |reason: String| AuditError { path: path.display().to_string(), reason };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
         }
         let file =
             OpenOptions::new().create(true).read(true).append(true).open(path).map_err(|e| err(e.to_string()))?;
-        Ok(Self { path: path.to_path_buf(), redact_commands, state: Mutex::new(State { file: Some(file) }) })
+        Ok(Self {
+            path: path.to_path_buf(),
+            redact_commands,
+            state: Mutex::new(State { file: Some(file) }),
+            spool: syslog.map(|s| Arc::new(Spool::new(path, s.clone()))),
+            spool_full: AtomicBool::new(false),
+        })
+    }
+
+    /// The syslog spool, when `audit.syslog` is configured (the service runs its shipper).
+    pub fn spool(&self) -> Option<Arc<Spool>> {
+        self.spool.clone()
+    }
+
+    /// Whether `line` goes to the spool; `Err` refuses the record (spool full and
+    /// `required`), before anything is written.
+    fn admit_to_spool(&self, line: &str) -> Result<bool, String> {
+        let Some(spool) = &self.spool else { return Ok(false) };
+        let pending = spool.pending();
+        let limit = spool.settings.spool_bytes;
+        if self.spool_full.load(Ordering::Relaxed) && pending <= limit / 2 {
+            self.spool_full.store(false, Ordering::Relaxed);
+            tracing::info!(target: "sshwarden::audit", pending, "syslog spool has room again");
+        }
+        if !self.spool_full.load(Ordering::Relaxed) && pending + line.len() as u64 <= limit {
+            return Ok(true);
+        }
+        let newly_full = !self.spool_full.swap(true, Ordering::Relaxed);
+        if spool.settings.required {
+            return Err(format!(
+                "syslog spool full ({pending} bytes the collector has not taken, spool_bytes {}); audit.syslog.required refuses new records",
+                spool.settings.spool_bytes
+            ));
+        }
+        if newly_full {
+            tracing::warn!(target: "sshwarden::audit", pending, "syslog spool full: new audit records are kept only in the file until the collector catches up");
+        }
+        Ok(false)
     }
 
     pub fn path(&self) -> &Path {
@@ -84,28 +129,43 @@ impl Audit {
         // hold an exclusive lock and continue from the last record actually in the file.
         file.lock().map_err(|e| err(format!("cannot lock: {e}")))?;
         fields.insert("event".into(), json!(event));
-        let written = append_locked(file, &mut fields, durable);
+        let line = chained_line(file, &mut fields);
+        let written = self.admit_to_spool(&line).and_then(|spooled| {
+            write_line(file, &line, durable)?;
+            if let (true, Some(spool)) = (spooled, &self.spool)
+                && let Err(e) = spool.append(&line, durable)
+            {
+                if spool.settings.required {
+                    return Err(format!("record written, but the syslog spool failed: {e}"));
+                }
+                tracing::warn!(target: "sshwarden::audit", "syslog spool {}: {e}", spool.path().display());
+            }
+            Ok(())
+        });
         let _ = file.unlock();
-        written.map(|_| ()).map_err(err)
+        written.map_err(err)
     }
 }
 
-/// Appends one record under the caller's lock; returns its seq and hash.
-fn append_locked(file: &mut File, fields: &mut Map<String, Value>, durable: bool) -> Result<(u64, String), String> {
+/// The next record of the chain as one JSONL line (seq, ts, prev and hash filled in),
+/// computed under the caller's lock.
+fn chained_line(file: &mut File, fields: &mut Map<String, Value>) -> String {
     let (last_seq, prev) = last_record(file).unwrap_or((0, GENESIS.to_owned()));
-    let seq = last_seq + 1;
-    fields.insert("seq".into(), json!(seq));
+    fields.insert("seq".into(), json!(last_seq + 1));
     fields.insert("ts".into(), json!(iso8601_now()));
     fields.insert("prev".into(), json!(prev));
     let hash = record_hash(fields);
     fields.insert("hash".into(), json!(hash));
-    let line = format!("{}\n", Value::Object(fields.clone()));
+    format!("{}\n", Value::Object(fields.clone()))
+}
+
+fn write_line(file: &mut File, line: &str, durable: bool) -> Result<(), String> {
     file.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
     file.flush().map_err(|e| e.to_string())?;
     if durable {
         file.sync_data().map_err(|e| e.to_string())?;
     }
-    Ok((seq, hash))
+    Ok(())
 }
 
 /// The seq and hash of the last complete record, read from the end of the file.
@@ -148,16 +208,40 @@ fn iso8601_now() -> String {
 /// Checks the chain of `path`; `Err` names the first bad record.
 pub fn verify(path: &Path) -> Result<u64, String> {
     let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let lines = BufReader::new(f).lines().enumerate().map(|(i, l)| (i + 1, l.map_err(|e| e.to_string())));
+    verify_lines(lines, false)
+}
+
+/// Checks the copy a syslog collector wrote: the JSON record is what follows the first `{`
+/// of each line (lines without one are not records). At-least-once delivery may repeat
+/// records (same seq, same hash): they are skipped. The copy may start mid-chain (shipping
+/// enabled later, a rotated file); from there on the chain must be whole.
+pub fn verify_syslog(path: &Path) -> Result<u64, String> {
+    let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let lines = BufReader::new(f).lines().enumerate().filter_map(|(i, l)| match l {
+        Ok(l) => l.find('{').map(|at| (i + 1, Ok(l[at..].trim_end().to_owned()))),
+        Err(e) => Some((i + 1, Err(e.to_string()))),
+    });
+    verify_lines(lines, true)
+}
+
+fn verify_lines(lines: impl Iterator<Item = (usize, Result<String, String>)>, remote: bool) -> Result<u64, String> {
     let mut prev = GENESIS.to_owned();
-    let mut expect_seq = Some(1);
+    let mut expect_seq = if remote { None } else { Some(1) };
+    let mut seen: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
     let mut count = 0;
-    for (i, line) in BufReader::new(f).lines().enumerate() {
-        let n = i + 1;
+    for (n, line) in lines {
         let line = line.map_err(|e| format!("line {n}: {e}"))?;
         let Ok(Value::Object(mut rec)) = serde_json::from_str::<Value>(&line) else {
             return Err(format!("line {n}: not a JSON object (inserted or corrupted)"));
         };
         let seq = rec.get("seq").and_then(Value::as_u64).ok_or(format!("line {n}: no seq"))?;
+        if remote
+            && let Some(h) = seen.get(&seq)
+            && rec.get("hash").and_then(Value::as_str) == Some(h.as_str())
+        {
+            continue;
+        }
         if let Some(want) = expect_seq
             && seq != want
         {
@@ -165,6 +249,13 @@ pub fn verify(path: &Path) -> Result<u64, String> {
         }
         let hash =
             rec.remove("hash").and_then(|h| h.as_str().map(str::to_owned)).ok_or(format!("line {n}: no hash"))?;
+        if count == 0 && remote {
+            // A copy that starts mid-chain is anchored on its first record's `prev`.
+            prev = rec.get("prev").and_then(Value::as_str).unwrap_or(GENESIS).to_owned();
+        }
+        if remote {
+            seen.insert(seq, hash.clone());
+        }
         if rec.get("prev").and_then(Value::as_str) != Some(prev.as_str()) {
             return Err(format!(
                 "line {n} (seq {seq}): prev does not match the previous record's hash (record dropped, inserted or reordered)"
@@ -180,9 +271,14 @@ pub fn verify(path: &Path) -> Result<u64, String> {
     Ok(count)
 }
 
-/// `sshwarden audit verify FILE`.
-pub fn verify_command(path: &Path) -> u8 {
-    match verify(path) {
+/// `sshwarden audit verify FILE` / `--from-syslog FILE`.
+pub fn verify_command(file: Option<&Path>, from_syslog: Option<&Path>) -> u8 {
+    let result = match (file, from_syslog) {
+        (_, Some(remote)) => verify_syslog(remote),
+        (Some(path), None) => verify(path),
+        (None, None) => Err("name an audit file or --from-syslog FILE".into()),
+    };
+    match result {
         Ok(n) => {
             let _ = writeln!(std::io::stdout(), "ok: {n} records, chain intact");
             0

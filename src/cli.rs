@@ -100,5 +100,13 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Verify the hash chain of an audit log; report the first broken record.
-    Verify { file: PathBuf },
+    Verify {
+        /// The JSONL audit file.
+        #[arg(required_unless_present = "from_syslog")]
+        file: Option<PathBuf>,
+        /// Verify the copy a syslog collector wrote instead (the JSON is taken from each
+        /// line; resent duplicates are skipped; the copy may start mid-chain).
+        #[arg(long, value_name = "FILE", conflicts_with = "file")]
+        from_syslog: Option<PathBuf>,
+    },
 }

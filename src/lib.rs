@@ -8,6 +8,7 @@
 //! - [`cli`]: clap definitions and the `check`/`plan`/`schema` commands.
 
 pub mod audit;
+pub mod audit_syslog;
 pub mod call;
 pub mod cli;
 pub mod commands;

@@ -34,7 +34,9 @@ fn main() -> ExitCode {
             Command::Call { config, url, token_file, json, tool, args } => {
                 commands::call(&config, url, token_file, json, &tool, &args).await
             }
-            Command::Audit { command: sshwarden::cli::AuditCommand::Verify { file } } => commands::audit_verify(&file),
+            Command::Audit { command: sshwarden::cli::AuditCommand::Verify { file, from_syslog } } => {
+                commands::audit_verify(file.as_deref(), from_syslog.as_deref())
+            }
         }
     });
     ExitCode::from(code)

@@ -57,6 +57,9 @@ pub struct Service {
     lost: Vec<Value>,
     /// Audit writers for task ends; shutdown waits for them so no end record is lost.
     enders: tokio_util::task::TaskTracker,
+    /// Stops the syslog shipper (`audit.syslog`) after its last bounded round.
+    shipper_stop: tokio_util::sync::CancellationToken,
+    shipper: tokio_util::task::TaskTracker,
 }
 
 /// Validates a command string before anything else looks at it.
@@ -80,7 +83,14 @@ impl Service {
         let cfg = config::load(&dirs).map_err(ServiceError::Config)?;
         let lost = Audit::unfinished_tasks(&cfg.policy.audit.path);
         let audit =
-            Audit::open(&cfg.policy.audit.path, cfg.policy.audit.redact_commands).map_err(ServiceError::Audit)?;
+            Audit::open(&cfg.policy.audit.path, cfg.policy.audit.redact_commands, cfg.policy.audit.syslog.as_ref())
+                .map_err(ServiceError::Audit)?;
+        let shipper_stop = tokio_util::sync::CancellationToken::new();
+        let shipper = tokio_util::task::TaskTracker::new();
+        // Outside a runtime (never in practice) records simply wait in the spool.
+        if let (Some(spool), Ok(rt)) = (audit.spool(), tokio::runtime::Handle::try_current()) {
+            shipper.spawn_on(crate::audit_syslog::run_shipper(spool, shipper_stop.clone()), &rt);
+        }
         let e = &cfg.policy.execution;
         let tasks = TaskManager::new(ManagerLimits {
             max_running: e.max_running_tasks,
@@ -102,6 +112,8 @@ impl Service {
             started: Instant::now(),
             lost,
             enders: tokio_util::task::TaskTracker::new(),
+            shipper_stop,
+            shipper,
         });
         let hash = svc.config().hash.clone();
         let _ = svc.audit(None, "config_loaded", json!({ "config_hash": hash }), false);
@@ -291,5 +303,8 @@ impl Service {
         self.tasks.shutdown(grace).await;
         self.enders.close();
         let _ = tokio::time::timeout(Duration::from_secs(2), self.enders.wait()).await;
+        self.shipper_stop.cancel();
+        self.shipper.close();
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.shipper.wait()).await;
     }
 }

@@ -200,4 +200,31 @@ pub struct RawAudit {
     pub path: Option<String>,
     #[serde(default)]
     pub redact_commands: bool,
+    /// sshwarden: ship every record to a syslog collector (RFC 5424, MSG = the JSON line).
+    pub syslog: Option<RawSyslog>,
+}
+
+/// `audit.syslog`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSyslog {
+    /// `tcp://HOST:PORT`, `tcp+tls://HOST:PORT`, `udp://HOST:PORT` or `unix:/dev/log`.
+    pub address: String,
+    /// APP-NAME of the messages (default `sshwarden`).
+    pub app_name: Option<String>,
+    /// Facility name (default `authpriv`).
+    pub facility: Option<String>,
+    /// Refuse new commands when the spool is full (default false: warn, file only).
+    #[serde(default)]
+    pub required: bool,
+    /// Most bytes held for an unreachable collector (default 64 MiB).
+    pub spool_bytes: Option<u64>,
+    /// For `tcp+tls://`: the CA that signed the collector's certificate.
+    pub tls: Option<RawSyslogTls>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSyslogTls {
+    pub ca_path: String,
 }

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 
 use super::Severity;
 use super::locate::Locator;
-use super::raw::{PolicyFile, RawLimits, RawRule};
+use super::raw::{PolicyFile, RawLimits, RawRule, RawSyslog};
 use super::types::*;
 use super::validate::{Source, Validator};
 use crate::policy::{Action, Construct, Matcher, Pattern, Rule};
@@ -97,9 +97,72 @@ impl Validator<'_> {
             network,
             rules,
             execution,
-            audit: AuditSettings { path: audit_path, redact_commands: raw.audit.redact_commands },
+            audit: AuditSettings {
+                path: audit_path,
+                redact_commands: raw.audit.redact_commands,
+                syslog: raw.audit.syslog.as_ref().and_then(|s| self.syslog(src, &loc, s)),
+            },
             redact_output,
         }
+    }
+
+    fn syslog(&mut self, src: &Source, loc: &Locator, raw: &RawSyslog) -> Option<SyslogSettings> {
+        let bad = |this: &mut Self, key: &str, msg: String| {
+            this.push(Severity::Error, src, loc.key(key, None, 0), format!("audit.syslog.{key}"), msg);
+        };
+        let host_port = |rest: &str| {
+            rest.rsplit_once(':')
+                .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+                .map(|_| rest.to_owned())
+        };
+        let tls_ca = raw.tls.as_ref().map(|t| self.env.config_relative(&t.ca_path));
+        let transport = match raw.address.split_once("://") {
+            Some(("tcp", rest)) => host_port(rest).map(SyslogTransport::Tcp),
+            Some(("udp", rest)) => host_port(rest).map(SyslogTransport::Udp),
+            Some(("tcp+tls", rest)) => match (host_port(rest), tls_ca.clone()) {
+                (Some(hp), Some(ca)) => Some(SyslogTransport::TcpTls(hp, ca)),
+                (Some(_), None) => {
+                    bad(self, "address", "tcp+tls:// needs tls: {ca_path: …}".into());
+                    return None;
+                }
+                (None, _) => None,
+            },
+            _ => raw
+                .address
+                .strip_prefix("unix:")
+                .filter(|p| p.starts_with('/'))
+                .map(|p| SyslogTransport::Unix(p.into())),
+        };
+        let Some(transport) = transport else {
+            let msg = format!(
+                "{:?} is not tcp://HOST:PORT, tcp+tls://HOST:PORT, udp://HOST:PORT or unix:/ABSOLUTE/PATH",
+                raw.address
+            );
+            bad(self, "address", msg);
+            return None;
+        };
+        if tls_ca.is_some() && !matches!(transport, SyslogTransport::TcpTls(..)) {
+            bad(self, "tls", "tls applies only to a tcp+tls:// address".into());
+        }
+        let facility_name = raw.facility.as_deref().unwrap_or("authpriv");
+        let Some(&(_, facility)) = SYSLOG_FACILITIES.iter().find(|(n, _)| *n == facility_name) else {
+            let names: Vec<&str> = SYSLOG_FACILITIES.iter().map(|(n, _)| *n).collect();
+            bad(self, "facility", format!("{facility_name:?} is not one of {}", names.join(", ")));
+            return None;
+        };
+        let app_name = raw.app_name.clone().unwrap_or_else(|| "sshwarden".into());
+        // RFC 5424 APP-NAME: 1-48 printable US-ASCII characters, no space.
+        if app_name.is_empty() || app_name.len() > 48 || !app_name.chars().all(|c| c.is_ascii_graphic()) {
+            bad(self, "app_name", format!("{app_name:?} must be 1-48 printable ASCII characters without spaces"));
+            return None;
+        }
+        Some(SyslogSettings {
+            transport,
+            app_name,
+            facility,
+            required: raw.required,
+            spool_bytes: raw.spool_bytes.unwrap_or(64 * 1024 * 1024),
+        })
     }
 
     fn limits(&mut self, src: &Source, loc: &Locator, raw: &RawLimits, key: &str) -> LimitsLayer {

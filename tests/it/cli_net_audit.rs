@@ -171,7 +171,7 @@ fn check_plan_schema_and_help() {
 fn audit_chain_detects_edits_drops_inserts_and_reorders() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let audit = Audit::open(&path, false).unwrap();
+    let audit = Audit::open(&path, false, None).unwrap();
     for i in 0..5 {
         let Value::Object(m) = json!({ "n": i, "command": format!("echo {i}") }) else { unreachable!() };
         audit.record("decision", m, i == 2).unwrap();
@@ -204,7 +204,7 @@ fn audit_chain_detects_edits_drops_inserts_and_reorders() {
     let (code, _, err) = sshwarden(&["audit", "verify", path.to_str().unwrap()]);
     assert!(code != 0 && err.contains("line 5"), "{err}");
     // Redacted commands keep only the hash.
-    let redacted = Audit::open(&dir.path().join("r.jsonl"), true).unwrap();
+    let redacted = Audit::open(&dir.path().join("r.jsonl"), true, None).unwrap();
     let Value::Object(m) = json!({ "command": "echo secret-ish" }) else { unreachable!() };
     redacted.record("decision", m, false).unwrap();
     let r = std::fs::read_to_string(dir.path().join("r.jsonl")).unwrap();

@@ -3,5 +3,6 @@
 
 pub mod cfg;
 pub mod mcp;
+pub mod rsyslog;
 pub mod sshd;
 pub mod svc;
