@@ -27,6 +27,9 @@ pub struct ConfigArgs {
     /// Directory of secret files (`<dir>/<name>`), after `MCP_SSH_SECRET_<NAME>` env vars.
     #[arg(long, env = "MCP_SSH_SECRETS_DIR", global = true)]
     pub secrets_dir: Option<PathBuf>,
+    /// Directory of runbooks (`*.yml`), default `<config-dir>/../runbooks`.
+    #[arg(long, env = "SSHWARDEN_RUNBOOKS_DIR", global = true)]
+    pub runbooks_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -25,6 +25,7 @@ pub const EXIT_FAILED: u8 = 4;
 
 pub fn dirs(args: &ConfigArgs) -> Dirs {
     Dirs::new(args.config_dir.clone(), args.keys_dir.clone(), args.secrets_dir.clone())
+        .with_runbooks(args.runbooks_dir.clone())
 }
 
 /// Loads the config or prints every diagnostic to stderr.

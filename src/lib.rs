@@ -20,6 +20,8 @@ pub mod mcp;
 pub mod net;
 pub mod plan;
 pub mod policy;
+pub mod readiness;
+pub mod runbook;
 pub mod select;
 pub mod server;
 pub mod service;

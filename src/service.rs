@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use crate::audit::{Audit, AuditError, command_sha256};
+pub use crate::audit::command_sha256;
+use crate::audit::{Audit, AuditError};
 use crate::config::{self, Config, ConfigError, Credential, Dirs, Host, Limits, OnOutputLimit};
 use crate::net::{self, PrecheckError, Resolve, Target};
 use crate::policy::{self, Decision};

@@ -4,6 +4,7 @@
 //! (`MCP_SSH_SECRET_<NAME>`, then `<secrets-dir>/<name>`), key-path containment, the config
 //! hash. Never logs a secret value and never returns a half-loaded config.
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -12,6 +13,8 @@ use sha2::{Digest, Sha256};
 use super::raw::{CredentialsFile, PolicyFile, ServersFile};
 use super::validate::{Environment, Source, Validator};
 use super::{Config, ConfigError, Diagnostic, Secret, Severity};
+use crate::runbook::Runbook;
+use crate::runbook::raw::RunbookFile;
 
 /// Largest YAML file accepted (the anchor's cap).
 pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
@@ -22,6 +25,8 @@ pub struct Dirs {
     pub config: PathBuf,
     pub keys: PathBuf,
     pub secrets: PathBuf,
+    /// `*.yml` runbooks; a missing directory means no runbooks.
+    pub runbooks: PathBuf,
 }
 
 impl Dirs {
@@ -32,8 +37,17 @@ impl Dirs {
         Self {
             keys: keys.unwrap_or_else(|| parent.join("keys")),
             secrets: secrets.unwrap_or_else(|| parent.join("secrets")),
+            runbooks: parent.join("runbooks"),
             config,
         }
+    }
+
+    /// Overrides the runbooks directory (`--runbooks-dir`).
+    pub fn with_runbooks(mut self, dir: Option<PathBuf>) -> Self {
+        if let Some(d) = dir {
+            self.runbooks = d;
+        }
+        self
     }
 }
 
@@ -117,13 +131,13 @@ pub fn load(dirs: &Dirs) -> Result<Config, ConfigError> {
         };
         match std::fs::metadata(&path) {
             Ok(m) if m.len() > MAX_FILE_BYTES => {
-                diags.push(fail(format!("file is {} bytes, more than the 10 MiB limit", m.len())))
+                diags.push(fail(format!("{} is {} bytes, more than the 10 MiB limit", path.display(), m.len())))
             }
             Ok(_) => match std::fs::read_to_string(&path) {
                 Ok(text) => return text,
-                Err(e) => diags.push(fail(format!("cannot read: {e}"))),
+                Err(e) => diags.push(fail(format!("cannot read {}: {e}", path.display()))),
             },
-            Err(e) => diags.push(fail(format!("cannot read: {e}"))),
+            Err(e) => diags.push(fail(format!("cannot read {}: {e}", path.display()))),
         }
         String::new()
     };
@@ -138,7 +152,72 @@ pub fn load(dirs: &Dirs) -> Result<Config, ConfigError> {
         dirs.config.join("credentials.yml").display().to_string(),
         dirs.config.join("policy.yml").display().to_string(),
     ];
-    load_from_sources(&FsEnvironment { dirs }, [(&names[0], &servers), (&names[1], &credentials), (&names[2], &policy)])
+    let env = FsEnvironment { dirs };
+    let mut cfg = load_from_sources(&env, [(&names[0], &servers), (&names[1], &credentials), (&names[2], &policy)])?;
+    cfg.runbooks = load_runbooks(&env, &dirs.runbooks)?;
+    Ok(cfg)
+}
+
+/// Every `*.yml` of `dir` as a runbook, in file-name order; a name used twice is an error.
+fn load_runbooks(env: &FsEnvironment, dir: &Path) -> Result<BTreeMap<String, Runbook>, ConfigError> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+            .collect(),
+        Err(_) => return Ok(BTreeMap::new()),
+    };
+    files.sort();
+    let mut diags = Vec::new();
+    let mut v = Validator::new(env);
+    let mut out: BTreeMap<String, Runbook> = BTreeMap::new();
+    for path in files {
+        let name = path.display().to_string();
+        let text = match std::fs::metadata(&path) {
+            Ok(m) if m.len() > MAX_FILE_BYTES => {
+                Err(format!("{name} is {} bytes, more than the 10 MiB limit", m.len()))
+            }
+            _ => std::fs::read_to_string(&path).map_err(|e| format!("cannot read {name}: {e}")),
+        };
+        let text = match text {
+            Ok(t) => t,
+            Err(message) => {
+                diags.push(Diagnostic {
+                    severity: Severity::Error,
+                    file: name,
+                    line: 0,
+                    col: 0,
+                    key: "(file)".into(),
+                    message,
+                });
+                continue;
+            }
+        };
+        let src = Source { name: &name, text: &text };
+        let Some(raw) = parse::<RunbookFile>(&src, &mut diags) else { continue };
+        let sha = hex::encode(Sha256::digest(text.as_bytes()));
+        if let Some(rb) = v.runbook(&src, raw, &path, sha) {
+            if let Some(first) = out.get(&rb.name) {
+                let message = format!("runbook name {:?} is also used by {}", rb.name, first.file.display());
+                diags.push(Diagnostic {
+                    severity: Severity::Error,
+                    file: name,
+                    line: 1,
+                    col: 1,
+                    key: "name".into(),
+                    message,
+                });
+                continue;
+            }
+            out.insert(rb.name.clone(), rb);
+        }
+    }
+    diags.extend(v.diags);
+    if diags.iter().any(|d| d.severity == Severity::Error) {
+        return Err(ConfigError { diagnostics: diags });
+    }
+    Ok(out)
 }
 
 /// Validates the three sources (servers, credentials, policy) as `(file name, text)`.
@@ -164,7 +243,14 @@ pub fn load_from_sources(env: &dyn Environment, files: [(&str, &str); 3]) -> Res
         hasher.update(s.text.len().to_le_bytes());
         hasher.update(s.text.as_bytes());
     }
-    Ok(Config { hosts, credentials, policy: policy_checked, warnings: diags, hash: hex::encode(hasher.finalize()) })
+    Ok(Config {
+        hosts,
+        credentials,
+        policy: policy_checked,
+        warnings: diags,
+        hash: hex::encode(hasher.finalize()),
+        runbooks: BTreeMap::new(),
+    })
 }
 
 /// Parses one file; an empty file is the empty document, as in the anchor.

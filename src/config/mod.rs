@@ -12,6 +12,7 @@ mod secret;
 mod types;
 mod validate;
 mod validate_policy;
+mod validate_runbook;
 
 pub use load::{Dirs, load, load_from_sources};
 pub use locate::Pos;
@@ -46,6 +47,10 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
+        if self.line == 0 {
+            // A file-level problem (missing, unreadable, too big) has no position to show.
+            return write!(f, "{sev}: {}", self.message);
+        }
         write!(f, "{sev}: {}:{}:{}: {}: {}", self.file, self.line, self.col, self.key, self.message)
     }
 }

@@ -47,6 +47,8 @@ pub struct Config {
     pub warnings: Vec<Diagnostic>,
     /// SHA-256 over the three files' bytes, hex; shown by `ssh_ping` and audit records.
     pub hash: String,
+    /// Runbooks by name (`--runbooks-dir`), reloaded with the rest.
+    pub runbooks: BTreeMap<String, crate::runbook::Runbook>,
 }
 
 impl Config {

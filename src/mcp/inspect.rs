@@ -17,7 +17,6 @@ use super::params::Detail;
 use crate::config::{Config, Host, Severity};
 use crate::select;
 use crate::service::{Service, ServiceError};
-use crate::ssh::{SshError, known_hosts};
 
 /// Probe commands shown by describe/capabilities: (name, command, only for this tag).
 const PROBES: [(&str, &str, Option<&str>); 3] = [
@@ -30,11 +29,7 @@ pub fn sanitized(h: &Host) -> Value {
     json!({ "alias": h.alias, "host": h.host, "port": h.port, "tags": h.tags, "description": h.description, "has_credentials_ref": !h.credentials.is_empty(), "max_concurrency": h.max_concurrency })
 }
 
-fn host_key_known(cfg: &Config, h: &Host) -> bool {
-    std::fs::read_to_string(&cfg.policy.known_hosts_path).is_ok_and(|t| known_hosts::has_entry(&t, &h.host, h.port))
-}
-
-pub fn capabilities(cfg: &Config, h: &Host) -> Value {
+pub fn capabilities(svc: &Service, cfg: &Config, h: &Host) -> Value {
     let probes: Vec<Value> = PROBES
         .iter()
         .filter(|(_, _, tag)| tag.is_none_or(|t| h.tags.iter().any(|x| x == t)))
@@ -44,7 +39,7 @@ pub fn capabilities(cfg: &Config, h: &Host) -> Value {
         })
         .collect();
     let n = &cfg.policy.network;
-    json!({ "alias": h.alias, "tags": h.tags, "limits": cfg.policy.limits_for(h), "policy_probes": probes, "host_key_known": host_key_known(cfg, h),
+    json!({ "alias": h.alias, "tags": h.tags, "limits": cfg.policy.limits_for(h), "policy_probes": probes, "host_key_known": svc.host_key_known(h),
             "network": { "require_known_host": true, "allowlist_enabled": !n.allow.is_empty(), "blocklist_enabled": !n.block.is_empty() },
             "features": { "supports_async": true, "supports_cancellation": true, "stops_remote_command": true } })
 }
@@ -80,7 +75,7 @@ pub fn describe_host(svc: &Service, alias: &str) -> CallToolResult {
     let Some(h) = cfg.host(alias) else {
         return service_error(&ServiceError::UnknownHost(alias.to_owned()));
     };
-    let v = json!({ "host": sanitized(h), "capabilities": capabilities(&cfg, h) });
+    let v = json!({ "host": sanitized(h), "capabilities": capabilities(svc, &cfg, h) });
     ok(
         v.clone(),
         format!(
@@ -89,7 +84,7 @@ pub fn describe_host(svc: &Service, alias: &str) -> CallToolResult {
             h.host,
             h.port,
             h.tags.join(","),
-            host_key_known(&cfg, h)
+            svc.host_key_known(h)
         ),
     )
 }
@@ -124,7 +119,7 @@ pub async fn plan(svc: &Arc<Service>, target: &str, command: &str, detail: Detai
         .join("\n");
     let mut body = json!({
         "command": command,
-        "command_sha256": crate::audit::command_sha256(command),
+        "command_sha256": crate::service::command_sha256(command),
         "plan_hash": hash,
         "summary": { "hosts": plan_rows.len(), "allowed": allowed, "denied": plan_rows.len() - allowed },
         "groups": folded.groups,
@@ -144,40 +139,11 @@ pub async fn preflight(svc: &Arc<Service>, target: &str) -> CallToolResult {
     };
     let mut rows = Vec::new();
     for h in hosts {
-        let row = match svc.precheck(h).await {
-            Err(e) => {
-                json!({ "alias": h.alias, "ok": false, "stage": "network", "error": e.to_string() })
-            }
-            Ok(t) => match cfg.credential_for(h) {
-                None => {
-                    json!({ "alias": h.alias, "ok": false, "stage": "credentials", "error": "no credentials" })
-                }
-                Some(c) => match svc.pool().probe(&t, c, &cfg.policy.known_hosts_path, h.connect_timeout).await {
-                    Ok(()) => {
-                        json!({ "alias": h.alias, "ok": true, "target_ip": t.addr.ip().to_string() })
-                    }
-                    Err(e) => {
-                        json!({ "alias": h.alias, "ok": false, "stage": stage(&e), "target_ip": t.addr.ip().to_string(), "error": e.to_string() })
-                    }
-                },
-            },
-        };
-        rows.push(row);
+        rows.push(json!(svc.preflight(h).await));
     }
     let good = rows.iter().filter(|r| r["ok"] == true).count();
     let text = format!("{good}/{} hosts ready", rows.len());
     ok(json!({ "ready": good, "hosts": rows }), text)
-}
-
-fn stage(e: &SshError) -> &'static str {
-    match e {
-        SshError::UnknownHostKey { .. }
-        | SshError::HostKeyChanged { .. }
-        | SshError::HostKeyRevoked { .. }
-        | SshError::KnownHosts { .. } => "host_key",
-        SshError::Auth { .. } => "authentication",
-        _ => "connect",
-    }
 }
 
 pub fn reload(svc: &Service, ctx: &RequestContext<RoleServer>) -> CallToolResult {

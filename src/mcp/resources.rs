@@ -64,7 +64,7 @@ pub fn read(svc: &Service, uri: &str) -> Result<ReadResourceResult, McpError> {
         match what {
             "" => sanitized(h),
             "tags" => json!({ "alias": h.alias, "tags": h.tags }),
-            "capabilities" => capabilities(&cfg, h),
+            "capabilities" => capabilities(svc, &cfg, h),
             _ => return Err(not_found()),
         }
     } else if let Some(id) = uri.strip_prefix("ssh://task/") {

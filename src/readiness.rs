@@ -1,0 +1,65 @@
+//! What can be learned about a host without running anything: whether its host key is in
+//! known_hosts, and a preflight probe (network precheck → credentials → host key →
+//! authentication). These are `Service` queries so the protocol layer never reaches into
+//! `ssh/` itself.
+//!
+//! Owns: the preflight stages and their names. Never opens a session channel, never runs a
+//! command, never adds a host key.
+
+use serde::Serialize;
+
+use crate::config::Host;
+use crate::service::Service;
+use crate::ssh::{SshError, known_hosts};
+
+/// One host's preflight outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Preflight {
+    pub alias: String,
+    pub ok: bool,
+    /// Where it stopped: network, credentials, host_key, authentication or connect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn stage(e: &SshError) -> &'static str {
+    match e {
+        SshError::UnknownHostKey { .. }
+        | SshError::HostKeyChanged { .. }
+        | SshError::HostKeyRevoked { .. }
+        | SshError::KnownHosts { .. } => "host_key",
+        SshError::Auth { .. } => "authentication",
+        _ => "connect",
+    }
+}
+
+impl Service {
+    /// Whether known_hosts has an entry for the host (`[host]:port` forms included).
+    pub fn host_key_known(&self, host: &Host) -> bool {
+        let cfg = self.config();
+        std::fs::read_to_string(&cfg.policy.known_hosts_path)
+            .is_ok_and(|t| known_hosts::has_entry(&t, &host.host, host.port))
+    }
+
+    /// Connects and authenticates as a run would, and stops there.
+    pub async fn preflight(&self, host: &Host) -> Preflight {
+        let row = |ok, stage, target_ip, error| Preflight { alias: host.alias.clone(), ok, stage, target_ip, error };
+        let target = match self.precheck(host).await {
+            Ok(t) => t,
+            Err(e) => return row(false, Some("network"), None, Some(e.to_string())),
+        };
+        let ip = Some(target.addr.ip().to_string());
+        let cfg = self.config();
+        let Some(cred) = cfg.credential_for(host) else {
+            return row(false, Some("credentials"), None, Some("no credentials".into()));
+        };
+        match self.pool().probe(&target, cred, &cfg.policy.known_hosts_path, host.connect_timeout).await {
+            Ok(()) => row(true, None, ip, None),
+            Err(e) => row(false, Some(stage(&e)), ip, Some(e.to_string())),
+        }
+    }
+}
