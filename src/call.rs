@@ -22,7 +22,7 @@ use crate::server::{SHUTDOWN_GRACE, read_token, start_service};
 
 /// A client that prints progress notifications to stderr.
 #[derive(Clone)]
-struct CallClient;
+pub(crate) struct CallClient;
 
 impl ClientHandler for CallClient {
     fn get_info(&self) -> ClientConfig {
@@ -121,35 +121,13 @@ pub async fn call(
     kv: &[String],
 ) -> u8 {
     let request = CallRequest { tool: tool.to_owned(), json_arg, kv: kv.to_vec() };
-    let result = match url {
-        Some(url) => {
-            let token = match read_token(token_file.as_ref()) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return EXIT_ERROR;
-                }
-            };
-            let cfg = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url)
-                .auth_header(token.expose().to_owned());
-            let transport = rmcp::transport::StreamableHttpClientTransport::from_config(cfg);
-            run_call(CallClient.serve(transport).await.map_err(|e| e.to_string()), request).await
-        }
-        None => {
-            let Some(svc) = start_service(args) else {
-                return EXIT_ERROR;
-            };
-            let (server_io, client_io) = tokio::io::duplex(1 << 20);
-            let server = SshWarden::new(svc.clone());
-            tokio::spawn(async move {
-                if let Ok(running) = server.serve(server_io).await {
-                    let _ = running.waiting().await;
-                }
-            });
-            let r = run_call(CallClient.serve(client_io).await.map_err(|e| e.to_string()), request).await;
-            svc.shutdown(SHUTDOWN_GRACE).await;
+    let result = match connect(args, url, token_file).await {
+        Ok(conn) => {
+            let r = run_call(&conn.client, request).await;
+            conn.close().await;
             r
         }
+        Err(e) => Err(e),
     };
     match result {
         Ok(r) => {
@@ -173,14 +151,7 @@ struct CallRequest {
     kv: Vec<String>,
 }
 
-async fn run_call<S>(
-    client: Result<rmcp::service::RunningService<RoleClient, S>, String>,
-    req: CallRequest,
-) -> Result<CallToolResult, String>
-where
-    S: rmcp::service::Service<RoleClient>,
-{
-    let client = client?;
+async fn run_call(client: &Client, req: CallRequest) -> Result<CallToolResult, String> {
     let tools = client.list_all_tools().await.map_err(|e| e.to_string())?;
     let Some(tool) = tools.iter().find(|t| t.name == req.tool) else {
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
@@ -189,7 +160,51 @@ where
     let arguments = parse_args(req.json_arg, &req.kv, &tool.input_schema)?;
     let mut params = CallToolRequestParams::new(req.tool.clone()).with_arguments(arguments);
     params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(NumberOrString::String("call".into()))));
-    let r = client.call_tool(params).await.map_err(|e| e.to_string());
-    let _ = client.cancel().await;
-    r
+    client.call_tool(params).await.map_err(|e| e.to_string())
+}
+
+pub(crate) type Client = rmcp::service::RunningService<RoleClient, CallClient>;
+
+/// A client connected to a running server (`--url`) or to an in-process one.
+pub(crate) struct Connected {
+    pub client: Client,
+    svc: Option<std::sync::Arc<crate::service::Service>>,
+}
+
+impl Connected {
+    pub async fn close(self) {
+        let _ = self.client.cancel().await;
+        if let Some(svc) = self.svc {
+            svc.shutdown(SHUTDOWN_GRACE).await;
+        }
+    }
+}
+
+pub(crate) async fn connect(
+    args: &ConfigArgs,
+    url: Option<String>,
+    token_file: Option<PathBuf>,
+) -> Result<Connected, String> {
+    match url {
+        Some(url) => {
+            let token = read_token(token_file.as_ref())?;
+            let cfg = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url)
+                .auth_header(token.expose().to_owned());
+            let transport = rmcp::transport::StreamableHttpClientTransport::from_config(cfg);
+            let client = CallClient.serve(transport).await.map_err(|e| e.to_string())?;
+            Ok(Connected { client, svc: None })
+        }
+        None => {
+            let svc = start_service(args).ok_or_else(|| "the configuration did not load".to_owned())?;
+            let (server_io, client_io) = tokio::io::duplex(1 << 20);
+            let server = SshWarden::new(svc.clone());
+            tokio::spawn(async move {
+                if let Ok(running) = server.serve(server_io).await {
+                    let _ = running.waiting().await;
+                }
+            });
+            let client = CallClient.serve(client_io).await.map_err(|e| e.to_string())?;
+            Ok(Connected { client, svc: Some(svc) })
+        }
+    }
 }

@@ -57,10 +57,10 @@ pub enum Command {
         #[arg(last = true, required = true, num_args = 1..)]
         command: Vec<String>,
     },
-    /// Print the JSON Schema of servers.yml, credentials.yml and policy.yml.
+    /// Print the JSON Schema of servers.yml, credentials.yml, policy.yml and runbook files.
     Schema {
         /// Only this file's schema.
-        #[arg(value_parser = ["servers", "credentials", "policy"])]
+        #[arg(value_parser = ["servers", "credentials", "policy", "runbook"])]
         file: Option<String>,
     },
     /// Serve MCP over stdio (default) or streamable HTTP.
@@ -93,11 +93,55 @@ pub enum Command {
         /// key=value arguments (numbers and true/false are typed).
         args: Vec<String>,
     },
+    /// Plan or run a runbook (NAME from --runbooks-dir, or a FILE), in process or against a
+    /// running server (--url). Exit 0 ok, 3 denied (nothing ran), 4 a step failed (after
+    /// rollback), 1 usage/config error.
+    Runbook {
+        #[command(subcommand)]
+        command: RunbookCommand,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunbookCommand {
+    /// Render and judge every step and rollback step on every host; no connection.
+    Plan {
+        #[command(flatten)]
+        target: RunbookTarget,
+    },
+    /// Plan, then run if nothing is denied anywhere.
+    Run {
+        #[command(flatten)]
+        target: RunbookTarget,
+        /// Refuse to run unless the plan still has this hash (from `runbook plan`).
+        #[arg(long)]
+        plan_hash: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunbookTarget {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// URL of a running `sshwarden serve --http` (e.g. http://127.0.0.1:8765/mcp).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Bearer token file for --url (else env SSHWARDEN_TOKEN).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// One JSON object per event (always when stdout is not a terminal).
+    #[arg(long)]
+    pub json: bool,
+    /// Parameter as key=value (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Runbook name, or a path to a runbook file.
+    pub runbook: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -72,6 +72,8 @@ pub fn check(args: &ConfigArgs) -> u8 {
         p.audit.path.display(),
         cfg.hash
     ));
+    let runbooks: Vec<&str> = cfg.runbooks.keys().map(String::as_str).collect();
+    out(&format!("runbooks: {} ({})", runbooks.len(), runbooks.join(", ")));
     EXIT_OK
 }
 
@@ -147,6 +149,7 @@ pub fn schema(file: Option<&str>) -> u8 {
         "servers": schemars::schema_for!(ServersFile),
         "credentials": schemars::schema_for!(CredentialsFile),
         "policy": schemars::schema_for!(PolicyFile),
+        "runbook": schemars::schema_for!(crate::runbook::raw::RunbookFile),
     });
     let mut all = all;
     crate::json_schema::standardize(&mut all);

@@ -30,6 +30,23 @@ fn main() -> ExitCode {
                 commands::plan(&config, json, per_host, &pattern, &command.join(" ")).await
             }
             Command::Schema { file } => commands::schema(file.as_deref()),
+            Command::Runbook { command } => {
+                use sshwarden::cli::RunbookCommand;
+                use sshwarden::runbook_cli::{RunbookArgs, plan, run};
+                let args = |t: sshwarden::cli::RunbookTarget, plan_hash| RunbookArgs {
+                    config: t.config,
+                    url: t.url,
+                    token_file: t.token_file,
+                    runbook: t.runbook,
+                    params: t.params,
+                    plan_hash,
+                    json: t.json,
+                };
+                match command {
+                    RunbookCommand::Plan { target } => plan(args(target, None)).await,
+                    RunbookCommand::Run { target, plan_hash } => run(args(target, plan_hash)).await,
+                }
+            }
             Command::Serve { config, http, token_file } => commands::serve(&config, http, token_file).await,
             Command::Call { config, url, token_file, json, tool, args } => {
                 commands::call(&config, url, token_file, json, &tool, &args).await

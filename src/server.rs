@@ -156,6 +156,13 @@ fn is_loopback_origin(origin: &str) -> bool {
 async fn serve_http(svc: Arc<Service>, addr: SocketAddr, token: Secret) -> u8 {
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     hosts.push(addr.ip().to_string());
+    let rpc = match crate::rpc::Rpc::start(svc.clone(), hosts.clone()).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the /rpc endpoint: {e}");
+            return EXIT_ERROR;
+        }
+    };
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
         .with_max_request_body_bytes(MAX_BODY)
@@ -168,12 +175,14 @@ async fn serve_http(svc: Arc<Service>, addr: SocketAddr, token: Secret) -> u8 {
     );
     let token = Arc::new(token);
     let audit_svc = svc.clone();
-    let app = axum::Router::new().nest_service("/mcp", service).layer(axum::middleware::from_fn(
-        move |req: Request, next: Next| {
+    let rpc_route =
+        axum::routing::post(crate::rpc::handle).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY)).with_state(rpc);
+    let app = axum::Router::new().nest_service("/mcp", service).route("/rpc", rpc_route).layer(
+        axum::middleware::from_fn(move |req: Request, next: Next| {
             let (token, svc) = (token.clone(), audit_svc.clone());
             async move { authorize(req, next, &token, &svc).await }
-        },
-    ));
+        }),
+    );
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -184,7 +193,7 @@ async fn serve_http(svc: Arc<Service>, addr: SocketAddr, token: Secret) -> u8 {
     if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "listening on a non-loopback address; every request still needs the bearer token");
     }
-    tracing::info!(%addr, "serving MCP over streamable HTTP at /mcp");
+    tracing::info!(%addr, "serving MCP over streamable HTTP at /mcp and JSON-RPC 2.0 at /rpc");
     serve_connections(listener, app).await;
     EXIT_OK
 }

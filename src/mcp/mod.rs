@@ -14,6 +14,7 @@ mod progress;
 mod prompts;
 mod render;
 mod resources;
+mod runbooks;
 mod tasks_ext;
 mod tools;
 

@@ -52,12 +52,16 @@ pub fn finished(svc: &Service, task: &Task) -> CallToolResult {
     let limits = cfg.host(&task.spec.alias).map(|h| cfg.policy.limits_for(h));
     let budget = limits.map_or(16 * 1024, |l| l.max_inline_output_bytes);
     let r = render::run_result(task, budget, &cfg.policy.redact_output);
+    let exit = match (&r.exit_code, &r.exit_signal) {
+        (Some(code), _) => format!(", exit {code}"),
+        (None, Some(signal)) => format!(", exit signal {signal}"),
+        (None, None) => String::new(),
+    };
     let summary = format!(
-        "{} on {}: status {}, exit {:?}{}\n{}",
+        "{} on {}: status {}{exit}{}\n{}",
         r.task_id,
         r.alias,
         r.status,
-        r.exit_code,
         r.error.as_deref().map(|e| format!(", {e}")).unwrap_or_default(),
         r.stdout
     );
@@ -124,7 +128,15 @@ pub async fn run_on_tag(svc: &Arc<Service>, p: FanoutParams, ctx: RequestContext
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize, String)>();
     let mut reporter = Reporter::new(ctx.peer.clone(), ctx.meta.get_progress_token());
     let work = fanout::run(svc, &hosts, &p.command, &opts, Some(&client), &ctx.ct, |done, total, e| {
-        let _ = tx.send((done, total, format!("{}: {:?}", e.alias, e.status)));
+        let _ = tx.send((
+            done,
+            total,
+            format!(
+                "{}: {}",
+                e.alias,
+                serde_json::to_value(e.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+            ),
+        ));
     });
     tokio::pin!(work);
     let interval = svc.config().policy.default_limits().task_progress_interval;

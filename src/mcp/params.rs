@@ -169,6 +169,9 @@ pub struct RunResult {
     pub truncated: bool,
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
+    /// For a runbook run: the run report (steps × hosts, outcome, rollback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<serde_json::Value>,
 }
 
 /// A started (or already finished) async task.
@@ -198,4 +201,32 @@ pub struct OutputPage {
     /// Bytes skipped because they were not retained (head+tail buffer).
     pub dropped_bytes: u64,
     pub total_bytes: u64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunbookPlanParams {
+    /// Runbook name (see ssh_list_runbooks).
+    pub name: String,
+    /// Parameter values by name (strings, numbers or booleans).
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunbookRunParams {
+    /// Runbook name (see ssh_list_runbooks).
+    pub name: String,
+    /// Parameter values by name (strings, numbers or booleans).
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The plan_hash of the plan you reviewed (ssh_plan_runbook); the run is refused when the
+    /// config, runbook or parameters changed since.
+    #[serde(default)]
+    pub plan_hash: Option<String>,
+    /// Wait up to this many seconds (max 60) with progress notifications per step; the
+    /// task id comes back either way.
+    #[serde(default)]
+    pub wait_seconds: Option<u64>,
 }

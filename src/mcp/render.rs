@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use regex::Regex;
 
 use super::params::{OutputPage, RunResult};
-use crate::tasks::ring::{HeadTail, Stream, decode_utf8};
+use crate::tasks::ring::{Stream, decode_utf8, inline_text};
 use crate::tasks::{Task, TaskState};
 
 /// Largest page `ssh_get_task_output` returns.
@@ -20,36 +20,11 @@ fn redact(text: String, patterns: &[Regex]) -> String {
     patterns.iter().fold(text, |t, re| re.replace_all(&t, "[REDACTED]").into_owned())
 }
 
-/// The first and last `budget/2` retained bytes of a stream, marked where bytes are left out.
-fn inline(buf: &HeadTail, budget: usize) -> (String, bool) {
-    let total = buf.total();
-    if total as usize <= budget && buf.dropped() == 0 {
-        return (String::from_utf8_lossy(&buf.page(0, budget).data).into_owned(), false);
-    }
-    let half = budget / 2;
-    let head = buf.page(0, half);
-    let tail = buf.page(total.saturating_sub(half as u64).max(head.next_offset), half);
-    // Cut on character boundaries: drop a partial character at the end of the head and
-    // continuation bytes at the start of the tail (they are counted as not shown).
-    let head_len = match decode_utf8(&head.data) {
-        Some((_, held_back)) => head.data.len() - held_back,
-        None => head.data.len(),
-    };
-    let tail_skip = tail.data.iter().take(3).take_while(|b| (**b & 0xC0) == 0x80).count();
-    let omitted = tail.offset + tail_skip as u64 - head.next_offset + (head.data.len() - head_len) as u64;
-    let text = format!(
-        "{}\n…[{omitted} bytes not shown; page them with ssh_get_task_output]…\n{}",
-        String::from_utf8_lossy(&head.data[..head_len]),
-        String::from_utf8_lossy(&tail.data[tail_skip..])
-    );
-    (text, true)
-}
-
 pub fn run_result(task: &Task, inline_budget: u64, redactions: &[Regex]) -> RunResult {
     let snap = task.snapshot();
     let out = task.output();
-    let (stdout, cut_out) = inline(&out.stdout, inline_budget as usize);
-    let (stderr, cut_err) = inline(&out.stderr, inline_budget as usize);
+    let (stdout, cut_out) = inline_text(&out.stdout, inline_budget as usize);
+    let (stderr, cut_err) = inline_text(&out.stderr, inline_budget as usize);
     let (exit_code, exit_signal, error) = match &snap.state {
         TaskState::Completed { exit_code, exit_signal } => (*exit_code, exit_signal.clone(), None),
         TaskState::Failed { error } => (None, None, Some(error.clone())),
@@ -59,7 +34,8 @@ pub fn run_result(task: &Task, inline_budget: u64, redactions: &[Regex]) -> RunR
             Some(format!("timed out after {} s; the remote command was stopped", task.spec.timeout.as_secs())),
         ),
         TaskState::Cancelled { by } => {
-            (None, None, Some(format!("cancelled ({by:?}); the remote command was stopped")))
+            let by = serde_json::to_value(by).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            (None, None, Some(format!("cancelled ({by}); the remote command was stopped")))
         }
         _ => (None, None, None),
     };
@@ -77,6 +53,7 @@ pub fn run_result(task: &Task, inline_budget: u64, redactions: &[Regex]) -> RunR
         truncated: snap.truncated || cut_out || cut_err,
         stdout_bytes: snap.stdout_bytes,
         stderr_bytes: snap.stderr_bytes,
+        runbook: snap.detail,
     }
 }
 

@@ -33,6 +33,12 @@ pub fn list(svc: &Service) -> ListResourcesResult {
                 .with_mime_type("application/json"),
         );
     }
+    for name in cfg.runbooks.keys() {
+        all.push(
+            Resource::new(format!("ssh://runbook/{name}"), format!("runbook {name}"))
+                .with_mime_type("application/json"),
+        );
+    }
     ListResourcesResult::with_all_items(all)
 }
 
@@ -49,6 +55,7 @@ pub fn templates() -> ListResourceTemplatesResult {
             "Limits, policy probes, network and features of a host",
         ),
         t("ssh://task/{id}", "task", "A task's status"),
+        t("ssh://runbook/{name}", "runbook", "A runbook: description, parameters, steps and rollback"),
     ])
 }
 
@@ -67,6 +74,8 @@ pub fn read(svc: &Service, uri: &str) -> Result<ReadResourceResult, McpError> {
             "capabilities" => capabilities(svc, &cfg, h),
             _ => return Err(not_found()),
         }
+    } else if let Some(name) = uri.strip_prefix("ssh://runbook/") {
+        super::runbooks::describe(cfg.runbooks.get(name).ok_or_else(not_found)?)
     } else if let Some(id) = uri.strip_prefix("ssh://task/") {
         let t = svc.tasks.get(id).map_err(|_| not_found())?;
         serde_json::to_value(t.snapshot()).unwrap_or_default()

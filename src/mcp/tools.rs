@@ -10,7 +10,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, tool, tool_router};
 
 use super::params::*;
-use super::{SshWarden, ops};
+use super::{SshWarden, ops, runbooks};
 
 type ToolResult = Result<CallToolResult, McpError>;
 
@@ -142,5 +142,33 @@ impl SshWarden {
     )]
     async fn ssh_reload_config(&self, ctx: RequestContext<RoleServer>) -> ToolResult {
         Ok(ops::reload(&self.svc, &ctx))
+    }
+
+    #[tool(
+        description = "List the runbooks this server has: name, description, parameters (type, required, default, pattern) and steps.",
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn ssh_list_runbooks(&self) -> ToolResult {
+        Ok(runbooks::list(&self.svc))
+    }
+
+    #[tool(
+        description = "Plan a whole runbook without connecting: every step and rollback step rendered with the parameters, judged by policy and network precheck on every host it selects (hosts folded by outcome), and a plan_hash to pass to ssh_run_runbook.",
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn ssh_plan_runbook(&self, Parameters(p): Parameters<RunbookPlanParams>) -> ToolResult {
+        Ok(runbooks::plan(&self.svc, p).await)
+    }
+
+    #[tool(
+        description = "Run a runbook as one task: it is planned first and nothing runs if any step is denied anywhere (or plan_hash differs). Returns a task_id at once (wait_seconds to watch it with progress). ssh_get_task_status shows step states, ssh_get_task_output the event log, ssh_get_task_result the report; ssh_cancel stops it and runs the rollback.",
+        annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true)
+    )]
+    async fn ssh_run_runbook(
+        &self,
+        Parameters(p): Parameters<RunbookRunParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        Ok(runbooks::run(&self.svc, p, &ctx).await)
     }
 }

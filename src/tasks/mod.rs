@@ -83,6 +83,10 @@ impl TaskContext {
     pub fn set_running(&self) {
         self.task.set_state(TaskState::Running { started_at: now_ms() });
     }
+
+    pub fn task(&self) -> &Arc<Task> {
+        &self.task
+    }
 }
 
 /// Writes output into the task's buffers under the per-task cap and the global budget.
@@ -230,6 +234,7 @@ impl TaskManager {
             timed_out: AtomicBool::new(false),
             changes: watch::channel(0).0,
             finished_at: Mutex::new(None),
+            detail: Mutex::new(None),
             spec,
         });
         inner.tasks.insert(id, task.clone());

@@ -131,6 +131,31 @@ impl HeadTail {
     }
 }
 
+/// The first and last `budget/2` retained bytes of a stream, marked where bytes are left out.
+pub fn inline_text(buf: &HeadTail, budget: usize) -> (String, bool) {
+    let total = buf.total();
+    if total as usize <= budget && buf.dropped() == 0 {
+        return (String::from_utf8_lossy(&buf.page(0, budget).data).into_owned(), false);
+    }
+    let half = budget / 2;
+    let head = buf.page(0, half);
+    let tail = buf.page(total.saturating_sub(half as u64).max(head.next_offset), half);
+    // Cut on character boundaries: drop a partial character at the end of the head and
+    // continuation bytes at the start of the tail (they are counted as not shown).
+    let head_len = match decode_utf8(&head.data) {
+        Some((_, held_back)) => head.data.len() - held_back,
+        None => head.data.len(),
+    };
+    let tail_skip = tail.data.iter().take(3).take_while(|b| (**b & 0xC0) == 0x80).count();
+    let omitted = tail.offset + tail_skip as u64 - head.next_offset + (head.data.len() - head_len) as u64;
+    let text = format!(
+        "{}\n…[{omitted} bytes not shown; page them with ssh_get_task_output]…\n{}",
+        String::from_utf8_lossy(&head.data[..head_len]),
+        String::from_utf8_lossy(&tail.data[tail_skip..])
+    );
+    (text, true)
+}
+
 /// Decodes bytes for a JSON result without splitting a UTF-8 character: returns the text
 /// and how many trailing bytes were held back (an incomplete character), or `None` when the
 /// bytes are not text (invalid UTF-8 or NUL) and should be sent as base64.

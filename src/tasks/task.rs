@@ -27,6 +27,8 @@ pub struct Task {
     pub(super) timed_out: AtomicBool,
     pub(super) changes: watch::Sender<u64>,
     pub(super) finished_at: Mutex<Option<Instant>>,
+    /// Structured progress the work publishes (a runbook run's step states).
+    pub(super) detail: Mutex<Option<serde_json::Value>>,
 }
 
 /// A consistent view of a task for status replies.
@@ -46,11 +48,20 @@ pub struct TaskSnapshot {
     pub truncated: bool,
     pub output_evicted: bool,
     pub expires_in_seconds: Option<u64>,
+    /// What the work published about itself (a runbook run: its steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
 }
 
 impl Task {
     pub fn state(&self) -> TaskState {
         lock(&self.state).0.clone()
+    }
+
+    /// Publishes structured progress (shown by status replies).
+    pub fn set_detail(&self, detail: serde_json::Value) {
+        *lock(&self.detail) = Some(detail);
+        self.changes.send_modify(|v| *v += 1);
     }
 
     pub(super) fn set_state(&self, s: TaskState) {
@@ -87,6 +98,7 @@ impl Task {
             truncated: out.truncated(),
             output_evicted: out.evicted,
             expires_in_seconds: expires,
+            detail: lock(&self.detail).clone(),
         }
     }
 

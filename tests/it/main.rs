@@ -12,6 +12,8 @@ mod mcp_tasks;
 mod path_rules;
 mod policy_table;
 mod python_interop;
+mod rpc;
+mod runbooks;
 mod secrets;
 mod ssh_exec;
 mod support;

@@ -1,0 +1,139 @@
+//! Runbooks through the service gates: the whole runbook is planned (every step and rollback
+//! step, rendered, on every host its pattern selects, judged by policy and the network
+//! precheck) before anything runs; a run refuses to start if anything is denied anywhere.
+//!
+//! Owns: `plan` (rows, folded groups, `plan_hash`) and, in `exec.rs`, the run itself. Never
+//! talks to hosts except through `Service` (prepare → durable audit → task), never speaks a
+//! protocol.
+
+pub mod exec;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::net::Resolve;
+use crate::plan::{FoldedPlan, PlanRow};
+use crate::runbook::{RenderedStep, Runbook};
+
+/// One step (or rollback step) of a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepPlan {
+    pub id: String,
+    /// `step` or `rollback`.
+    pub phase: &'static str,
+    pub target: String,
+    /// The command as judged, secret values masked.
+    pub command: String,
+    /// Why the target selects no host, if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub rows: Vec<PlanRow>,
+    #[serde(skip)]
+    pub rendered: Option<RenderedStep>,
+    #[serde(flatten)]
+    pub folded: Option<FoldedPlan>,
+}
+
+/// The whole runbook, planned.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunbookPlan {
+    pub runbook: String,
+    pub runbook_sha256: String,
+    /// Parameter values as bound (defaults filled), secrets masked.
+    pub params: BTreeMap<String, String>,
+    pub plan_hash: String,
+    /// Every step allowed on every host and every target valid.
+    pub allowed: bool,
+    pub steps: Vec<StepPlan>,
+}
+
+impl RunbookPlan {
+    /// The first denial, as one line (step, host, rule and reason).
+    pub fn first_denial(&self) -> Option<String> {
+        self.steps.iter().find_map(|s| {
+            if let Some(e) = &s.error {
+                return Some(format!("{} {}: {e}", s.phase, s.id));
+            }
+            s.rows.iter().find(|r| !r.allowed).map(|r| {
+                let reason = crate::plan::reason_line(r.policy_allowed, &r.reason, r.network.as_deref());
+                let rule = r.rule.as_deref().map(|x| format!(" ({x})")).unwrap_or_default();
+                format!("{} {} on {}: {reason}{rule}", s.phase, s.id, r.alias)
+            })
+        })
+    }
+}
+
+/// `plan_hash` over the config, the runbook's bytes and the bound parameters (secret values
+/// are not hashed: they are never shown, so they cannot be reviewed).
+pub fn plan_hash(cfg: &Config, runbook: &Runbook, shown_params: &BTreeMap<String, String>) -> String {
+    let text = format!("{}\n{}\n{}", cfg.hash, runbook.sha256, json!(shown_params));
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Parameter values with secrets masked.
+pub fn shown_params(runbook: &Runbook, values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    values
+        .iter()
+        .map(|(k, v)| {
+            let secret = runbook.params.iter().any(|p| p.name == *k && p.secret);
+            (k.clone(), if secret { "[secret]".to_owned() } else { v.clone() })
+        })
+        .collect()
+}
+
+/// Renders and judges every step and rollback step; opens no connection.
+pub async fn plan(
+    cfg: &Config,
+    runbook: &Runbook,
+    values: &BTreeMap<String, String>,
+    resolver: &dyn Resolve,
+) -> RunbookPlan {
+    let mut steps = Vec::new();
+    let phases = [("step", &runbook.steps), ("rollback", &runbook.rollback)];
+    for (phase, list) in phases {
+        for rendered in runbook.render(list, values) {
+            let mut sp = StepPlan {
+                id: rendered.id.clone(),
+                phase,
+                target: rendered.target.clone(),
+                command: rendered.shown_command.clone(),
+                error: None,
+                rows: Vec::new(),
+                rendered: None,
+                folded: None,
+            };
+            match crate::select::select(&cfg.hosts, &rendered.target) {
+                Err(e) => sp.error = Some(e.to_string()),
+                Ok(hosts) => {
+                    let mut rows = crate::plan::plan(cfg, &hosts, &rendered.command, resolver).await;
+                    for r in &mut rows {
+                        // Reasons quote the command: never show a secret in them.
+                        for secret in runbook.secrets(values) {
+                            r.reason = r.reason.replace(&secret, "[secret]");
+                            r.denied_command = r.denied_command.take().map(|c| c.replace(&secret, "[secret]"));
+                        }
+                    }
+                    sp.folded = Some(crate::plan::fold(&rows));
+                    sp.rows = rows;
+                }
+            }
+            sp.rendered = Some(rendered);
+            steps.push(sp);
+        }
+    }
+    let allowed = steps.iter().all(|s| s.error.is_none() && s.rows.iter().all(|r| r.allowed));
+    let params = shown_params(runbook, values);
+    RunbookPlan {
+        runbook: runbook.name.clone(),
+        runbook_sha256: runbook.sha256.clone(),
+        plan_hash: plan_hash(cfg, runbook, &params),
+        params,
+        allowed,
+        steps,
+    }
+}

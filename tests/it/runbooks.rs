@@ -1,0 +1,248 @@
+//! Runbooks end to end against real sshd, through the built binary (`sshwarden runbook`,
+//! in process) and MCP: planned whole before anything runs, denials anywhere stop
+//! everything, failing steps roll back, cancel stops remote commands and rolls back,
+//! parameters never become a second command, `--plan-hash`, concurrent runs, reload, the
+//! shipped runbooks, and secrets never in the audit log.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::mcp::{self, BIN};
+use crate::support::sshd::{Fleet, FleetOptions, USER, gone_within, remote_processes};
+
+/// A marker path the login user can create: only a refusal keeps it absent.
+fn marker(name: &str) -> String {
+    let p = format!("/tmp/sshwarden-rb-{}-{name}", std::process::id());
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+fn write_runbook(fleet: &Fleet, name: &str, yaml: &str) {
+    let dir = fleet.path("runbooks");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.yml")), yaml).unwrap();
+}
+
+fn runbook_cli(fleet: &Fleet, args: &[&str]) -> (i32, Vec<Value>, String) {
+    let out = Command::new(BIN)
+        .args(["runbook"])
+        .args(&args[..1])
+        .arg("--config-dir")
+        .arg(fleet.config_dir())
+        .args(&args[1..])
+        .env("SSHWARDEN_LOG", "sshwarden=warn")
+        .output()
+        .unwrap();
+    let events = String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    (out.status.code().unwrap_or(-1), events, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn report(events: &[Value]) -> &Value {
+    events.iter().rev().find(|e| e["event"] == "report").map(|e| &e["report"]).unwrap_or(&Value::Null)
+}
+
+fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["steps"].as_array().and_then(|s| s.iter().find(|s| s["id"] == id)).unwrap_or(&Value::Null)
+}
+
+fn install_standin() {
+    // A harmless stand-in for a service manager, in the login user's home.
+    let script = "#!/bin/sh\ncase \"$1\" in\n  is-active) [ -f \"$HOME/svc-$2.down\" ] && exit 3; echo active ;;\n  restart) echo restart >> \"$HOME/svc-$2.log\" ;;\n  start) rm -f \"$HOME/svc-$2.down\"; echo start >> \"$HOME/svc-$2.log\" ;;\nesac\n";
+    let path = format!("/home/{USER}/svcctl");
+    std::fs::write(&path, script).unwrap();
+    Command::new("chmod").args(["755", &path]).status().unwrap();
+    Command::new("chown").args([USER, &path]).status().unwrap();
+    let _ = std::fs::remove_file(format!("/home/{USER}/svc-rbtest.log"));
+    let _ = std::fs::remove_file(format!("/home/{USER}/svc-rbtest.down"));
+}
+
+fn ship(fleet: &Fleet) {
+    for name in ["rolling-restart", "disk-memory-report", "collect-logs"] {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("runbooks/{name}.yml")))
+            .unwrap();
+        write_runbook(fleet, name, &text);
+    }
+}
+
+#[test]
+fn shipped_runbooks_run_against_real_hosts() {
+    let fleet = Fleet::start(FleetOptions { hosts: 2, ..Default::default() });
+    ship(&fleet);
+    install_standin();
+    let (code, events, err) = runbook_cli(
+        &fleet,
+        &["run", "rolling-restart", "--param", "target=web", "--param", "service=rbtest", "--param", "ctl=./svcctl"],
+    );
+    let r = report(&events);
+    assert_eq!((code, r["outcome"].as_str()), (0, Some("ok")), "{err}\n{events:?}");
+    assert_eq!(step(r, "restart")["hosts"].as_array().unwrap().len(), 2, "{r}");
+    let log = std::fs::read_to_string(format!("/home/{USER}/svc-rbtest.log")).unwrap();
+    assert_eq!(log.lines().filter(|l| *l == "restart").count(), 2, "one restart per host: {log}");
+    assert!(
+        events.iter().any(|e| e["event"] == "step" && e["step"] == "health"),
+        "one JSON event per step when stdout is not a terminal"
+    );
+
+    let (code, events, err) = runbook_cli(&fleet, &["run", "disk-memory-report", "--param", "target=h[1-2]"]);
+    assert_eq!(code, 0, "{err}");
+    let out = &step(report(&events), "disk")["hosts"][0]["stdout"];
+    assert!(out.as_str().unwrap().contains("Filesystem"), "{out}");
+
+    let log = "/var/log/sshwarden-runbook-test.log";
+    std::fs::write(log, "line one\nline two\n").unwrap();
+    let (code, events, err) = runbook_cli(
+        &fleet,
+        &["run", "collect-logs", "--param", "target=h1", "--param", &format!("file={log}"), "--param", "lines=1"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(step(report(&events), "tail")["hosts"][0]["stdout"], "line two\n");
+    let (code, _, err) = runbook_cli(
+        &fleet,
+        &["plan", "collect-logs", "--param", "target=h1", "--param", "file=/var/log/../../etc/shadow"],
+    );
+    assert_eq!(code, 1, "a path outside /var/log fails its pattern: {err}");
+    assert!(err.contains("does not match pattern"), "{err}");
+    let _ = std::fs::remove_file(log);
+}
+
+#[test]
+fn a_denial_anywhere_runs_nothing_and_a_failing_step_rolls_back() {
+    let fleet = Fleet::start(FleetOptions { hosts: 2, ..Default::default() });
+    let first = marker("first");
+    write_runbook(
+        &fleet,
+        "denied-later",
+        &format!(
+            "steps:\n  - id: touch\n    target: web\n    command: touch {first}\n  - id: bad\n    target: h2\n    command: reboot now\n"
+        ),
+    );
+    let (code, _, err) = runbook_cli(&fleet, &["run", "denied-later"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("bad on h2") && err.contains("no-reboot"), "the denial names step, host and rule: {err}");
+    assert!(!Path::new(&first).exists(), "the first step ran although a later one is denied");
+
+    let (undo, later) = (marker("undo"), marker("later"));
+    write_runbook(
+        &fleet,
+        "fails",
+        &format!(
+            "steps:\n  - id: ok\n    target: web\n    command: echo fine\n  - id: broken\n    target: h1\n    command: exit 7\n  - id: later\n    target: web\n    command: touch {later}\nrollback:\n  - id: undo\n    target: h1\n    command: touch {undo}\n"
+        ),
+    );
+    let (code, events, err) = runbook_cli(&fleet, &["run", "fails"]);
+    let r = report(&events);
+    assert_eq!(code, 4, "{err}");
+    assert_eq!((r["outcome"].as_str(), r["rollback_ran"].as_bool()), (Some("failed"), Some(true)), "{r}");
+    assert_eq!(step(r, "broken")["hosts"][0]["reason"], "exit code 7, expected one of [0]", "{r}");
+    assert_eq!(step(r, "later")["status"], "skipped", "{r}");
+    assert!(Path::new(&undo).exists() && !Path::new(&later).exists());
+    let _ = std::fs::remove_file(&undo);
+}
+
+#[test]
+fn parameters_never_become_a_second_command_and_plan_hash_is_checked() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let pwned = marker("pwned");
+    write_runbook(
+        &fleet,
+        "echo",
+        "params:\n  - {name: msg, type: string, required: true}\nsteps:\n  - id: say\n    target: h1\n    command: \"echo {{ msg }}\"\n",
+    );
+    for value in [
+        format!("x; touch {pwned}"),
+        format!("x\ntouch {pwned}"),
+        format!("$(touch {pwned})"),
+        format!("`touch {pwned}`"),
+        format!("x' ; touch {pwned}; echo '"),
+        format!("x\" && touch {pwned} && \""),
+    ] {
+        let (code, events, err) = runbook_cli(&fleet, &["run", "echo", "--param", &format!("msg={value}")]);
+        assert_eq!(code, 0, "{value:?}: {err}");
+        assert_eq!(step(report(&events), "say")["hosts"][0]["stdout"], format!("{value}\n"), "printed literally");
+        assert!(!Path::new(&pwned).exists(), "{value:?} became a command");
+    }
+    let (code, events, _) = runbook_cli(&fleet, &["plan", "echo", "--json", "--param", "msg=a"]);
+    assert_eq!(code, 0);
+    let hash = events[0]["plan_hash"].as_str().unwrap().to_owned();
+    let (code, _, err) = runbook_cli(&fleet, &["run", "echo", "--param", "msg=b", "--plan-hash", &hash]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("plan_hash mismatch, nothing ran"), "{err}");
+    let (code, _, err) = runbook_cli(&fleet, &["run", "echo", "--param", "msg=a", "--plan-hash", &hash]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_runs_cancel_with_rollback_concurrency_reload_and_secrets() {
+    let fleet = Fleet::start(FleetOptions { hosts: 2, ..Default::default() });
+    let undo = marker("cancel-undo");
+    let tag = format!("{}.{}", 4000 + std::process::id() % 1000, Instant::now().elapsed().subsec_nanos() % 1000);
+    write_runbook(
+        &fleet,
+        "slow",
+        &format!(
+            "params:\n  - {{name: token, type: string, secret: true, required: true}}\nsteps:\n  - id: wait\n    target: web\n    command: \"echo {{{{ token }}}} >/dev/null; sleep {tag}\"\nrollback:\n  - id: undo\n    target: h1\n    command: touch {undo}\n"
+        ),
+    );
+    write_runbook(&fleet, "quick", "steps:\n  - id: hi\n    target: web\n    command: echo quick\n");
+    let (client, _) = mcp::stdio(&fleet.config_dir()).await;
+
+    let (_, list) = mcp::call(&client, "ssh_list_runbooks", json!({})).await;
+    assert_eq!(list["count"], 2, "{list}");
+    let secret = "s3cr3t-token-value-42";
+    let (err, started) =
+        mcp::call(&client, "ssh_run_runbook", json!({ "name": "slow", "params": { "token": secret } })).await;
+    assert!(!err, "{started}");
+    let slow_id = started["task_id"].as_str().unwrap().to_owned();
+    // A second runbook runs at the same time.
+    let (err, quick) = mcp::call(&client, "ssh_run_runbook", json!({ "name": "quick", "wait_seconds": 20 })).await;
+    assert!(!err && quick["status"] == "completed", "{quick}");
+    let start = Instant::now();
+    while remote_processes(&tag).len() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the slow step never started on both hosts");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, status) = mcp::call(&client, "ssh_get_task_status", json!({ "task_id": slow_id })).await;
+    assert_eq!(status["detail"]["steps"][0]["status"], "running", "status shows step states: {status}");
+    let (err, c) = mcp::call(&client, "ssh_cancel", json!({ "task_id": slow_id })).await;
+    assert!(!err, "{c}");
+    gone_within(&tag, Duration::from_secs(5)).expect("remote sleep survived the cancel");
+    let start = Instant::now();
+    let result = loop {
+        let (err, r) = mcp::call(&client, "ssh_get_task_result", json!({ "task_id": slow_id })).await;
+        if !err {
+            break r;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "run never ended: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (result["runbook"]["outcome"].as_str(), result["runbook"]["rollback_ran"].as_bool()),
+        (Some("cancelled"), Some(true)),
+        "{result}"
+    );
+    assert!(Path::new(&undo).exists(), "rollback did not run after cancel");
+    let _ = std::fs::remove_file(&undo);
+    let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
+    assert!(!audit.contains(secret), "a secret parameter reached the audit log");
+    let run_id = result["runbook"]["run_id"].as_str().unwrap();
+    let tagged = audit.lines().filter(|l| l.contains(&format!("run={run_id}"))).count();
+    assert!(
+        audit.contains("\"runbook_start\"") && audit.contains("\"runbook_end\"") && tagged >= 4,
+        "step records carry the run id"
+    );
+
+    // A broken runbook on reload keeps the old set.
+    write_runbook(
+        &fleet,
+        "broken",
+        "steps:\n  - id: a\n    target: web\n    command: \"echo {{ nope }}\"\n    bogus: 1\n",
+    );
+    let (err, r) = mcp::call(&client, "ssh_reload_config", json!({})).await;
+    assert!(err && r["errors"].as_array().unwrap().iter().any(|e| e.as_str().unwrap().contains("broken.yml:")), "{r}");
+    let (_, list) = mcp::call(&client, "ssh_list_runbooks", json!({})).await;
+    assert_eq!(list["count"], 2, "old set kept: {list}");
+    client.cancel().await.unwrap();
+}
