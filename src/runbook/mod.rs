@@ -238,7 +238,8 @@ impl Param {
         if let Some(re) = &self.pattern
             && !re.is_match(v)
         {
-            return Err(format!("parameter {name:?}: {shown} does not match pattern {}", re.as_str()));
+            let written = re.as_str().strip_prefix("^(?:").and_then(|s| s.strip_suffix(")$")).unwrap_or(re.as_str());
+            return Err(format!("parameter {name:?}: {shown} does not match pattern {written}"));
         }
         Ok(())
     }

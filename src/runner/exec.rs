@@ -45,7 +45,28 @@ pub struct StepReport {
     pub phase: &'static str,
     /// pending, running, ok, failed, skipped or cancelled.
     pub status: String,
+    /// Hosts with the same outcome folded (`h[1-98]`), largest first, as `ssh_run_on_tag`.
+    pub groups: Vec<Value>,
     pub hosts: Vec<HostReport>,
+}
+
+/// Folds a step's hosts by (status, exit code, stdout, stderr).
+fn groups(hosts: &[HostReport]) -> Vec<Value> {
+    let mut groups: Vec<(&HostReport, Vec<&str>)> = Vec::new();
+    for h in hosts {
+        let same = |g: &&HostReport| {
+            g.status == h.status && g.exit_code == h.exit_code && g.stdout == h.stdout && g.stderr == h.stderr
+        };
+        match groups.iter_mut().find(|(g, _)| same(g)) {
+            Some((_, members)) => members.push(&h.alias),
+            None => groups.push((h, vec![&h.alias])),
+        }
+    }
+    groups.sort_by_key(|(_, m)| std::cmp::Reverse(m.len()));
+    groups
+        .into_iter()
+        .map(|(h, m)| json!({ "hosts": crate::hostset::fold(&m), "count": m.len(), "status": h.status, "exit_code": h.exit_code, "stdout": h.stdout, "stderr": h.stderr, "task_id": h.task_id }))
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -120,7 +141,13 @@ pub async fn execute(
         steps: plan
             .steps
             .iter()
-            .map(|s| StepReport { id: s.id.clone(), phase: s.phase, status: "pending".into(), hosts: Vec::new() })
+            .map(|s| StepReport {
+                id: s.id.clone(),
+                phase: s.phase,
+                status: "pending".into(),
+                groups: Vec::new(),
+                hosts: Vec::new(),
+            })
             .collect(),
     };
     let start = json!({ "run_id": run_id, "runbook": runbook.name, "runbook_sha256": runbook.sha256, "params": plan.params, "plan_hash": plan.plan_hash });
@@ -236,6 +263,7 @@ async fn run_step(
         failures = report.steps[index].hosts.iter().filter(|h| h.status != "ok").count();
         stopped = failures as f64 * 100.0 / hosts.len().max(1) as f64 > step.max_fail_percentage;
     }
+    report.steps[index].groups = groups(&report.steps[index].hosts);
     let ok = failures == 0 && !cancel.is_cancelled();
     report.steps[index].status = if cancel.is_cancelled() {
         "cancelled"

@@ -79,6 +79,7 @@ fn shipped_runbooks_run_against_real_hosts() {
     let r = report(&events);
     assert_eq!((code, r["outcome"].as_str()), (0, Some("ok")), "{err}\n{events:?}");
     assert_eq!(step(r, "restart")["hosts"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(step(r, "before")["groups"][0]["hosts"], "h[1-2]", "step results fold by outcome: {r}");
     let log = std::fs::read_to_string(format!("/home/{USER}/svc-rbtest.log")).unwrap();
     assert_eq!(log.lines().filter(|l| *l == "restart").count(), 2, "one restart per host: {log}");
     assert!(
@@ -245,4 +246,55 @@ async fn mcp_runs_cancel_with_rollback_concurrency_reload_and_secrets() {
     let (_, list) = mcp::call(&client, "ssh_list_runbooks", json!({})).await;
     assert_eq!(list["count"], 2, "old set kept: {list}");
     client.cancel().await.unwrap();
+}
+
+#[test]
+fn ctrl_c_cancels_the_cli_run_and_rolls_back_and_url_mode_works() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let undo = marker("ctrlc-undo");
+    let tag = format!("{}.{}", 5000 + std::process::id() % 1000, 7);
+    write_runbook(
+        &fleet,
+        "long",
+        &format!(
+            "steps:\n  - id: wait\n    target: h1\n    command: sleep {tag}\nrollback:\n  - id: undo\n    target: h1\n    command: touch {undo}\n"
+        ),
+    );
+    let child = Command::new(BIN)
+        .args(["runbook", "run", "--config-dir"])
+        .arg(fleet.config_dir())
+        .arg("long")
+        .env("SSHWARDEN_LOG", "sshwarden=warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while remote_processes(&tag).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the step never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(remote_processes(&tag).is_empty(), "remote command survived Ctrl-C");
+    assert!(Path::new(&undo).exists(), "rollback did not run after Ctrl-C");
+    let _ = std::fs::remove_file(&undo);
+
+    // The same CLI against a running server.
+    write_runbook(&fleet, "quick", "steps:\n  - id: hi\n    target: h1\n    command: echo via-url\n");
+    let server = crate::mcp_e2e::http_server(&fleet, "runbook-url-token-0123456789");
+    let url = format!("http://127.0.0.1:{}/mcp", server.1);
+    let token = fleet.path("token");
+    let (code, events, err) =
+        runbook_cli(&fleet, &["run", "--url", &url, "--token-file", token.to_str().unwrap(), "quick"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(step(report(&events), "hi")["hosts"][0]["stdout"], "via-url\n");
+}
+
+#[test]
+fn a_missing_config_file_is_named_without_a_fake_position() {
+    let out = Command::new(BIN).args(["check", "--config-dir", "/nonexistent-sshwarden"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read /nonexistent-sshwarden/servers.yml: No such file or directory"), "{err}");
+    assert!(!err.contains(":0:0"), "{err}");
 }
