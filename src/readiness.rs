@@ -33,6 +33,7 @@ fn stage(e: &SshError) -> &'static str {
         | SshError::HostKeyRevoked { .. }
         | SshError::KnownHosts { .. } => "host_key",
         SshError::Auth { .. } => "authentication",
+        SshError::Hop { .. } => "jump_host",
         _ => "connect",
     }
 }
@@ -57,7 +58,11 @@ impl Service {
         let Some(cred) = cfg.credential_for(host) else {
             return row(false, Some("credentials"), None, Some("no credentials".into()));
         };
-        match self.pool().probe(&target, cred, &cfg.policy.known_hosts_path, host.connect_timeout).await {
+        let route = match self.route(host).await {
+            Ok(r) => r,
+            Err(e) => return row(false, Some("jump_host"), ip, Some(e.to_string())),
+        };
+        match self.pool().probe(&route, &target, cred, &cfg.policy.known_hosts_path, host.connect_timeout).await {
             Ok(()) => row(true, None, ip, None),
             Err(e) => row(false, Some(stage(&e)), ip, Some(e.to_string())),
         }

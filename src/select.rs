@@ -135,6 +135,7 @@ mod tests {
             description: String::new(),
             max_concurrency: 1,
             connect_timeout: Duration::from_secs(1),
+            proxy_jump: Vec::new(),
         }
     }
 

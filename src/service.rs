@@ -38,6 +38,8 @@ pub enum ServiceError {
 
 /// A command that passed every gate, ready to run.
 pub struct Prepared {
+    /// Jump hosts on the way (empty: direct), each prechecked.
+    pub route: Vec<crate::ssh::Hop>,
     pub host: Host,
     pub credential: Credential,
     pub limits: Limits,
@@ -216,6 +218,22 @@ impl Service {
     }
 
     /// Resolves `host` with the service's resolver and judges it against the network policy.
+    /// The jump hosts to `host`, first first, each prechecked (its address judged by the
+    /// network policy) with its credential. Empty for a direct host.
+    pub async fn route(&self, host: &Host) -> Result<Vec<crate::ssh::Hop>, ServiceError> {
+        let cfg = self.config();
+        let hops = cfg.route(host).ok_or_else(|| {
+            ServiceError::InvalidInput(format!("the jump hosts of {:?} do not form a route", host.alias))
+        })?;
+        let mut route = Vec::with_capacity(hops.len());
+        for hop in hops {
+            let target = self.precheck(hop).await.map_err(ServiceError::Network)?;
+            let cred = cfg.credential_for(hop).cloned().ok_or_else(|| ServiceError::UnknownHost(hop.alias.clone()))?;
+            route.push((target, cred));
+        }
+        Ok(route)
+    }
+
     pub async fn precheck(&self, host: &Host) -> Result<Target, PrecheckError> {
         let cfg = self.config();
         let dns = Duration::from_millis(cfg.policy.execution.dns_timeout_ms);
@@ -254,6 +272,18 @@ impl Service {
                 return Err(ServiceError::Network(e));
             }
         };
+        let route = match self.route(&host).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = self.audit(
+                    client,
+                    "precheck",
+                    json!({ "alias": alias, "command_sha256": sha, "allowed": false, "reason": e.to_string(), "via": host.proxy_jump }),
+                    false,
+                );
+                return Err(e);
+            }
+        };
         let max = limits.max_seconds;
         let timeout = match timeout_seconds {
             Some(0) => {
@@ -268,6 +298,7 @@ impl Service {
             None => max,
         };
         Ok(Prepared {
+            route,
             host,
             credential,
             limits,
@@ -295,7 +326,8 @@ impl Service {
         // reach the host, under a gate the task waits on.
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let (svc, gate2, known_hosts) = (self.clone(), gate.clone(), cfg.policy.known_hosts_path.clone());
-        let Prepared { host, credential, target, command, .. } = p;
+        let via: Vec<String> = p.route.iter().map(|(t, _)| t.alias.clone()).collect();
+        let Prepared { route, host, credential, target, command, .. } = p;
         let audited_command = command.clone();
         let work: tasks::Work = Box::new(move |ctx| {
             Box::pin(async move {
@@ -306,6 +338,7 @@ impl Service {
                 let r = svc
                     .pool
                     .run(
+                        &route,
                         &target,
                         &credential,
                         &known_hosts,
@@ -328,7 +361,10 @@ impl Service {
             })
         });
         let task = self.tasks.spawn(spec, work).map_err(ServiceError::Task)?;
-        let fields = json!({ "task_id": task.id, "alias": task.spec.alias, "target_ip": task.spec.target_ip, "command": audited_command, "timeout_seconds": task.spec.timeout.as_secs() });
+        let mut fields = json!({ "task_id": task.id, "alias": task.spec.alias, "target_ip": task.spec.target_ip, "command": audited_command, "timeout_seconds": task.spec.timeout.as_secs() });
+        if !via.is_empty() {
+            fields["via"] = json!(via);
+        }
         match self.audit(client, "task_start", fields, true) {
             Ok(()) => gate.add_permits(1),
             Err(e) => {

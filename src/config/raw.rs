@@ -35,11 +35,32 @@ pub struct RawHost {
     /// sshwarden: TCP connect + SSH handshake timeout in seconds (default 10).
     #[serde(default)]
     pub connect_timeout: Option<u64>,
+    /// sshwarden: jump hosts, first hop first (inventory aliases; a single string is
+    /// accepted), as OpenSSH's ProxyJump.
+    #[serde(default)]
+    pub proxy_jump: Option<OneOrMany>,
     /// The anchor keeps unknown host keys; we keep them too but warn, since a typo here is
     /// usually a setting that silently does nothing.
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: BTreeMap<String, serde_norway::Value>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        }
+    }
 }
 
 /// `credentials.yml`.

@@ -59,6 +59,29 @@ impl Config {
     pub fn credential_for(&self, host: &Host) -> Option<&Credential> {
         self.credentials.get(&host.credentials)
     }
+
+    /// The hops to `host`, first first: a first hop's own route comes before it, as
+    /// OpenSSH does when a ProxyJump host has its own ProxyJump. Validation refuses unknown
+    /// aliases and cycles, so this terminates; `None` only for an unvalidated inventory.
+    pub fn route(&self, host: &Host) -> Option<Vec<&Host>> {
+        let mut route = Vec::new();
+        let mut seen = vec![host.alias.as_str()];
+        let mut hops: Vec<&str> = host.proxy_jump.iter().map(String::as_str).collect();
+        while let Some(first) = hops.first().copied() {
+            if seen.contains(&first) {
+                return None;
+            }
+            seen.push(first);
+            let first_host = self.host(first)?;
+            let mut chain: Vec<&Host> = Vec::new();
+            for h in &hops {
+                chain.push(self.host(h)?);
+            }
+            route.splice(0..0, chain);
+            hops = first_host.proxy_jump.iter().map(String::as_str).collect();
+        }
+        Some(route)
+    }
 }
 
 /// One inventory host.
@@ -74,6 +97,8 @@ pub struct Host {
     pub max_concurrency: u32,
     #[serde(with = "secs")]
     pub connect_timeout: Duration,
+    /// Jump hosts as written (`proxy_jump`), first hop first.
+    pub proxy_jump: Vec<String>,
 }
 
 impl Host {

@@ -256,9 +256,40 @@ impl<'a> Validator<'a> {
                 description: h.description,
                 max_concurrency: h.max_concurrency.unwrap_or(4).max(1),
                 connect_timeout: Duration::from_secs(h.connect_timeout.unwrap_or(10).clamp(1, 300)),
+                proxy_jump: h.proxy_jump.map(super::raw::OneOrMany::into_vec).unwrap_or_default(),
             });
         }
+        self.check_routes(src, &out);
         out
+    }
+
+    /// Every `proxy_jump` names an inventory alias, and following first hops never comes
+    /// back to a host already on the way (a cycle).
+    fn check_routes(&mut self, src: &Source, hosts: &[Host]) {
+        let loc = Locator::new(src.text);
+        for (i, h) in hosts.iter().enumerate() {
+            let at = loc.key_after("alias", i, "proxy_jump");
+            let key = format!("hosts[{i}].proxy_jump");
+            if let Some(bad) = h.proxy_jump.iter().find(|a| !hosts.iter().any(|x| x.alias == **a)) {
+                self.push(Severity::Error, src, at, key, format!("jump host {bad:?} is not an inventory alias"));
+                continue;
+            }
+            let mut seen = vec![h.alias.as_str()];
+            let mut next = h.proxy_jump.first();
+            while let Some(hop) = next {
+                if seen.contains(&hop.as_str()) {
+                    let path =
+                        seen.iter().chain(std::iter::once(&hop.as_str())).copied().collect::<Vec<_>>().join(" -> ");
+                    self.push(Severity::Error, src, at, key.clone(), format!("jump hosts form a cycle: {path}"));
+                    break;
+                }
+                seen.push(hop);
+                next = hosts.iter().find(|x| x.alias == *hop).and_then(|x| x.proxy_jump.first());
+            }
+            if h.proxy_jump.contains(&h.alias) {
+                self.push(Severity::Error, src, at, key, "a host cannot be its own jump host".into());
+            }
+        }
     }
 }
 

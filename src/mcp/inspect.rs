@@ -26,7 +26,7 @@ const PROBES: [(&str, &str, Option<&str>); 3] = [
 ];
 
 pub fn sanitized(h: &Host) -> Value {
-    json!({ "alias": h.alias, "host": h.host, "port": h.port, "tags": h.tags, "description": h.description, "has_credentials_ref": !h.credentials.is_empty(), "max_concurrency": h.max_concurrency })
+    json!({ "alias": h.alias, "host": h.host, "port": h.port, "tags": h.tags, "description": h.description, "has_credentials_ref": !h.credentials.is_empty(), "max_concurrency": h.max_concurrency, "proxy_jump": h.proxy_jump })
 }
 
 pub fn capabilities(svc: &Service, cfg: &Config, h: &Host) -> Value {

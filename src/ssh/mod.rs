@@ -11,7 +11,7 @@ pub mod known_hosts;
 mod pool;
 
 pub use exec::{ExecOutcome, Sink};
-pub use pool::{Pool, PoolSettings};
+pub use pool::{Hop, Pool, PoolSettings};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +48,19 @@ pub enum SshError {
     Channel(String),
     #[error("connection lost: {0}")]
     Disconnected(String),
+    /// A jump host on the way failed (connect, host key, auth, or it refused to forward).
+    #[error("via jump host {hop}: {reason}")]
+    Hop { hop: String, reason: String },
+}
+
+impl SshError {
+    /// Names the jump host this error happened at, unless an inner hop already did.
+    pub fn at_hop(self, hop: &str) -> Self {
+        match self {
+            e @ SshError::Hop { .. } => e,
+            e => SshError::Hop { hop: hop.to_owned(), reason: e.to_string() },
+        }
+    }
 }
 
 /// Errors of the russh handler: russh's own, or our host-key refusal with its details.

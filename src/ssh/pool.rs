@@ -1,5 +1,11 @@
-//! Pooled SSH connections: one per (address, user, host name, credential) until its
+//! Pooled SSH connections: one per (address, user, host name, credential, route) until its
 //! session slots are full, then another; idle ones close, broken ones are replaced.
+//!
+//! Jump hosts: a hop is just another pooled connection. A target behind hops is an SSH
+//! session carried over a `direct-tcpip` channel of the last hop's connection (chained for
+//! several hops); one connection to a bastion carries the tunnels to every target behind
+//! it, and stays open while any tunnel uses it. Each hop's and the target's host key is
+//! checked against its own known_hosts entry; errors name the hop.
 //!
 //! Owns: connect (exact address, timeout, peer check), per-connection session semaphores
 //! (sshd refuses sessions over MaxSessions at once, nothing queues), serialized connection
@@ -8,6 +14,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -31,12 +38,43 @@ pub struct PoolSettings {
     pub keepalive: Duration,
 }
 
-type Key = (SocketAddr, String, String, String);
+/// (address, user, host name, credential, aliases of the hops on the way).
+type Key = (SocketAddr, String, String, String, String);
+
+/// A jump host and how to log in to it; a route lists them first hop first.
+pub type Hop = (Target, Credential);
+
+fn key_of(target: &Target, cred: &Credential, route: &[Hop]) -> Key {
+    let via = route.iter().map(|(t, _)| t.alias.as_str()).collect::<Vec<_>>().join(",");
+    (target.addr, cred.username.clone(), target.host_name.clone(), cred.name.clone(), via)
+}
 
 struct Conn {
+    alias: String,
     handle: Handle<Verifier>,
     slots: Arc<Semaphore>,
     last_used: Mutex<Instant>,
+    /// Connections tunnelled through this one: it stays open while any is.
+    tunnels: AtomicUsize,
+    /// The hop this connection is carried by, if any (kept alive by holding it).
+    _via: Option<Tunnel>,
+}
+
+/// A tunnel's hold on the connection that carries it.
+struct Tunnel(Arc<Conn>);
+
+impl Tunnel {
+    fn new(conn: Arc<Conn>) -> Self {
+        conn.tunnels.fetch_add(1, Ordering::SeqCst);
+        Self(conn)
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        self.0.tunnels.fetch_sub(1, Ordering::SeqCst);
+        *lock(&self.0.last_used) = Instant::now();
+    }
 }
 
 /// The connection pool. Dropping it closes every connection.
@@ -67,6 +105,7 @@ impl Pool {
     #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &self,
+        route: &[Hop],
         target: &Target,
         cred: &Credential,
         known_hosts: &Path,
@@ -76,10 +115,10 @@ impl Pool {
         cancel: &CancellationToken,
         on_started: &(dyn Fn() + Send + Sync),
     ) -> Result<ExecOutcome, SshError> {
-        let key: Key = (target.addr, cred.username.clone(), target.host_name.clone(), cred.name.clone());
+        let key = key_of(target, cred, route);
         let mut last_error = None;
         for _attempt in 0..3 {
-            let checkout = self.checkout(&key, target, cred, known_hosts, connect_timeout);
+            let checkout = self.checkout(&key, route, target, cred, known_hosts, connect_timeout);
             let (conn, permit) = tokio::select! {
                 r = checkout => r?,
                 _ = cancel.cancelled() => return Ok(ExecOutcome::NotStarted),
@@ -111,12 +150,17 @@ impl Pool {
     /// Connects and authenticates on a fresh connection, runs nothing, disconnects.
     pub async fn probe(
         &self,
+        route: &[Hop],
         target: &Target,
         cred: &Credential,
         known_hosts: &Path,
         timeout: Duration,
     ) -> Result<(), SshError> {
-        let handle = connect(target, cred, known_hosts, timeout, self.settings.keepalive).await?;
+        let via = match route.is_empty() {
+            true => None,
+            false => Some(self.hop(route, known_hosts, timeout).await?),
+        };
+        let handle = connect(target, cred, known_hosts, timeout, self.settings.keepalive, via.as_ref()).await?;
         let _ = handle.disconnect(russh::Disconnect::ByApplication, "preflight", "en").await;
         Ok(())
     }
@@ -124,6 +168,7 @@ impl Pool {
     async fn checkout(
         &self,
         key: &Key,
+        route: &[Hop],
         target: &Target,
         cred: &Credential,
         known_hosts: &Path,
@@ -139,11 +184,18 @@ impl Pool {
         if let Some(found) = self.free_slot(key) {
             return Ok(found);
         }
-        let handle = connect(target, cred, known_hosts, timeout, self.settings.keepalive).await?;
+        let via = match route.is_empty() {
+            true => None,
+            false => Some(self.hop(route, known_hosts, timeout).await?),
+        };
+        let handle = connect(target, cred, known_hosts, timeout, self.settings.keepalive, via.as_ref()).await?;
         let conn = Arc::new(Conn {
+            alias: target.alias.clone(),
             handle,
             slots: Arc::new(Semaphore::new(self.settings.max_sessions_per_connection)),
             last_used: Mutex::new(Instant::now()),
+            tunnels: AtomicUsize::new(0),
+            _via: via.map(Tunnel::new),
         });
         let permit = conn
             .slots
@@ -152,6 +204,53 @@ impl Pool {
             .map_err(|_| SshError::Channel("new connection has no slot".into()))?;
         lock(&self.conns).entry(key.clone()).or_default().push(conn.clone());
         Ok((conn, permit))
+    }
+
+    /// The connection to the last hop of `route`, reached through the hops before it;
+    /// shared by every tunnel through that hop. Errors name the hop.
+    fn hop<'a>(
+        &'a self,
+        route: &'a [Hop],
+        known_hosts: &'a Path,
+        timeout: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Arc<Conn>, SshError>> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(((target, cred), before)) = route.split_last() else {
+                return Err(SshError::Channel("empty jump host route".into()));
+            };
+            let key = key_of(target, cred, before);
+            let live = |pool: &Self| {
+                let mut conns = lock(&pool.conns);
+                let list = conns.get_mut(&key)?;
+                list.retain(|c| !c.handle.is_closed());
+                list.first().cloned()
+            };
+            if let Some(c) = live(self) {
+                return Ok(c);
+            }
+            let gate = self.connecting.entry(key.clone()).or_default().clone();
+            let _guard = gate.lock().await;
+            if let Some(c) = live(self) {
+                return Ok(c);
+            }
+            let via = match before.is_empty() {
+                true => None,
+                false => Some(self.hop(before, known_hosts, timeout).await?),
+            };
+            let handle = connect(target, cred, known_hosts, timeout, self.settings.keepalive, via.as_ref())
+                .await
+                .map_err(|e| e.at_hop(&target.alias))?;
+            let conn = Arc::new(Conn {
+                alias: target.alias.clone(),
+                handle,
+                slots: Arc::new(Semaphore::new(self.settings.max_sessions_per_connection)),
+                last_used: Mutex::new(Instant::now()),
+                tunnels: AtomicUsize::new(0),
+                _via: via.map(Tunnel::new),
+            });
+            lock(&self.conns).entry(key).or_default().push(conn.clone());
+            Ok(conn)
+        })
     }
 
     fn free_slot(&self, key: &Key) -> Option<(Arc<Conn>, OwnedSemaphorePermit)> {
@@ -175,7 +274,8 @@ impl Pool {
         for list in conns.values_mut() {
             list.retain(|c| {
                 let idle = now.duration_since(*lock(&c.last_used)) >= self.settings.idle;
-                let unused = c.slots.available_permits() == self.settings.max_sessions_per_connection;
+                let unused = c.slots.available_permits() == self.settings.max_sessions_per_connection
+                    && c.tunnels.load(Ordering::SeqCst) == 0;
                 let keep = !(c.handle.is_closed() || idle && unused);
                 if !keep {
                     closing.push(c.clone());
@@ -201,23 +301,19 @@ async fn reap(pool: Weak<Pool>, every: Duration) {
     }
 }
 
-/// TCP to exactly `target.addr`, verify the peer, SSH handshake with strict host keys,
-/// authenticate; all within `timeout`.
+/// TCP to exactly `target.addr` (or a `direct-tcpip` channel of `via` to it), verify the
+/// peer, SSH handshake with strict host keys for the target's own entry, authenticate; all
+/// within `timeout`.
 async fn connect(
     target: &Target,
     cred: &Credential,
     known_hosts: &Path,
     timeout: Duration,
     keepalive: Duration,
+    via: Option<&Arc<Conn>>,
 ) -> Result<Handle<Verifier>, SshError> {
     let addr = target.addr;
     let attempt = async {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| SshError::Connect { addr, reason: e.to_string() })?;
-        let peer = tcp.peer_addr().map_err(|e| SshError::Connect { addr, reason: e.to_string() })?;
-        if peer != addr {
-            return Err(SshError::PeerMismatch { want: addr, got: peer });
-        }
-        let _ = tcp.set_nodelay(true);
         let config = Arc::new(client::Config {
             keepalive_interval: Some(keepalive),
             keepalive_max: 3,
@@ -226,10 +322,40 @@ async fn connect(
         });
         let verifier =
             Verifier { host: target.host_name.clone(), port: target.port, known_hosts: known_hosts.to_path_buf() };
-        let mut handle = client::connect_stream(config, tcp, verifier).await.map_err(|e| match e {
+        let handshake = |e| match e {
             HandlerError::HostKey(e) => e,
             HandlerError::Russh(e) => SshError::Handshake { addr, reason: e.to_string() },
-        })?;
+        };
+        let mut handle = match via {
+            Some(hop) => {
+                // The bastion dials exactly the checked address; its refusal (AllowTcpForwarding
+                // no, PermitOpen) is reported as the hop's.
+                let channel = hop
+                    .handle
+                    .channel_open_direct_tcpip(addr.ip().to_string(), u32::from(addr.port()), "127.0.0.1", 0)
+                    .await
+                    .map_err(|e| SshError::Hop {
+                        hop: hop.alias.clone(),
+                        reason: match e {
+                            russh::Error::ChannelOpenFailure(r) => format!(
+                                "refused to forward to {addr} ({r:?}; check AllowTcpForwarding and PermitOpen on the jump host)"
+                            ),
+                            other => format!("cannot open a tunnel to {addr}: {other}"),
+                        },
+                    })?;
+                client::connect_stream(config, channel.into_stream(), verifier).await.map_err(handshake)?
+            }
+            None => {
+                let tcp =
+                    TcpStream::connect(addr).await.map_err(|e| SshError::Connect { addr, reason: e.to_string() })?;
+                let peer = tcp.peer_addr().map_err(|e| SshError::Connect { addr, reason: e.to_string() })?;
+                if peer != addr {
+                    return Err(SshError::PeerMismatch { want: addr, got: peer });
+                }
+                let _ = tcp.set_nodelay(true);
+                client::connect_stream(config, tcp, verifier).await.map_err(handshake)?
+            }
+        };
         auth::authenticate(&mut handle, cred).await?;
         Ok(handle)
     };

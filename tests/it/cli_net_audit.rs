@@ -43,6 +43,7 @@ fn host(name: &str) -> Host {
         description: String::new(),
         max_concurrency: 1,
         connect_timeout: Duration::from_secs(1),
+        proxy_jump: Vec::new(),
     }
 }
 

@@ -117,6 +117,20 @@ impl Sshd {
         self.kill();
     }
 
+    /// Appends `lines` to sshd_config and restarts (live sessions drop).
+    pub fn reconfigure(&mut self, lines: &str) {
+        let path = self.dir.join("sshd_config");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}{lines}\n")).unwrap();
+        self.kill_with_sessions();
+        self.start();
+    }
+
+    /// Successful logins this sshd has logged.
+    pub fn accepted_logins(&self) -> usize {
+        std::fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default().matches("Accepted publickey").count()
+    }
+
     /// Restarts with a fresh host key (the known_hosts entry becomes stale).
     pub fn restart_with_new_key(&mut self) {
         self.kill();
