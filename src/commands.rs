@@ -72,6 +72,23 @@ pub fn check(args: &ConfigArgs) -> u8 {
         p.audit.path.display(),
         cfg.hash
     ));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    for c in cfg.credentials.values() {
+        let Some(path) = &c.certificate_path else { continue };
+        match crate::ssh::certificate_window(path) {
+            Err(e) => out(&format!("warning: credential {:?}: {e}", c.name)),
+            Ok((_, before)) if before <= now => {
+                out(&format!("warning: credential {:?}: certificate {} has expired", c.name, path.display()))
+            }
+            Ok((_, before)) if before - now < 24 * 3600 => out(&format!(
+                "warning: credential {:?}: certificate {} expires in {} minutes",
+                c.name,
+                path.display(),
+                (before - now) / 60
+            )),
+            Ok(_) => {}
+        }
+    }
     let runbooks: Vec<&str> = cfg.runbooks.keys().map(String::as_str).collect();
     out(&format!("runbooks: {} ({})", runbooks.len(), runbooks.join(", ")));
     EXIT_OK

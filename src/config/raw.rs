@@ -78,6 +78,10 @@ pub struct RawCredential {
     pub username: String,
     #[serde(default)]
     pub key_path: Option<String>,
+    /// sshwarden: OpenSSH user certificate (`*-cert.pub`) for `key_path`, relative to the
+    /// keys dir like the key.
+    #[serde(default)]
+    pub certificate_path: Option<String>,
     /// Inline plaintext password (anchor compatible; prefer `password_secret`).
     #[serde(default)]
     pub password: Option<String>,

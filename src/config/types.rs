@@ -114,6 +114,8 @@ pub struct Credential {
     pub name: String,
     pub username: String,
     pub key_path: Option<PathBuf>,
+    /// OpenSSH user certificate for `key_path`.
+    pub certificate_path: Option<PathBuf>,
     pub key_passphrase: Option<Secret>,
     pub password: Option<Secret>,
     pub use_agent: bool,

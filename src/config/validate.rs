@@ -84,6 +84,29 @@ impl<'a> Validator<'a> {
                     None
                 }
             });
+            let certificate_path =
+                c.certificate_path.as_deref().filter(|p| !p.is_empty()).and_then(|p| match self.env.key_path(p) {
+                    Ok((path, warning)) => {
+                        if let Some(w) = warning {
+                            self.push(Severity::Warning, src, at("certificate_path"), key("certificate_path"), w);
+                        }
+                        Some(path)
+                    }
+                    Err(why) => {
+                        let why = why.replace("key_path", "certificate_path");
+                        self.push(Severity::Error, src, at("certificate_path"), key("certificate_path"), why);
+                        None
+                    }
+                });
+            if c.certificate_path.is_some() && c.key_path.is_none() {
+                self.push(
+                    Severity::Error,
+                    src,
+                    at("certificate_path"),
+                    key("certificate_path"),
+                    "a certificate needs the private key it certifies: set key_path".into(),
+                );
+            }
             let key_passphrase = self.secret(
                 src,
                 at("key_passphrase_secret"),
@@ -113,6 +136,7 @@ impl<'a> Validator<'a> {
                     name: c.name,
                     username: c.username,
                     key_path,
+                    certificate_path,
                     key_passphrase,
                     password,
                     use_agent: c.use_agent,

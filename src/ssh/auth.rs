@@ -1,5 +1,5 @@
-//! Authentication: private key, ssh-agent, password, in that order, each only when the
-//! credential configures it.
+//! Authentication: private key (with its OpenSSH user certificate when configured),
+//! ssh-agent, password, in that order, each only when the credential configures it.
 //!
 //! Owns: key loading (passphrase from the credential's secret), RSA SHA-2 selection, and
 //! a report of which method failed and why. Never logs or returns a secret.
@@ -7,14 +7,62 @@
 use std::sync::Arc;
 
 use russh::client::{AuthResult, Handle};
-use russh::keys::{PrivateKeyWithHashAlg, load_secret_key};
+use russh::keys::{PrivateKeyWithHashAlg, load_openssh_certificate, load_secret_key};
 
 use super::{SshError, Verifier};
 use crate::config::Credential;
 
+/// A certificate's validity window (`valid_after`, `valid_before`, Unix seconds).
+pub fn certificate_window(path: &std::path::Path) -> Result<(u64, u64), String> {
+    let cert = load_openssh_certificate(path).map_err(|e| format!("certificate {}: {e}", path.display()))?;
+    Ok((cert.valid_after(), cert.valid_before()))
+}
+
+fn utc(secs: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| "forever".into())
+}
+
+/// Refuses an expired or not yet valid certificate before any connection is tried.
+pub(super) fn check_certificate(cred: &Credential) -> Result<(), SshError> {
+    let Some(path) = &cred.certificate_path else { return Ok(()) };
+    let fail = |why: String| SshError::Auth { user: cred.username.clone(), tried: why };
+    let (after, before) = certificate_window(path).map_err(fail)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if now < after || now >= before {
+        let state = if now < after { "is not valid yet" } else { "has expired" };
+        return Err(fail(format!(
+            "certificate {} {state}: valid from {} to {} (renew it with your SSH CA)",
+            path.display(),
+            utc(after),
+            utc(before)
+        )));
+    }
+    Ok(())
+}
+
 pub(super) async fn authenticate(handle: &mut Handle<Verifier>, cred: &Credential) -> Result<(), SshError> {
     let user = cred.username.clone();
     let mut tried = Vec::new();
+    if let (Some(key_path), Some(cert_path)) = (&cred.key_path, &cred.certificate_path) {
+        let key = load_secret_key(key_path, cred.key_passphrase.as_ref().map(|s| s.expose()));
+        let cert = load_openssh_certificate(cert_path);
+        match (key, cert) {
+            (Ok(key), Ok(cert)) => match handle.authenticate_openssh_cert(&user, Arc::new(key), cert).await {
+                Ok(AuthResult::Success) => return Ok(()),
+                Ok(AuthResult::Failure { .. }) => tried.push(format!(
+                    "certificate {}: rejected by server (principal or CA not accepted for user {user:?})",
+                    cert_path.display()
+                )),
+                Err(e) => tried.push(format!("certificate {}: {e}", cert_path.display())),
+            },
+            (Err(e), _) => tried.push(format!("key {}: cannot load ({e})", key_path.display())),
+            (_, Err(e)) => tried.push(format!("certificate {}: cannot load ({e})", cert_path.display())),
+        }
+        return Err(SshError::Auth { user, tried: tried.join("; ") });
+    }
     if let Some(path) = &cred.key_path {
         match load_secret_key(path, cred.key_passphrase.as_ref().map(|s| s.expose())) {
             Ok(key) => {

@@ -10,6 +10,7 @@ mod exec;
 pub mod known_hosts;
 mod pool;
 
+pub use auth::certificate_window;
 pub use exec::{ExecOutcome, Sink};
 pub use pool::{Hop, Pool, PoolSettings};
 

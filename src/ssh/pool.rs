@@ -313,6 +313,7 @@ async fn connect(
     via: Option<&Arc<Conn>>,
 ) -> Result<Handle<Verifier>, SshError> {
     let addr = target.addr;
+    auth::check_certificate(cred)?;
     let attempt = async {
         let config = Arc::new(client::Config {
             keepalive_interval: Some(keepalive),

@@ -3,6 +3,7 @@
 
 mod audit_offhost;
 mod bypass_corpus;
+mod certificates;
 mod cli_net_audit;
 mod config_load;
 mod faults;
