@@ -100,11 +100,31 @@ pub enum Command {
         #[command(subcommand)]
         command: RunbookCommand,
     },
+    /// Import an existing inventory (~/.ssh/config or an Ansible inventory) into
+    /// servers.yml and credentials.yml.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+        /// Directory to write servers.yml and credentials.yml into.
+        #[arg(long, global = true, default_value = "config")]
+        out: PathBuf,
+        /// Overwrite existing files in --out.
+        #[arg(long, global = true)]
+        force: bool,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportSource {
+    /// An OpenSSH client config (default ~/.ssh/config), following Include.
+    SshConfig { file: Option<PathBuf> },
+    /// An Ansible inventory, INI or YAML (by extension .yml/.yaml).
+    Ansible { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

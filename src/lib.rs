@@ -15,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod fanout;
 pub mod hostset;
+pub mod import;
 pub mod json_schema;
 pub mod mcp;
 pub mod net;

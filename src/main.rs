@@ -30,6 +30,23 @@ fn main() -> ExitCode {
                 commands::plan(&config, json, per_host, &pattern, &command.join(" ")).await
             }
             Command::Schema { file } => commands::schema(file.as_deref()),
+            Command::Import { source, out, force } => {
+                use sshwarden::cli::ImportSource;
+                let imported = match source {
+                    ImportSource::SshConfig { file } => sshwarden::import::ssh_config::import(file.as_deref()),
+                    ImportSource::Ansible { file } => sshwarden::import::ansible::import(&file),
+                };
+                match imported.and_then(|i| sshwarden::import::write(&i, &out, force)) {
+                    Ok(summary) => {
+                        eprintln!("{summary}");
+                        commands::EXIT_OK
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        commands::EXIT_ERROR
+                    }
+                }
+            }
             Command::Runbook { command } => {
                 use sshwarden::cli::RunbookCommand;
                 use sshwarden::runbook_cli::{RunbookArgs, plan, run};

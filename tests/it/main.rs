@@ -8,6 +8,7 @@ mod cli_net_audit;
 mod config_load;
 mod faults;
 mod folded_results;
+mod import;
 mod jump_hosts;
 mod mcp_e2e;
 mod mcp_tasks;
