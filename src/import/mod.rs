@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
+/// What one credential entry is made of: user, key path, certificate path.
+type CredKey = (String, Option<String>, Option<String>);
+
 /// One imported host.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ImportedHost {
@@ -49,7 +52,7 @@ impl Imported {
     /// `servers.yml` and `credentials.yml` texts: one credential per distinct (user, key,
     /// certificate), hosts sorted by alias.
     pub fn render(&self, default_user: &str) -> (String, String) {
-        let mut creds: BTreeMap<(String, Option<String>, Option<String>), String> = BTreeMap::new();
+        let mut creds: BTreeMap<CredKey, String> = BTreeMap::new();
         let mut hosts = self.hosts.clone();
         hosts.sort_by(|a, b| a.alias.cmp(&b.alias));
         let mut servers = String::from("# Imported by `sshwarden import`; review before use.\nhosts:\n");
@@ -75,8 +78,7 @@ impl Imported {
         }
         let mut credentials =
             String::from("# Imported by `sshwarden import`; key paths must lie inside --keys-dir.\nentries:\n");
-        let mut by_name: Vec<(&String, &(String, Option<String>, Option<String>))> =
-            creds.iter().map(|(k, v)| (v, k)).collect();
+        let mut by_name: Vec<(&String, &CredKey)> = creds.iter().map(|(k, v)| (v, k)).collect();
         by_name.sort();
         for (name, (user, key, cert)) in by_name {
             credentials += &format!("  - name: {}\n    username: {}\n", yaml_str(name), yaml_str(user));
