@@ -24,6 +24,9 @@ pub struct Preflight {
     pub target_ip: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Each jump host on the way, checked the same way (first hop first).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hops: Vec<Preflight>,
 }
 
 fn stage(e: &SshError) -> &'static str {
@@ -46,9 +49,28 @@ impl Service {
             .is_ok_and(|t| known_hosts::has_entry(&t, &host.host, host.port))
     }
 
-    /// Connects and authenticates as a run would, and stops there.
+    /// Connects and authenticates as a run would, and stops there; every jump host on the
+    /// way gets its own row (address, precheck, host key, authentication).
     pub async fn preflight(&self, host: &Host) -> Preflight {
-        let row = |ok, stage, target_ip, error| Preflight { alias: host.alias.clone(), ok, stage, target_ip, error };
+        let cfg = self.config();
+        let mut hops = Vec::new();
+        for hop in cfg.route(host).unwrap_or_default() {
+            hops.push(self.preflight_one(hop).await);
+        }
+        let mut row = self.preflight_one(host).await;
+        row.hops = hops;
+        row
+    }
+
+    async fn preflight_one(&self, host: &Host) -> Preflight {
+        let row = |ok, stage, target_ip, error| Preflight {
+            alias: host.alias.clone(),
+            ok,
+            stage,
+            target_ip,
+            error,
+            hops: Vec::new(),
+        };
         let target = match self.precheck(host).await {
             Ok(t) => t,
             Err(e) => return row(false, Some("network"), None, Some(e.to_string())),

@@ -136,6 +136,7 @@ mod tests {
             max_concurrency: 1,
             connect_timeout: Duration::from_secs(1),
             proxy_jump: Vec::new(),
+            resolve_remote: false,
         }
     }
 

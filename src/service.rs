@@ -327,6 +327,7 @@ impl Service {
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let (svc, gate2, known_hosts) = (self.clone(), gate.clone(), cfg.policy.known_hosts_path.clone());
         let via: Vec<String> = p.route.iter().map(|(t, _)| t.alias.clone()).collect();
+        let resolved_remotely = p.target.remote_name.is_some();
         let Prepared { route, host, credential, target, command, .. } = p;
         let audited_command = command.clone();
         let work: tasks::Work = Box::new(move |ctx| {
@@ -364,6 +365,9 @@ impl Service {
         let mut fields = json!({ "task_id": task.id, "alias": task.spec.alias, "target_ip": task.spec.target_ip, "command": audited_command, "timeout_seconds": task.spec.timeout.as_secs() });
         if !via.is_empty() {
             fields["via"] = json!(via);
+        }
+        if resolved_remotely {
+            fields["resolve"] = json!("remote: the jump host resolved the name; no CIDR rule applied");
         }
         match self.audit(client, "task_start", fields, true) {
             Ok(()) => gate.add_permits(1),

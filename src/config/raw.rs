@@ -39,6 +39,10 @@ pub struct RawHost {
     /// accepted), as OpenSSH's ProxyJump.
     #[serde(default)]
     pub proxy_jump: Option<OneOrMany>,
+    /// sshwarden: `local` (default: resolved and prechecked here) or `remote` (the last jump
+    /// host resolves the name; block_cidrs cannot be enforced for it).
+    #[serde(default)]
+    pub resolve: Option<String>,
     /// The anchor keeps unknown host keys; we keep them too but warn, since a typo here is
     /// usually a setting that silently does nothing.
     #[serde(flatten)]

@@ -99,6 +99,8 @@ pub struct Host {
     pub connect_timeout: Duration,
     /// Jump hosts as written (`proxy_jump`), first hop first.
     pub proxy_jump: Vec<String>,
+    /// `resolve: remote`: the last jump host resolves `host` (names only it can resolve).
+    pub resolve_remote: bool,
 }
 
 impl Host {

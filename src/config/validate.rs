@@ -271,6 +271,33 @@ impl<'a> Validator<'a> {
                     "max_concurrency must be at least 1".into(),
                 );
             }
+            let resolve_remote = match h.resolve.as_deref() {
+                None | Some("local") => false,
+                Some("remote") if h.proxy_jump.is_some() => {
+                    self.push(Severity::Warning, src, at("resolve"), key("resolve"), format!("host {:?} is resolved by its jump host: the network precheck (allow/block CIDRs) cannot be enforced for it", h.alias));
+                    true
+                }
+                Some("remote") => {
+                    self.push(
+                        Severity::Error,
+                        src,
+                        at("resolve"),
+                        key("resolve"),
+                        "resolve: remote needs proxy_jump (the jump host resolves the name)".into(),
+                    );
+                    false
+                }
+                Some(other) => {
+                    self.push(
+                        Severity::Error,
+                        src,
+                        at("resolve"),
+                        key("resolve"),
+                        format!("{other:?} is not local or remote"),
+                    );
+                    false
+                }
+            };
             out.push(Host {
                 alias: h.alias,
                 host: h.host.trim().trim_start_matches('[').trim_end_matches(']').to_owned(),
@@ -281,6 +308,7 @@ impl<'a> Validator<'a> {
                 max_concurrency: h.max_concurrency.unwrap_or(4).max(1),
                 connect_timeout: Duration::from_secs(h.connect_timeout.unwrap_or(10).clamp(1, 300)),
                 proxy_jump: h.proxy_jump.map(super::raw::OneOrMany::into_vec).unwrap_or_default(),
+                resolve_remote,
             });
         }
         self.check_routes(src, &out);

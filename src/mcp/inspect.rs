@@ -75,7 +75,13 @@ pub fn describe_host(svc: &Service, alias: &str) -> CallToolResult {
     let Some(h) = cfg.host(alias) else {
         return service_error(&ServiceError::UnknownHost(alias.to_owned()));
     };
-    let v = json!({ "host": sanitized(h), "capabilities": capabilities(svc, &cfg, h) });
+    let route: Vec<Value> = cfg
+        .route(h)
+        .unwrap_or_default()
+        .iter()
+        .map(|hop| json!({ "alias": hop.alias, "host": hop.host, "port": hop.port, "host_key_known": svc.host_key_known(hop) }))
+        .collect();
+    let v = json!({ "host": sanitized(h), "capabilities": capabilities(svc, &cfg, h), "route": route });
     ok(
         v.clone(),
         format!(

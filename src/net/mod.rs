@@ -63,6 +63,9 @@ pub struct Target {
     pub addr: SocketAddr,
     /// Every address the name resolved to.
     pub resolved: Vec<IpAddr>,
+    /// `resolve: remote`: the name the last jump host is asked to connect to (it resolves
+    /// it; `addr` is then unspecified and no CIDR rule could be applied).
+    pub remote_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,6 +91,17 @@ pub async fn precheck(
 ) -> Result<Target, PrecheckError> {
     let alias = host.alias.clone();
     let name = host.host.clone();
+    if host.resolve_remote {
+        let addr = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), host.port);
+        return Ok(Target {
+            alias,
+            host_name: name.clone(),
+            port: host.port,
+            addr,
+            resolved: Vec::new(),
+            remote_name: Some(name),
+        });
+    }
     let mut resolved = match name.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
         Err(_) => match tokio::time::timeout(timeout, resolver.lookup(&name)).await {
@@ -119,5 +133,12 @@ pub async fn precheck(
         let ips = resolved.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
         return Err(PrecheckError::NotAllowed { alias, ips });
     };
-    Ok(Target { alias, host_name: name, port: host.port, addr: SocketAddr::new(*ip, host.port), resolved })
+    Ok(Target {
+        alias,
+        host_name: name,
+        port: host.port,
+        addr: SocketAddr::new(*ip, host.port),
+        resolved,
+        remote_name: None,
+    })
 }

@@ -331,9 +331,10 @@ async fn connect(
             Some(hop) => {
                 // The bastion dials exactly the checked address; its refusal (AllowTcpForwarding
                 // no, PermitOpen) is reported as the hop's.
+                let dial = target.remote_name.clone().unwrap_or_else(|| addr.ip().to_string());
                 let channel = hop
                     .handle
-                    .channel_open_direct_tcpip(addr.ip().to_string(), u32::from(addr.port()), "127.0.0.1", 0)
+                    .channel_open_direct_tcpip(dial, u32::from(addr.port()), "127.0.0.1", 0)
                     .await
                     .map_err(|e| SshError::Hop {
                         hop: hop.alias.clone(),

@@ -44,6 +44,7 @@ fn host(name: &str) -> Host {
         max_concurrency: 1,
         connect_timeout: Duration::from_secs(1),
         proxy_jump: Vec::new(),
+        resolve_remote: false,
     }
 }
 

@@ -26,6 +26,7 @@ async fn targets_behind_one_and_two_bastions() {
     let mut fleet = Fleet::start(FleetOptions { hosts: 3, ..Default::default() });
     let (ip2, ip3) = (fleet.hosts[1].addr.ip(), fleet.hosts[2].addr.ip());
     let mut yaml = behind("t2", ip2, "h1") + &behind("t3", ip3, "[h1, h2]");
+    yaml += &format!("{}    resolve: remote\n", behind("tr", ip3, "h1"));
     for i in 1..=20 {
         yaml += &behind(&format!("j{i}"), ip3, "[h1]");
     }
@@ -50,7 +51,14 @@ async fn targets_behind_one_and_two_bastions() {
     assert!(!err && r["stdout"] == "through-h1\n", "{r}");
     let (err, r) = mcp::call(&client, "ssh_run", json!({ "alias": "t3", "command": "echo through-h1-h2" })).await;
     assert!(!err && r["stdout"] == "through-h1-h2\n", "{r}");
+    // resolve: remote sends the name to the bastion and the audit says so.
+    let (err, r) = mcp::call(&client, "ssh_run", json!({ "alias": "tr", "command": "echo resolved-remotely" })).await;
+    assert!(!err && r["stdout"] == "resolved-remotely\n", "{r}");
     let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
+    assert!(
+        audit.lines().any(|l| l.contains("\"alias\":\"tr\"") && l.contains("\"resolve\":\"remote")),
+        "audit says who resolved"
+    );
     assert!(
         audit.lines().any(|l| l.contains("\"task_start\"") && l.contains("\"via\":[\"h1\",\"h2\"]")),
         "audit names the hops"
@@ -82,8 +90,21 @@ async fn targets_behind_one_and_two_bastions() {
     let (_, r) = mcp::call(&client, "ssh_run", json!({ "alias": "t2", "command": "true" })).await;
     let msg = failure(&r);
     assert!(msg.contains("via jump host h1") && msg.contains("AllowTcpForwarding"), "{r}");
-    let (_, pre) = mcp::call(&client, "ssh_preflight", json!({ "target": "t2" })).await;
+    let (_, pre) = mcp::call(&client, "ssh_preflight", json!({ "target": "t3" })).await;
     assert_eq!(pre["hosts"][0]["stage"], "jump_host", "{pre}");
+    let hops = pre["hosts"][0]["hops"].as_array().unwrap();
+    assert_eq!(
+        (hops[0]["alias"].as_str(), hops[0]["ok"].as_bool()),
+        (Some("h1"), Some(true)),
+        "each hop has a row: {pre}"
+    );
+    assert_eq!(hops[1]["alias"], "h2", "{pre}");
+    let (_, d) = mcp::call(&client, "ssh_describe_host", json!({ "alias": "t3" })).await;
+    assert_eq!(
+        (d["route"][0]["alias"].as_str(), d["route"][1]["host_key_known"].as_bool()),
+        (Some("h1"), Some(true)),
+        "{d}"
+    );
     client.cancel().await.unwrap();
 }
 
@@ -100,4 +121,10 @@ fn unknown_hops_and_cycles_are_load_errors() {
     );
     let e = CfgDir::new(&cycle, CREDS, "").load().unwrap_err().to_string();
     assert!(e.contains("jump hosts form a cycle: a -> b -> a"), "{e}");
+    let remote = base.replacen("  - alias: a\n", "  - alias: a\n    resolve: remote\n", 1);
+    let e = CfgDir::new(&remote, CREDS, "").load().unwrap_err().to_string();
+    assert!(e.contains("resolve: remote needs proxy_jump"), "{e}");
+    let remote = base.replacen("  - alias: a\n", "  - alias: a\n    resolve: remote\n    proxy_jump: b\n", 1);
+    let cfg = CfgDir::new(&remote, CREDS, "").load().unwrap();
+    assert!(cfg.warnings.iter().any(|w| w.to_string().contains("cannot be enforced")), "check warns");
 }
