@@ -129,6 +129,24 @@ impl Pool {
                     let outcome = exec::run(channel, command, sink, cancel).await;
                     *lock(&conn.last_used) = Instant::now();
                     drop(permit);
+                    // A command that ended without an exit status behind jump hosts: if a
+                    // hop's connection died, say which one (the next run reconnects).
+                    let no_status = matches!(
+                        outcome,
+                        Ok(ExecOutcome::Finished { exit_code: None, exit_signal: None, stopped: false, .. }) | Err(_)
+                    );
+                    if no_status && !route.is_empty() {
+                        for _ in 0..20 {
+                            if let Some(hop) = lost_hop(&conn) {
+                                self.discard(&key, &conn);
+                                return Err(SshError::Hop {
+                                    hop,
+                                    reason: "connection lost while the command ran".into(),
+                                });
+                            }
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
                     return outcome;
                 }
                 Err(russh::Error::ChannelOpenFailure(reason)) => {
@@ -291,6 +309,19 @@ impl Pool {
             });
         }
     }
+}
+
+/// The first jump host under `conn` whose connection is closed.
+fn lost_hop(conn: &Conn) -> Option<String> {
+    let mut via = conn._via.as_ref();
+    let mut lost = None;
+    while let Some(Tunnel(hop)) = via {
+        if hop.handle.is_closed() {
+            lost = Some(hop.alias.clone());
+        }
+        via = hop._via.as_ref();
+    }
+    lost
 }
 
 async fn reap(pool: Weak<Pool>, every: Duration) {

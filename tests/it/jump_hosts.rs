@@ -76,6 +76,26 @@ async fn targets_behind_one_and_two_bastions() {
     let bastion_logins = fleet.hosts[0].accepted_logins() - before;
     assert!(bastion_logins <= 2, "{bastion_logins} new bastion connections for 20 targets");
 
+    // The bastion dies while a command runs behind it: the task fails naming the hop, and
+    // the next run reconnects.
+    let (_, started) = mcp::call(&client, "ssh_run_async", json!({ "alias": "t2", "command": "sleep 30" })).await;
+    let task = started["task_id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    fleet.hosts[0].kill_with_sessions();
+    let mut result = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (err, r) = mcp::call(&client, "ssh_get_task_result", json!({ "task_id": task })).await;
+        if !err {
+            result = r;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(failure(&result).contains("via jump host h1: connection lost"), "{result}");
+    fleet.hosts[0].reconfigure("# back");
+    let (err, r) = mcp::call(&client, "ssh_run", json!({ "alias": "t2", "command": "echo reconnected" })).await;
+    assert!(!err && r["stdout"] == "reconnected\n", "{r}");
+
     // A bastion whose own key is unknown is refused, naming it (after a restart drops the
     // pooled connection).
     std::fs::write(&kh, good.replace(&h1_line, "")).unwrap();
