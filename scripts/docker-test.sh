@@ -54,6 +54,10 @@ for i in 1 2 3; do
   echo "[127.0.5.$i]:24022 $kt $kv" >> "$WORK/keys/known_hosts"
   printf '  - alias: target%s\n    host: 127.0.5.%s\n    port: 24022\n    credentials: docker\n    tags: [docker]\n' "$i" "$i" >> "$WORK/config/servers.yml"
 done
+# target1 is the bastion for the others (ProxyJump through a container).
+for i in 2 3; do
+  printf '  - alias: behind%s\n    host: 127.0.5.%s\n    port: 24022\n    credentials: docker\n    tags: [behind]\n    proxy_jump: target1\n' "$i" "$i" >> "$WORK/config/servers.yml"
+done
 printf 'entries:\n  - name: docker\n    username: swdocker\n    key_path: id_ed25519\n' > "$WORK/config/credentials.yml"
 cat > "$WORK/config/policy.yml" <<'CFG'
 known_hosts_path: ../keys/known_hosts
@@ -75,6 +79,10 @@ call() { "$BIN" call --config-dir "$WORK/config" "$@" 2>/dev/null; }
 out="$(call ssh_run_on_tag target=docker command='cat /etc/hostname')" || fail "fan-out exit $?: $out"
 echo "$out" | grep -q '"ok": 3' || fail "fan-out did not succeed on 3 containers: $out"
 
+out="$(call ssh_run_on_tag target=behind command='cat /etc/hostname' detail=hosts)" || fail "fan-out through the bastion container: exit $?: $out"
+echo "$out" | grep -q '"ok": 2' || fail "targets behind target1 did not answer: $out"
+grep -q '"via":\["target1"\]' "$WORK/audit.jsonl" || fail "audit does not name the jump host"
+
 out="$(call ssh_run alias=target2 command='sleep 0.2; echo from-container')" || fail "ssh_run: $out"
 echo "$out" | grep -q '"stdout": "from-container\\n"' || fail "ssh_run output: $out"
 
@@ -87,4 +95,4 @@ code=0; out="$(call ssh_run alias=target1 command=true)" || code=$?
 [[ $code -eq 4 ]] && echo "$out" | grep -q "HOST KEY CHANGED" || fail "changed host key: exit $code: $out"
 
 "$BIN" audit verify "$WORK/audit.jsonl" >/dev/null || fail "audit chain broken"
-echo "docker-test: ok (3 sshd containers on 127.0.5.1-3: fan-out, run, denial, changed host key, audit chain)"
+echo "docker-test: ok (3 sshd containers on 127.0.5.1-3: fan-out, through a bastion container, run, denial, changed host key, audit chain)"

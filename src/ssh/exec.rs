@@ -66,9 +66,11 @@ pub(super) async fn run(
     cancel: &CancellationToken,
 ) -> Result<ExecOutcome, SshError> {
     channel.exec(true, command.as_bytes()).await.map_err(|e| SshError::Channel(e.to_string()))?;
-    // Commands that wait for input must see EOF, not hang.
-    let _ = channel.eof().await;
+    // Commands that wait for input must see EOF, not hang. It goes out once the server
+    // answered the exec request: two back-to-back small packets through a jump host's
+    // forwarding socket would wait on Nagle for the target's delayed ACK (~40 ms per run).
     let (mut reader, writer) = channel.split();
+    let mut eof_sent = false;
     let (mut exit_code, mut exit_signal) = (None, None);
     let mut exited_at: Option<Instant> = None;
     let mut stage = 0usize;
@@ -86,6 +88,10 @@ pub(super) async fn run(
         };
         tokio::select! {
             msg = reader.wait() => match msg {
+                Some(ChannelMsg::Success | ChannelMsg::Failure) if !eof_sent => {
+                    eof_sent = true;
+                    let _ = writer.eof().await;
+                }
                 None => break,
                 Some(ChannelMsg::Close) => {
                     closed = true;
