@@ -75,14 +75,18 @@ fn out(line: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
+/// The runbook name, its parameters and a connected client.
+async fn open(args: &mut RunbookArgs) -> Result<(String, BTreeMap<String, String>, crate::call::Connected), String> {
+    let name = resolve(args)?;
+    let given = params(&args.params)?;
+    let conn = connect(&args.config, args.url.clone(), args.token_file.clone()).await?;
+    Ok((name, given, conn))
+}
+
 /// `sshwarden runbook plan`: one row per step × host; exit 0 allowed, 3 denied, 1 error.
 pub async fn plan(mut args: RunbookArgs) -> u8 {
-    let (name, given) = match resolve(&mut args).and_then(|n| Ok((n, params(&args.params)?))) {
+    let (name, given, conn) = match open(&mut args).await {
         Ok(x) => x,
-        Err(e) => return usage(&e),
-    };
-    let conn = match connect(&args.config, args.url.clone(), args.token_file.clone()).await {
-        Ok(c) => c,
         Err(e) => return usage(&e),
     };
     let r = call(&conn.client, "ssh_plan_runbook", json!({ "name": name, "params": given })).await;
@@ -128,12 +132,8 @@ fn usage(e: &str) -> u8 {
 
 /// `sshwarden runbook run`.
 pub async fn run(mut args: RunbookArgs) -> u8 {
-    let (name, given) = match resolve(&mut args).and_then(|n| Ok((n, params(&args.params)?))) {
+    let (name, given, conn) = match open(&mut args).await {
         Ok(x) => x,
-        Err(e) => return usage(&e),
-    };
-    let conn = match connect(&args.config, args.url.clone(), args.token_file.clone()).await {
-        Ok(c) => c,
         Err(e) => return usage(&e),
     };
     let code =

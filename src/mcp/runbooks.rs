@@ -100,12 +100,8 @@ fn start_error(e: &StartError) -> CallToolResult {
 }
 
 pub async fn plan(svc: &Arc<Service>, p: RunbookPlanParams) -> CallToolResult {
-    let rb = match find(svc, &p.name) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    let params = match scalars(&p.params) {
-        Ok(v) => v,
+    let (rb, params) = match find(svc, &p.name).and_then(|rb| Ok((rb, scalars(&p.params)?))) {
+        Ok(x) => x,
         Err(e) => return e,
     };
     let values = match rb.bind(&params) {
@@ -128,12 +124,8 @@ pub async fn plan(svc: &Arc<Service>, p: RunbookPlanParams) -> CallToolResult {
 }
 
 pub async fn run(svc: &Arc<Service>, p: RunbookRunParams, ctx: &RequestContext<RoleServer>) -> CallToolResult {
-    let rb = match find(svc, &p.name) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    let params = match scalars(&p.params) {
-        Ok(v) => v,
+    let (rb, params) = match find(svc, &p.name).and_then(|rb| Ok((rb, scalars(&p.params)?))) {
+        Ok(x) => x,
         Err(e) => return e,
     };
     let (plan, values) = match exec::start(svc, &rb, &params, p.plan_hash.as_deref()).await {

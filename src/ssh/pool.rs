@@ -202,19 +202,7 @@ impl Pool {
         if let Some(found) = self.free_slot(key) {
             return Ok(found);
         }
-        let via = match route.is_empty() {
-            true => None,
-            false => Some(self.hop(route, known_hosts, timeout).await?),
-        };
-        let handle = connect(target, cred, known_hosts, timeout, self.settings.keepalive, via.as_ref()).await?;
-        let conn = Arc::new(Conn {
-            alias: target.alias.clone(),
-            handle,
-            slots: Arc::new(Semaphore::new(self.settings.max_sessions_per_connection)),
-            last_used: Mutex::new(Instant::now()),
-            tunnels: AtomicUsize::new(0),
-            _via: via.map(Tunnel::new),
-        });
+        let conn = self.open(route, target, cred, known_hosts, timeout).await?;
         let permit = conn
             .slots
             .clone()
@@ -251,24 +239,35 @@ impl Pool {
             if let Some(c) = live(self) {
                 return Ok(c);
             }
-            let via = match before.is_empty() {
-                true => None,
-                false => Some(self.hop(before, known_hosts, timeout).await?),
-            };
-            let handle = connect(target, cred, known_hosts, timeout, self.settings.keepalive, via.as_ref())
-                .await
-                .map_err(|e| e.at_hop(&target.alias))?;
-            let conn = Arc::new(Conn {
-                alias: target.alias.clone(),
-                handle,
-                slots: Arc::new(Semaphore::new(self.settings.max_sessions_per_connection)),
-                last_used: Mutex::new(Instant::now()),
-                tunnels: AtomicUsize::new(0),
-                _via: via.map(Tunnel::new),
-            });
+            let conn =
+                self.open(before, target, cred, known_hosts, timeout).await.map_err(|e| e.at_hop(&target.alias))?;
             lock(&self.conns).entry(key).or_default().push(conn.clone());
             Ok(conn)
         })
+    }
+
+    /// A new connection to `target`, through the hops of `route` when there are any.
+    async fn open(
+        &self,
+        route: &[Hop],
+        target: &Target,
+        cred: &Credential,
+        known_hosts: &Path,
+        timeout: Duration,
+    ) -> Result<Arc<Conn>, SshError> {
+        let via = match route.is_empty() {
+            true => None,
+            false => Some(self.hop(route, known_hosts, timeout).await?),
+        };
+        let handle = connect(target, cred, known_hosts, timeout, self.settings.keepalive, via.as_ref()).await?;
+        Ok(Arc::new(Conn {
+            alias: target.alias.clone(),
+            handle,
+            slots: Arc::new(Semaphore::new(self.settings.max_sessions_per_connection)),
+            last_used: Mutex::new(Instant::now()),
+            tunnels: AtomicUsize::new(0),
+            _via: via.map(Tunnel::new),
+        }))
     }
 
     fn free_slot(&self, key: &Key) -> Option<(Arc<Conn>, OwnedSemaphorePermit)> {
