@@ -45,6 +45,10 @@ async fn stdio_every_tool_progress_paging_cancel_reload() {
 
     let (err, ping) = call(&client, "ssh_ping", json!({})).await;
     assert!(!err && ping["status"] == "pong" && ping["config_hash"].as_str().unwrap().len() == 64, "{ping}");
+    assert!(
+        ping["memory"]["rss_bytes"].as_u64().unwrap() > 1 << 20 && ping["memory"]["pooled_connections"].is_u64(),
+        "{ping}"
+    );
     let (_, hosts) = call(&client, "ssh_list_hosts", json!({ "pattern": "web:&prod" })).await;
     assert_eq!(hosts["hosts"][0]["alias"], "h1");
     assert!(!hosts.to_string().contains("id_ed25519") && !hosts.to_string().contains("swtest"));
