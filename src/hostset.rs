@@ -94,6 +94,23 @@ pub fn fold<S: AsRef<str>>(aliases: &[S]) -> String {
     parts.into_iter().map(|(_, text)| text).collect::<Vec<_>>().join(",")
 }
 
+/// Indices of `items` grouped by equal `key`, largest group first; within a group and
+/// among equally large groups, input order is kept. What every folded result (fan-out,
+/// plan, runbook step) groups hosts with before folding their aliases.
+pub fn group_by<'a, T, K: PartialEq>(items: &'a [T], key: impl Fn(&'a T) -> K) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(K, Vec<usize>)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let k = key(item);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((k, vec![i])),
+        }
+    }
+    let mut groups: Vec<Vec<usize>> = groups.into_iter().map(|(_, m)| m).collect();
+    groups.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    groups
+}
+
 /// Whether `term` uses the bracket notation of a folded set (`[` followed by digits,
 /// `-` and `,` only) rather than a glob bracket expression (`web[ab]`).
 pub fn is_folded(term: &str) -> bool {

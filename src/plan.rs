@@ -79,56 +79,41 @@ pub struct FoldedPlan {
 pub fn fold(rows: &[PlanRow]) -> FoldedPlan {
     let mut limits_sets: Vec<Limits> = Vec::new();
     let mut limits_keys: Vec<String> = Vec::new();
-    let mut groups: Vec<(PlanGroup, Vec<(&str, usize)>)> = Vec::new();
-    for row in rows {
-        let key = serde_json::to_string(&row.limits).unwrap_or_default();
-        let limits = limits_keys.iter().position(|k| *k == key).unwrap_or_else(|| {
-            limits_keys.push(key);
-            limits_sets.push(row.limits.clone());
-            limits_sets.len() - 1
-        });
-        let same = |g: &PlanGroup| {
-            g.allowed == row.allowed
-                && g.policy_allowed == row.policy_allowed
-                && g.rule == row.rule
-                && g.reason == row.reason
-                && g.denied_command == row.denied_command
-                && g.network == row.network
-        };
-        match groups.iter_mut().find(|(g, _)| same(g)) {
-            Some((_, members)) => members.push((&row.alias, limits)),
-            None => groups.push((
-                PlanGroup {
-                    hosts: String::new(),
-                    count: 0,
-                    allowed: row.allowed,
-                    policy_allowed: row.policy_allowed,
-                    rule: row.rule.clone(),
-                    reason: row.reason.clone(),
-                    denied_command: row.denied_command.clone(),
-                    network: row.network.clone(),
-                    limits: Default::default(),
-                },
-                vec![(&row.alias, limits)],
-            )),
-        }
-    }
-    // Largest first; the sort is stable, so equal counts keep inventory order.
-    groups.sort_by_key(|(_, members)| std::cmp::Reverse(members.len()));
-    let groups = groups
-        .into_iter()
-        .map(|(mut g, members)| {
-            g.count = members.len();
-            let aliases: Vec<&str> = members.iter().map(|(a, _)| *a).collect();
-            g.hosts = crate::hostset::fold(&aliases);
-            let mut by_set: std::collections::BTreeMap<usize, Vec<&str>> = Default::default();
-            for (alias, set) in &members {
-                by_set.entry(*set).or_default().push(alias);
-            }
-            g.limits = by_set.into_iter().map(|(set, hosts)| (crate::hostset::fold(&hosts), set)).collect();
-            g
+    let set_of: Vec<usize> = rows
+        .iter()
+        .map(|row| {
+            let key = serde_json::to_string(&row.limits).unwrap_or_default();
+            limits_keys.iter().position(|k| *k == key).unwrap_or_else(|| {
+                limits_keys.push(key);
+                limits_sets.push(row.limits.clone());
+                limits_sets.len() - 1
+            })
         })
         .collect();
+    let groups = crate::hostset::group_by(rows, |r| {
+        (r.allowed, r.policy_allowed, &r.rule, &r.reason, &r.denied_command, &r.network)
+    })
+    .into_iter()
+    .map(|members| {
+        let row = &rows[members[0]];
+        let aliases: Vec<&str> = members.iter().map(|&i| rows[i].alias.as_str()).collect();
+        let mut by_set: std::collections::BTreeMap<usize, Vec<&str>> = Default::default();
+        for &i in &members {
+            by_set.entry(set_of[i]).or_default().push(&rows[i].alias);
+        }
+        PlanGroup {
+            hosts: crate::hostset::fold(&aliases),
+            count: members.len(),
+            allowed: row.allowed,
+            policy_allowed: row.policy_allowed,
+            rule: row.rule.clone(),
+            reason: row.reason.clone(),
+            denied_command: row.denied_command.clone(),
+            network: row.network.clone(),
+            limits: by_set.into_iter().map(|(set, hosts)| (crate::hostset::fold(&hosts), set)).collect(),
+        }
+    })
+    .collect();
     FoldedPlan { groups, limits_sets }
 }
 

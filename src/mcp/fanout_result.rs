@@ -34,7 +34,7 @@ struct Key<'a> {
     reason: Option<&'a str>,
 }
 
-fn key<'a>(o: &'a HostOutcome<'a>) -> Key<'a> {
+fn key<'a>(o: &'a HostOutcome<'_>) -> Key<'a> {
     let run = o.run.as_ref();
     Key {
         status: o.entry.status,
@@ -44,21 +44,6 @@ fn key<'a>(o: &'a HostOutcome<'a>) -> Key<'a> {
         stderr: run.map(|r| r.stderr.as_str()),
         reason: if run.is_none() { o.entry.reason.as_deref() } else { None },
     }
-}
-
-/// Groups of indices into `outcomes`, largest first (ties keep inventory order).
-fn group(outcomes: &[HostOutcome]) -> Vec<Vec<usize>> {
-    let mut groups: Vec<(Key, Vec<usize>)> = Vec::new();
-    for (i, o) in outcomes.iter().enumerate() {
-        let k = key(o);
-        match groups.iter_mut().find(|(g, _)| *g == k) {
-            Some((_, members)) => members.push(i),
-            None => groups.push((k, vec![i])),
-        }
-    }
-    let mut groups: Vec<Vec<usize>> = groups.into_iter().map(|(_, m)| m).collect();
-    groups.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    groups
 }
 
 fn status_name(s: HostStatus) -> Value {
@@ -127,7 +112,7 @@ fn size(v: &Value) -> usize {
 /// The structured result and its `clush -b` text. `head` holds the fields that come
 /// first (`target`, `summary`).
 pub fn build(head: Map<String, Value>, outcomes: &[HostOutcome], detail: Detail, max_bytes: usize) -> (Value, String) {
-    let groups = group(outcomes);
+    let groups = hostset::group_by(outcomes, key);
     let rows: Vec<Value> = outcomes
         .iter()
         .filter(|o| detail == Detail::Hosts || o.entry.status != HostStatus::Ok)

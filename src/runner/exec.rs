@@ -52,20 +52,13 @@ pub struct StepReport {
 
 /// Folds a step's hosts by (status, exit code, stdout, stderr).
 fn groups(hosts: &[HostReport]) -> Vec<Value> {
-    let mut groups: Vec<(&HostReport, Vec<&str>)> = Vec::new();
-    for h in hosts {
-        let same = |g: &&HostReport| {
-            g.status == h.status && g.exit_code == h.exit_code && g.stdout == h.stdout && g.stderr == h.stderr
-        };
-        match groups.iter_mut().find(|(g, _)| same(g)) {
-            Some((_, members)) => members.push(&h.alias),
-            None => groups.push((h, vec![&h.alias])),
-        }
-    }
-    groups.sort_by_key(|(_, m)| std::cmp::Reverse(m.len()));
-    groups
+    crate::hostset::group_by(hosts, |h| (&h.status, h.exit_code, &h.stdout, &h.stderr))
         .into_iter()
-        .map(|(h, m)| json!({ "hosts": crate::hostset::fold(&m), "count": m.len(), "status": h.status, "exit_code": h.exit_code, "stdout": h.stdout, "stderr": h.stderr, "task_id": h.task_id }))
+        .map(|members| {
+            let h = &hosts[members[0]];
+            let aliases: Vec<&str> = members.iter().map(|&i| hosts[i].alias.as_str()).collect();
+            json!({ "hosts": crate::hostset::fold(&aliases), "count": members.len(), "status": h.status, "exit_code": h.exit_code, "stdout": h.stdout, "stderr": h.stderr, "task_id": h.task_id })
+        })
         .collect()
 }
 

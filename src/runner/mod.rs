@@ -94,6 +94,7 @@ pub async fn plan(
     resolver: &dyn Resolve,
 ) -> RunbookPlan {
     let mut steps = Vec::new();
+    let secrets = runbook.secrets(values);
     let phases = [("step", &runbook.steps), ("rollback", &runbook.rollback)];
     for (phase, list) in phases {
         for rendered in runbook.render(list, values) {
@@ -113,9 +114,9 @@ pub async fn plan(
                     let mut rows = crate::plan::plan(cfg, &hosts, &rendered.command, resolver).await;
                     for r in &mut rows {
                         // Reasons quote the command: never show a secret in them.
-                        for secret in runbook.secrets(values) {
-                            r.reason = r.reason.replace(&secret, "[secret]");
-                            r.denied_command = r.denied_command.take().map(|c| c.replace(&secret, "[secret]"));
+                        for secret in &secrets {
+                            r.reason = r.reason.replace(secret.as_str(), "[secret]");
+                            r.denied_command = r.denied_command.take().map(|c| c.replace(secret.as_str(), "[secret]"));
                         }
                     }
                     sp.folded = Some(crate::plan::fold(&rows));

@@ -174,12 +174,9 @@ impl Pool {
         known_hosts: &Path,
         timeout: Duration,
     ) -> Result<(), SshError> {
-        let via = match route.is_empty() {
-            true => None,
-            false => Some(self.hop(route, known_hosts, timeout).await?),
-        };
-        let handle = connect(target, cred, known_hosts, timeout, self.settings.keepalive, via.as_ref()).await?;
-        let _ = handle.disconnect(russh::Disconnect::ByApplication, "preflight", "en").await;
+        // Not pooled: it closes here, and the hops it used stay pooled.
+        let conn = self.open(route, target, cred, known_hosts, timeout).await?;
+        let _ = conn.handle.disconnect(russh::Disconnect::ByApplication, "preflight", "en").await;
         Ok(())
     }
 

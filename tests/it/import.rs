@@ -40,6 +40,24 @@ fn write_policy(fleet: &Fleet, dir: &std::path::Path) {
     std::fs::write(dir.join("policy.yml"), policy).unwrap();
 }
 
+/// The imported inventory in `out` runs `whoami` on the alias `real` as the login user.
+fn runs_whoami(fleet: &Fleet, out: &std::path::Path) {
+    write_policy(fleet, out);
+    let keys = fleet.path("keys");
+    let (code, text, err) = sshwarden(&[
+        "call",
+        "--config-dir",
+        out.to_str().unwrap(),
+        "--keys-dir",
+        keys.to_str().unwrap(),
+        "ssh_run",
+        "alias=real",
+        "command=whoami",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains(&format!("\"stdout\": \"{USER}\\n\"")), "{text}");
+}
+
 #[test]
 fn ssh_config_import_field_by_field_and_a_real_command() {
     let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
@@ -104,20 +122,7 @@ fn ssh_config_import_field_by_field_and_a_real_command() {
     let (code, _, err) =
         sshwarden(&["import", "ssh-config", dir.join("extra.conf").to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    write_policy(&fleet, &out);
-    let keys = fleet.path("keys");
-    let (code, text, err) = sshwarden(&[
-        "call",
-        "--config-dir",
-        out.to_str().unwrap(),
-        "--keys-dir",
-        keys.to_str().unwrap(),
-        "ssh_run",
-        "alias=real",
-        "command=whoami",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(text.contains(&format!("\"stdout\": \"{USER}\\n\"")), "{text}");
+    runs_whoami(&fleet, &out);
 }
 
 #[test]
@@ -148,20 +153,7 @@ fn ansible_ini_and_yaml_field_by_field_and_a_real_command() {
     let name = db1["credentials"].as_str().unwrap();
     let cred = creds["entries"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap();
     assert_eq!(cred["username"], "dba", "group vars apply");
-    write_policy(&fleet, &out);
-    let keys = fleet.path("keys");
-    let (code, text, err) = sshwarden(&[
-        "call",
-        "--config-dir",
-        out.to_str().unwrap(),
-        "--keys-dir",
-        keys.to_str().unwrap(),
-        "ssh_run",
-        "alias=real",
-        "command=whoami",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(text.contains(&format!("\"stdout\": \"{USER}\\n\"")), "{text}");
+    runs_whoami(&fleet, &out);
 
     let yml = "all:\n  vars:\n    ansible_user: ops\n  children:\n    app:\n      hosts:\n        app[1:2]:\n          ansible_port: 2200\n      children:\n        canary:\n          hosts:\n            app9:\n              ansible_host: 10.1.1.9\n              ansible_ssh_common_args: \"-o ProxyJump=app1\"\n";
     std::fs::write(dir.join("inv.yml"), yml).unwrap();
