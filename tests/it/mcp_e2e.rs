@@ -100,17 +100,18 @@ async fn stdio_every_tool_progress_paging_cancel_reload() {
     .await;
     let id = started["task_id"].as_str().unwrap().to_owned();
     assert_eq!(started["ttl_seconds"], 300);
-    let mut page = json!({});
+    // The three lines may arrive in separate channel packets: wait for all of them before paging.
     for _ in 0..100 {
-        page = call(&client, "ssh_get_task_output", json!({ "task_id": id, "stream": "stdout", "limit": 7 })).await.1;
-        if page["next_offset"] == 7 {
+        let all = call(&client, "ssh_get_task_output", json!({ "task_id": id, "stream": "stdout" })).await.1;
+        if all["data"] == "line 1\nline 2\nline 3\n" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let page = call(&client, "ssh_get_task_output", json!({ "task_id": id, "stream": "stdout", "limit": 7 })).await.1;
     assert_eq!(
-        (page["data"].as_str(), page["eof"].as_bool(), page["status"].as_str()),
-        (Some("line 1\n"), Some(false), Some("running")),
+        (page["data"].as_str(), page["next_offset"].as_u64(), page["eof"].as_bool(), page["status"].as_str()),
+        (Some("line 1\n"), Some(7), Some(false), Some("running")),
         "{page}"
     );
     let (_, next) =
