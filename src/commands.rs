@@ -97,6 +97,7 @@ pub fn check(args: &ConfigArgs) -> u8 {
 #[derive(Serialize)]
 struct PlanHost {
     alias: String,
+    decision: &'static str,
     allowed: bool,
     rule: Option<String>,
     reason: String,
@@ -129,15 +130,17 @@ pub async fn plan(args: &ConfigArgs, json: bool, per_host: bool, pattern: &str, 
         .map(|r| PlanHost {
             reason: crate::plan::reason_line(r.policy_allowed, &r.reason, r.network.as_deref()),
             alias: r.alias,
+            decision: r.decision,
             allowed: r.allowed,
             rule: r.rule,
             target_ip: r.target_ip,
         })
         .collect();
     let allowed = rows.iter().filter(|r| r.allowed).count();
+    let ask = rows.iter().filter(|r| r.decision == "ask").count();
     if json {
         let mut body = serde_json::json!({
-            "summary": { "hosts": rows.len(), "allowed": allowed, "denied": rows.len() - allowed },
+            "summary": { "hosts": rows.len(), "allowed": allowed, "ask": ask, "denied": rows.len() - allowed - ask },
             "groups": folded.groups,
             "limits_sets": folded.limits_sets,
         });
@@ -147,12 +150,12 @@ pub async fn plan(args: &ConfigArgs, json: bool, per_host: bool, pattern: &str, 
         out(&body.to_string());
     } else if per_host {
         for r in &rows {
-            let verdict = if r.allowed { "ALLOW" } else { "DENY " };
+            let verdict = format!("{:<5}", r.decision.to_uppercase());
             out(&format!("{verdict} {:<20} {:<16} {}", r.alias, r.target_ip.as_deref().unwrap_or("-"), r.reason));
         }
     } else {
         for g in &folded.groups {
-            let verdict = if g.allowed { "ALLOW" } else { "DENY " };
+            let verdict = format!("{:<5}", g.decision.to_uppercase());
             let reason = crate::plan::reason_line(g.policy_allowed, &g.reason, g.network.as_deref());
             out(&format!("{verdict} {} ({}) {reason}", g.hosts, g.count));
         }

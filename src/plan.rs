@@ -10,12 +10,15 @@ use serde::Serialize;
 
 use crate::config::{Config, Host, Limits};
 use crate::net::{self, Resolve};
+use crate::policy::files::Direction;
 
 /// What would happen on one host.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanRow {
     pub alias: String,
-    /// Policy and network both allow it.
+    /// `allow`, `ask` (allowed once a human approves) or `deny`, network included.
+    pub decision: &'static str,
+    /// Policy and network both allow it (false for `ask`).
     pub allowed: bool,
     pub policy_allowed: bool,
     /// The deciding rule's label (`rule #3 "id"`).
@@ -28,18 +31,48 @@ pub struct PlanRow {
     pub limits: Limits,
 }
 
-/// Plans `command` on `hosts`; DNS goes through `resolver` with the policy's timeout.
+impl PlanRow {
+    /// Allowed, or allowed once a human approves (an `ask` with a clean network precheck).
+    pub fn runnable(&self) -> bool {
+        self.allowed || (self.decision == "ask" && self.network.is_none())
+    }
+}
+
+/// What `ssh_plan`'s `command` names: a command, or a transfer (`upload:PATH`,
+/// `download:PATH`) judged by the `files:` rules.
+pub fn transfer_of(command: &str) -> Option<(Direction, &str)> {
+    command
+        .strip_prefix("upload:")
+        .map(|p| (Direction::Write, p))
+        .or_else(|| command.strip_prefix("download:").map(|p| (Direction::Read, p)))
+}
+
+/// Plans `command` (or a transfer, see `transfer_of`) on `hosts`; DNS goes through
+/// `resolver` with the policy's timeout.
 pub async fn plan(cfg: &Config, hosts: &[&Host], command: &str, resolver: &dyn Resolve) -> Vec<PlanRow> {
     let timeout = Duration::from_millis(cfg.policy.execution.dns_timeout_ms);
     let mut rows = Vec::with_capacity(hosts.len());
     for host in hosts {
-        let d = cfg.policy.evaluate(host, command);
+        let (d, label) = match transfer_of(command) {
+            Some((direction, path)) => {
+                let t = cfg.policy.judge_transfer(host, direction, path);
+                let label =
+                    t.decision.rule.as_ref().and_then(|r| cfg.policy.files.rules.get(r.index)).map(|r| r.label());
+                (t.decision, label)
+            }
+            None => {
+                let d = cfg.policy.evaluate(host, command);
+                let label = d.rule.as_ref().and_then(|r| cfg.policy.rules.get(r.index)).map(|r| r.label());
+                (d, label)
+            }
+        };
         let pre = net::precheck(host, &cfg.policy.network, resolver, timeout).await;
         rows.push(PlanRow {
             alias: host.alias.clone(),
+            decision: if pre.is_ok() { d.action() } else { "deny" },
             allowed: d.allowed && pre.is_ok(),
             policy_allowed: d.allowed,
-            rule: d.rule.as_ref().and_then(|r| cfg.policy.rules.get(r.index)).map(|r| r.label()),
+            rule: label,
             reason: d.reason,
             denied_command: d.denied_command,
             target_ip: pre.as_ref().ok().map(|t| t.addr.ip().to_string()),
@@ -56,6 +89,7 @@ pub struct PlanGroup {
     /// Folded host set (`h[1-100]`).
     pub hosts: String,
     pub count: usize,
+    pub decision: &'static str,
     pub allowed: bool,
     pub policy_allowed: bool,
     pub rule: Option<String>,
@@ -91,7 +125,7 @@ pub fn fold(rows: &[PlanRow]) -> FoldedPlan {
         })
         .collect();
     let groups = crate::hostset::group_by(rows, |r| {
-        (r.allowed, r.policy_allowed, &r.rule, &r.reason, &r.denied_command, &r.network)
+        (r.decision, r.allowed, r.policy_allowed, &r.rule, &r.reason, &r.denied_command, &r.network)
     })
     .into_iter()
     .map(|members| {
@@ -104,6 +138,7 @@ pub fn fold(rows: &[PlanRow]) -> FoldedPlan {
         PlanGroup {
             hosts: crate::hostset::fold(&aliases),
             count: members.len(),
+            decision: row.decision,
             allowed: row.allowed,
             policy_allowed: row.policy_allowed,
             rule: row.rule.clone(),

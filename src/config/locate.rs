@@ -45,6 +45,41 @@ impl<'a> Locator<'a> {
         start
     }
 
+    /// Position of the `nth` item of the list `list_key:` nested under the top-level
+    /// `section:` (e.g. the third entry of `files: rules:`), falling back to the section.
+    pub fn item_under(&self, section: &str, list_key: &str, nth: usize) -> Pos {
+        let fallback = self.key(section, None, 0);
+        let Some(start) = self.lines.iter().position(|l| l.starts_with(&format!("{section}:"))) else {
+            return fallback;
+        };
+        let mut list_indent = None;
+        let mut item_indent = None;
+        let mut seen = 0usize;
+        for (idx, line) in self.lines.iter().enumerate().skip(start + 1) {
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
+            if indent == 0 {
+                break;
+            }
+            match (list_indent, item_indent) {
+                (None, _) if key_column(line, list_key).is_some() => list_indent = Some(indent),
+                (Some(li), _) if indent < li || (indent == li && !trimmed.starts_with("- ")) => break,
+                (Some(_), None) if trimmed.starts_with("- ") => item_indent = Some(indent),
+                _ => {}
+            }
+            if item_indent == Some(indent) && trimmed.starts_with("- ") {
+                if seen == nth {
+                    return Pos { line: idx + 1, col: indent + 1 };
+                }
+                seen += 1;
+            }
+        }
+        fallback
+    }
+
     /// The line where the list item containing `line` starts (`- ` marker), or `line` itself.
     fn item_start(&self, line: usize) -> usize {
         let mut l = line;
@@ -106,5 +141,14 @@ mod tests {
         assert_eq!(loc.key_after("alias", 1, "port"), Pos { line: 6, col: 5 });
         assert_eq!(loc.key_after("alias", 0, "port"), Pos { line: 3, col: 5 });
         assert_eq!(loc.key("missing", None, 0), Pos { line: 1, col: 1 });
+    }
+
+    #[test]
+    fn finds_items_of_a_nested_list() {
+        let src = "rules:\n  - action: allow\nfiles:\n  transfer_dir: /t\n  rules:\n    - action: allow\n      read:\n        - /a/**\n    - action: deny\n";
+        let loc = Locator::new(src);
+        assert_eq!(loc.item_under("files", "rules", 0), Pos { line: 6, col: 5 });
+        assert_eq!(loc.item_under("files", "rules", 1), Pos { line: 9, col: 5 });
+        assert_eq!(loc.item_under("files", "rules", 2), Pos { line: 3, col: 1 });
     }
 }

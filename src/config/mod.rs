@@ -11,6 +11,7 @@ pub mod raw;
 mod secret;
 mod types;
 mod validate;
+mod validate_files;
 mod validate_policy;
 mod validate_runbook;
 

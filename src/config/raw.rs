@@ -125,6 +125,41 @@ pub struct PolicyFile {
     /// sshwarden: regexes whose matches are replaced by `[REDACTED]` in output.
     #[serde(default)]
     pub redact_output: Vec<String>,
+    /// sshwarden: file transfer policy (`ssh_upload` / `ssh_download`).
+    #[serde(default)]
+    pub files: RawFiles,
+}
+
+/// `files:` of policy.yml.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFiles {
+    /// The only directory on sshwarden's side where `local_path` may be (relative to the
+    /// config directory when not absolute).
+    pub transfer_dir: Option<String>,
+    #[serde(default)]
+    pub rules: Vec<RawFileRule>,
+}
+
+/// One `files.rules` entry.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileRule {
+    pub id: Option<String>,
+    /// `allow`, `deny` or `ask`.
+    pub action: Option<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Remote paths that may be downloaded (`*` within one directory, `**` across).
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Remote paths that may be uploaded.
+    #[serde(default)]
+    pub write: Vec<String>,
+    pub max_bytes: Option<u64>,
+    pub description: Option<String>,
 }
 
 /// Limit keys; every one optional so overrides can set a subset.
@@ -147,6 +182,8 @@ pub struct RawLimits {
     /// sshwarden: cap on the whole structured result of a fan-out (default 24576); groups
     /// past it are summarised with their output's SHA-256.
     pub max_result_bytes: Option<u64>,
+    /// sshwarden: how long an `ask` decision waits for a human (default 120 s); then denied.
+    pub approval_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

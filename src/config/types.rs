@@ -146,6 +146,7 @@ pub struct Limits {
     pub on_output_limit: OnOutputLimit,
     pub max_inline_output_bytes: u64,
     pub max_result_bytes: u64,
+    pub approval_timeout_seconds: u64,
 }
 
 /// A partial set of limits: the policy's `limits` block or one override.
@@ -159,6 +160,7 @@ pub struct LimitsLayer {
     pub on_output_limit: Option<OnOutputLimit>,
     pub max_inline_output_bytes: Option<u64>,
     pub max_result_bytes: Option<u64>,
+    pub approval_timeout_seconds: Option<u64>,
 }
 
 impl LimitsLayer {
@@ -173,6 +175,7 @@ impl LimitsLayer {
             on_output_limit: self.on_output_limit.or(lower.on_output_limit),
             max_inline_output_bytes: self.max_inline_output_bytes.or(lower.max_inline_output_bytes),
             max_result_bytes: self.max_result_bytes.or(lower.max_result_bytes),
+            approval_timeout_seconds: self.approval_timeout_seconds.or(lower.approval_timeout_seconds),
         }
     }
 
@@ -188,6 +191,7 @@ impl LimitsLayer {
             on_output_limit: self.on_output_limit.unwrap_or(OnOutputLimit::Truncate),
             max_inline_output_bytes: self.max_inline_output_bytes.unwrap_or(16 * 1024),
             max_result_bytes: self.max_result_bytes.unwrap_or(DEFAULT_MAX_RESULT_BYTES),
+            approval_timeout_seconds: self.approval_timeout_seconds.unwrap_or(120),
         }
     }
 }
@@ -294,9 +298,27 @@ pub struct Policy {
     pub execution: Execution,
     pub audit: AuditSettings,
     pub redact_output: Vec<Regex>,
+    pub files: FilesPolicy,
+}
+
+/// `files:` checked: where local files may be, and the transfer rules.
+#[derive(Debug, Clone, Default)]
+pub struct FilesPolicy {
+    pub transfer_dir: Option<PathBuf>,
+    pub rules: Vec<crate::policy::files::FileRule>,
 }
 
 impl Policy {
+    /// The decision for reading or writing `path` on `host`.
+    pub fn judge_transfer(
+        &self,
+        host: &Host,
+        direction: crate::policy::files::Direction,
+        path: &str,
+    ) -> crate::policy::files::TransferDecision {
+        crate::policy::files::judge_transfer(&self.files.rules, &host.subject(&[]), direction, path)
+    }
+
     /// Limits with no host override applied: what applies to the fleet as a whole.
     pub fn default_limits(&self) -> Limits {
         self.limits.clone().resolve()

@@ -43,6 +43,7 @@ impl Validator<'_> {
             .collect();
         let network = self.network(src, &loc, &raw.network);
         let rules = raw.rules.iter().enumerate().filter_map(|(i, r)| self.rule(src, &loc, i, r, hosts)).collect();
+        let files = self.files(src, &loc, &raw.files, hosts);
         let e = raw.execution;
         let d = Execution::default();
         let execution = Execution {
@@ -103,6 +104,7 @@ impl Validator<'_> {
                 syslog: raw.audit.syslog.as_ref().and_then(|s| self.syslog(src, &loc, s)),
             },
             redact_output,
+            files,
         }
     }
 
@@ -227,6 +229,7 @@ impl Validator<'_> {
             on_output_limit,
             max_inline_output_bytes: raw.max_inline_output_bytes,
             max_result_bytes: raw.max_result_bytes,
+            approval_timeout_seconds: raw.approval_timeout_seconds.map(|s| s.max(1)),
         }
     }
 
@@ -287,8 +290,9 @@ impl Validator<'_> {
         let action = match r.action.as_deref().unwrap_or("deny") {
             "allow" => Action::Allow,
             "deny" => Action::Deny,
+            "ask" => Action::Ask,
             other => {
-                self.push(Severity::Error, src, pos, key("action"), format!("{other:?} is not allow or deny"));
+                self.push(Severity::Error, src, pos, key("action"), format!("{other:?} is not allow, deny or ask"));
                 return None;
             }
         };

@@ -121,11 +121,12 @@ pub async fn plan(svc: &Arc<Service>, target: &str, command: &str, detail: Detai
         hex::encode(Sha256::digest(format!("{}\n{command}\n{}", cfg.hash, Value::Array(rows.clone())).as_bytes()));
     let folded = crate::plan::fold(&plan_rows);
     let allowed: usize = folded.groups.iter().filter(|g| g.allowed).map(|g| g.count).sum();
+    let ask: usize = folded.groups.iter().filter(|g| g.decision == "ask").map(|g| g.count).sum();
     let text = folded
         .groups
         .iter()
         .map(|g| {
-            let verdict = if g.allowed { "ALLOW" } else { "DENY" };
+            let verdict = g.decision.to_uppercase();
             let reason = crate::plan::reason_line(g.policy_allowed, &g.reason, g.network.as_deref());
             format!("{verdict} {} ({}): {reason}", g.hosts, g.count)
         })
@@ -135,7 +136,7 @@ pub async fn plan(svc: &Arc<Service>, target: &str, command: &str, detail: Detai
         "command": command,
         "command_sha256": crate::service::command_sha256(command),
         "plan_hash": hash,
-        "summary": { "hosts": plan_rows.len(), "allowed": allowed, "denied": plan_rows.len() - allowed },
+        "summary": { "hosts": plan_rows.len(), "allowed": allowed, "ask": ask, "denied": plan_rows.len() - allowed - ask },
         "groups": folded.groups,
         "limits_sets": folded.limits_sets,
     });

@@ -113,7 +113,7 @@ pub async fn plan(svc: &Arc<Service>, p: RunbookPlanParams) -> CallToolResult {
         .steps
         .iter()
         .map(|s| {
-            let verdict = if s.error.is_none() && s.rows.iter().all(|r| r.allowed) { "ALLOW" } else { "DENY " };
+            let verdict = if s.error.is_none() && s.rows.iter().all(|r| r.runnable()) { "ALLOW" } else { "DENY " };
             let hosts =
                 s.folded.as_ref().map(|f| f.groups.iter().map(|g| g.hosts.clone()).collect::<Vec<_>>().join(","));
             format!("{verdict} {} {} on {}: {}", s.phase, s.id, hosts.unwrap_or_default(), s.command)

@@ -3,9 +3,13 @@
 //! Owns: `evaluate(policy, host, command) -> Decision`. Semantics: the string is parsed as
 //! the remote shell would; every simple command in it (substitutions, wrappers and `sh -c`
 //! code included) must be allowed on its own. For each: **any matching deny rule wins;
-//! otherwise an allow rule that also permits the command's constructs; otherwise deny.**
+//! otherwise an allow or ask rule that also permits the command's constructs; otherwise
+//! deny.** When every simple command is permitted and any of them matched an `ask` rule,
+//! the decision is `ask`: not allowed until a human approves (`allowed` stays false, so a
+//! caller that ignores `ask` fails closed).
 //! Pure and sync: no IO, no async, no clock.
 
+pub mod files;
 pub mod paths;
 mod rules;
 pub mod shell;
@@ -105,6 +109,8 @@ pub struct RuleRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
     pub allowed: bool,
+    /// Permitted only with a human's approval (`allowed` is false until then).
+    pub ask: bool,
     /// The deciding rule: the deny that matched, the (first) allow that permitted, or none.
     pub rule: Option<RuleRef>,
     /// One line a person understands.
@@ -116,7 +122,16 @@ pub struct Decision {
 impl Decision {
     fn deny(rule: Option<&Rule>, reason: String, denied_command: Option<String>) -> Self {
         let rule = rule.map(|r| RuleRef { index: r.index, id: r.id.clone() });
-        Self { allowed: false, rule, reason, denied_command }
+        Self { allowed: false, ask: false, rule, reason, denied_command }
+    }
+
+    /// The decision's word for people and plans: `allow`, `ask` or `deny`.
+    pub fn action(&self) -> &'static str {
+        match (self.allowed, self.ask) {
+            (true, _) => "allow",
+            (false, true) => "ask",
+            (false, false) => "deny",
+        }
     }
 }
 
@@ -151,6 +166,7 @@ pub fn evaluate(rules: &[Rule], subject: &Subject, command: &str) -> Decision {
         rules: &rules,
         deny_substrings: subject.deny_substrings,
         allowed_by: Vec::new(),
+        asked_by: Vec::new(),
         enclosing: Vec::new(),
     };
     for cmd in &cmds {
@@ -161,10 +177,26 @@ pub fn evaluate(rules: &[Rule], subject: &Subject, command: &str) -> Decision {
             return d;
         }
     }
-    let first = judge.allowed_by.first().map(|r| RuleRef { index: r.index, id: r.id.clone() });
+    let rule_ref = |r: &&Rule| RuleRef { index: r.index, id: r.id.clone() };
+    if let Some((rule, text)) = judge.asked_by.first() {
+        return Decision {
+            allowed: false,
+            ask: true,
+            rule: Some(rule_ref(rule)),
+            reason: format!("`{text}` needs a human's approval ({})", rule.label()),
+            denied_command: None,
+        };
+    }
+    let first = judge.allowed_by.first().map(rule_ref);
     let mut labels: Vec<String> = judge.allowed_by.iter().map(|r| r.label()).collect();
     labels.dedup();
-    Decision { allowed: true, rule: first, reason: format!("allowed by {}", labels.join(", ")), denied_command: None }
+    Decision {
+        allowed: true,
+        ask: false,
+        rule: first,
+        reason: format!("allowed by {}", labels.join(", ")),
+        denied_command: None,
+    }
 }
 
 /// Text-level refusals that come before parsing: empty, too long, NUL, control and bidi
@@ -189,6 +221,8 @@ struct Judge<'a> {
     rules: &'a [&'a Rule],
     deny_substrings: &'a [String],
     allowed_by: Vec<&'a Rule>,
+    /// Ask rules that matched a simple command (with its text): the command needs approval.
+    asked_by: Vec<(&'a Rule, String)>,
     /// Constructs the current top-level command only inherits from what encloses it.
     enclosing: Vec<Construct>,
 }
@@ -254,7 +288,7 @@ impl<'a> Judge<'a> {
         let text = shell::argv_text(argv);
         let mut refused_path: Option<(String, &'a Rule)> = None;
         let mut matching: Vec<&'a Rule> = Vec::new();
-        for rule in self.rules.iter().copied().filter(|r| r.action == Action::Allow) {
+        for rule in self.rules.iter().copied().filter(|r| r.action != Action::Deny) {
             match rule.matches(argv) {
                 Ok(true) => matching.push(rule),
                 Ok(false) => {}
@@ -264,7 +298,11 @@ impl<'a> Judge<'a> {
             }
         }
         if let Some(rule) = matching.iter().find(|r| constructs.iter().all(|c| r.allow_constructs.contains(c))) {
-            self.allowed_by.push(rule);
+            // Ask wins over allow: any matching ask rule puts a human in the loop.
+            match matching.iter().find(|r| r.action == Action::Ask) {
+                Some(ask) => self.asked_by.push((ask, text)),
+                None => self.allowed_by.push(rule),
+            }
             return Ok(());
         }
         match (matching.first(), constructs.iter().find(|c| !matching.iter().any(|r| r.allow_constructs.contains(c)))) {

@@ -16,7 +16,13 @@
 //! What stays outside: a symlink on the host inside an allowed tree that points outside it.
 //! Commands are judged as text before they reach the host, so nothing here can resolve it.
 //!
-//! Owns: `judge`, `normalize`, `JudgedPath::allowed_by`. Never does IO.
+//! File transfers (`files:` rules) judge a remote path with `transfer_path` (absolute and
+//! already normalized, or refused) and match it with `TreeGlob` (`*` stays within one
+//! directory, `**` crosses directories); the path the host resolves (SFTP `realpath`) is
+//! judged again the same way, which closes the symlink gap for transfers.
+//!
+//! Owns: `judge`, `normalize`, `JudgedPath::allowed_by`, `transfer_path`, `TreeGlob`.
+//! Never does IO.
 
 use super::rules::Pattern;
 use super::shell::ShellWord;
@@ -75,6 +81,50 @@ pub fn normalize(path: &str) -> Result<String, String> {
     })
 }
 
+/// A remote path for a file transfer: absolute, and written exactly as its normalized form
+/// (a `..` component, `//`, `/./`, a trailing `/`, NUL or a control character is refused,
+/// not repaired, so what the caller sees is what is judged).
+pub fn transfer_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("remote path {path:?} is not absolute"));
+    }
+    let normalized = normalize(path).map_err(|why| format!("remote path {path:?} {why}"))?;
+    if normalized != path {
+        return Err(format!("remote path {path:?} is not normalized (it would be {normalized:?}); pass that form"));
+    }
+    Ok(())
+}
+
+/// A `files:` pattern: `*`, `?` and `[…]` stay within one path component, `**` crosses
+/// components (`/var/log/**` matches everything under /var/log).
+#[derive(Debug, Clone)]
+pub struct TreeGlob {
+    pub source: String,
+    matcher: globset::GlobMatcher,
+}
+
+impl TreeGlob {
+    pub fn new(source: &str) -> Result<Self, String> {
+        if !source.starts_with('/') {
+            return Err(format!("{source:?} is not an absolute path pattern"));
+        }
+        if source.split('/').any(|c| c == "..") {
+            return Err(format!("{source:?} contains a `..` component"));
+        }
+        let glob = globset::GlobBuilder::new(source)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| format!("invalid pattern {source:?}: {e}"))?;
+        Ok(Self { source: source.to_owned(), matcher: glob.compile_matcher() })
+    }
+
+    /// Whether the (already `transfer_path`-checked) path matches.
+    pub fn matches(&self, path: &str) -> bool {
+        self.matcher.is_match(path)
+    }
+}
+
 impl JudgedPath {
     /// Whether every path this argument can name matches `pattern`.
     pub fn allowed_by(&self, pattern: &Pattern) -> bool {
@@ -114,6 +164,26 @@ mod tests {
         assert!(normalize("/var/log/../etc").is_err());
         assert!(normalize("a/\u{1}b").is_err());
         assert!(normalize("").is_err());
+    }
+
+    #[test]
+    fn transfer_paths_must_be_absolute_and_normalized() {
+        assert!(transfer_path("/srv/app/releases/v1.tar").is_ok());
+        assert!(transfer_path("/var/log/..foo").is_ok(), "`..foo` is a name");
+        for bad in ["srv/x", "/srv/../etc/passwd", "/srv//x", "/srv/./x", "/srv/x/", "/srv/\u{0}x", ""] {
+            assert!(transfer_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tree_globs_keep_star_within_one_directory() {
+        let one = TreeGlob::new("/var/log/*").unwrap();
+        assert!(one.matches("/var/log/syslog"));
+        assert!(!one.matches("/var/log/nginx/access.log"));
+        let tree = TreeGlob::new("/var/log/**").unwrap();
+        assert!(tree.matches("/var/log/nginx/access.log") && tree.matches("/var/log/syslog"));
+        assert!(!tree.matches("/var/lib/x") && !tree.matches("/var/logx/y"));
+        assert!(TreeGlob::new("var/log/*").is_err() && TreeGlob::new("/var/../etc/*").is_err());
     }
 
     fn glob(p: &str) -> JudgedPath {

@@ -17,6 +17,9 @@ use super::{Construct, Subject, paths};
 pub enum Action {
     Allow,
     Deny,
+    /// Allowed only once a human approves this very command (deny still wins over it; it
+    /// wins over allow).
+    Ask,
 }
 
 /// An fnmatch-style pattern (`*` crosses `/`, as Python's fnmatch does).

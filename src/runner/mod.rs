@@ -59,7 +59,7 @@ impl RunbookPlan {
             if let Some(e) = &s.error {
                 return Some(format!("{} {}: {e}", s.phase, s.id));
             }
-            s.rows.iter().find(|r| !r.allowed).map(|r| {
+            s.rows.iter().find(|r| !r.runnable()).map(|r| {
                 let reason = crate::plan::reason_line(r.policy_allowed, &r.reason, r.network.as_deref());
                 let rule = r.rule.as_deref().map(|x| format!(" ({x})")).unwrap_or_default();
                 format!("{} {} on {}: {reason}{rule}", s.phase, s.id, r.alias)
@@ -127,7 +127,7 @@ pub async fn plan(
             steps.push(sp);
         }
     }
-    let allowed = steps.iter().all(|s| s.error.is_none() && s.rows.iter().all(|r| r.allowed));
+    let allowed = steps.iter().all(|s| s.error.is_none() && s.rows.iter().all(|r| r.runnable()));
     let params = shown_params(runbook, values);
     RunbookPlan {
         runbook: runbook.name.clone(),

@@ -78,9 +78,17 @@ fn unknown_keys_and_wrong_types_name_line_and_column() {
     assert_error(&errors_of(&s, CREDS, "limits:\n  max_seconds: soon\n"), "policy.yml:2:16");
     assert_error(
         &errors_of(&s, CREDS, "rules:\n  - action: permit\n    commands: [x]\n"),
-        "rules[0].action \"permit\" is not allow or deny",
+        "rules[0].action \"permit\" is not allow, deny or ask",
     );
     assert_error(&errors_of(&s, CREDS, "rules: [\n"), "policy.yml:");
+    let files = "rules:\n  - action: allow\n    commands: [x]\nfiles:\n  transfer_dir: /tmp\n  rules:\n    - action: allow\n      read: [\"/var/log/**\"]\n      max_bytes: 10\n    - action: maybe\n      write: [\"srv/x\", \"/srv/../etc/*\"]\n";
+    let errors = errors_of(&s, CREDS, files);
+    assert_error(&errors, "policy.yml:10:5 files.rules[1].action \"maybe\" is not allow, deny or ask");
+    let files = files.replace("action: maybe", "action: ask");
+    let errors = errors_of(&s, CREDS, &files);
+    assert_error(&errors, "policy.yml:10:5 files.rules[1].write \"srv/x\" is not an absolute path pattern");
+    assert_error(&errors, "files.rules[1].write \"/srv/../etc/*\" contains a `..` component");
+    assert_error(&errors_of(&s, CREDS, "files:\n  rulez: []\n"), "policy.yml:2:3 files.rulez");
     assert_error(&errors_of(&s, CREDS, "limits:\n  host_key_auto_add: true\n"), "never added automatically");
     assert_error(
         &errors_of(&s, CREDS, "rules:\n  - action: allow\n    simple_binaries: [x]\n    allow_constructs: [magic]\n"),
