@@ -90,8 +90,13 @@ fn main() {
             v.push(t.elapsed());
         }
         let hosts = fanout::targets(&svc, "behind").unwrap();
-        let opts =
-            FanoutOptions { concurrency: 20, batch_size: None, max_fail_percentage: 100.0, timeout_seconds: None };
+        let opts = FanoutOptions {
+            concurrency: 20,
+            batch_size: None,
+            max_fail_percentage: 100.0,
+            timeout_seconds: None,
+            approval: None,
+        };
         let cancel = tokio_util::sync::CancellationToken::new();
         let t = Instant::now();
         let entries = fanout::run(&svc, &hosts, "uptime", &opts, None, &cancel, |_, _, _| {}).await.unwrap();

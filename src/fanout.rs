@@ -21,6 +21,8 @@ pub struct FanoutOptions {
     pub batch_size: Option<usize>,
     pub max_fail_percentage: f64,
     pub timeout_seconds: Option<u64>,
+    /// A granted approval (`approvals.rs`) for hosts whose decision is `ask`.
+    pub approval: Option<String>,
 }
 
 /// How one host fared.
@@ -70,9 +72,33 @@ pub async fn run(
     opts: &FanoutOptions,
     client: Option<&str>,
     cancel: &CancellationToken,
-    mut progress: impl FnMut(usize, usize, &HostEntry),
+    progress: impl FnMut(usize, usize, &HostEntry),
 ) -> Result<Vec<HostEntry>, ServiceError> {
     check_command(command)?;
+    let start = |alias: String| -> futures::future::BoxFuture<'_, Result<Arc<Task>, ServiceError>> {
+        Box::pin(async move {
+            let prepared =
+                svc.prepare_with(&alias, command, opts.timeout_seconds, client, opts.approval.as_deref()).await?;
+            svc.launch(prepared, client)
+        })
+    };
+    run_with(svc, hosts, opts, client, cancel, &start, progress).await
+}
+
+/// What a fan-out starts on one host: a task that passed every gate, or the gate's refusal.
+pub type Start<'a> = dyn Fn(String) -> futures::future::BoxFuture<'a, Result<Arc<Task>, ServiceError>> + Sync + 'a;
+
+/// The batch/concurrency/threshold engine behind `run`, for any per-host task (`start`):
+/// commands and file transfers fan out the same way.
+pub async fn run_with<'a>(
+    svc: &Arc<Service>,
+    hosts: &[String],
+    opts: &FanoutOptions,
+    client: Option<&str>,
+    cancel: &CancellationToken,
+    start: &Start<'a>,
+    mut progress: impl FnMut(usize, usize, &HostEntry),
+) -> Result<Vec<HostEntry>, ServiceError> {
     let total = hosts.len();
     let batch = opts.batch_size.unwrap_or(total).clamp(1, total.max(1));
     let gate = Arc::new(Semaphore::new(opts.concurrency.clamp(1, 256)));
@@ -94,10 +120,8 @@ pub async fn run(
             }
             continue;
         }
-        let mut running: FuturesUnordered<_> = chunk
-            .iter()
-            .map(|alias| one(svc, alias, command, opts.timeout_seconds, client, gate.clone(), cancel))
-            .collect();
+        let mut running: FuturesUnordered<_> =
+            chunk.iter().map(|alias| one(svc, alias, start, client, gate.clone(), cancel)).collect();
         while let Some(e) = running.next().await {
             if matches!(e.status, HostStatus::Failed | HostStatus::Unreachable) {
                 failures += 1;
@@ -114,8 +138,7 @@ pub async fn run(
 async fn one(
     svc: &Arc<Service>,
     alias: &str,
-    command: &str,
-    timeout: Option<u64>,
+    start: &Start<'_>,
     client: Option<&str>,
     gate: Arc<Semaphore>,
     cancel: &CancellationToken,
@@ -125,16 +148,13 @@ async fn one(
     if cancel.is_cancelled() {
         return entry(HostStatus::Skipped, Some("cancelled".into()), None);
     }
-    let prepared = match svc.prepare(alias, command, timeout, client).await {
-        Ok(p) => p,
+    let task = match start(alias.to_owned()).await {
+        Ok(t) => t,
         Err(ServiceError::Denied(d)) => return entry(HostStatus::Denied, Some(d.reason), None),
+        Err(e @ ServiceError::ApprovalRequired(_)) => return entry(HostStatus::Denied, Some(e.to_string()), None),
         Err(ServiceError::Network(e)) => {
             return entry(HostStatus::Unreachable, Some(e.to_string()), None);
         }
-        Err(e) => return entry(HostStatus::Failed, Some(e.to_string()), None),
-    };
-    let task = match svc.launch(prepared, client) {
-        Ok(t) => t,
         Err(e) => return entry(HostStatus::Failed, Some(e.to_string()), None),
     };
     let state = tokio::select! {

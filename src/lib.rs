@@ -7,6 +7,7 @@
 //! - [`net`]: DNS-to-CIDR precheck; the only resolver of target names.
 //! - [`cli`]: clap definitions and the `check`/`plan`/`schema` commands.
 
+pub mod approvals;
 pub mod audit;
 pub mod audit_syslog;
 pub mod call;
@@ -31,3 +32,5 @@ pub mod server;
 pub mod service;
 pub mod ssh;
 pub mod tasks;
+pub mod transfer;
+pub mod transfer_io;

@@ -26,6 +26,9 @@ pub enum ServiceError {
     UnknownHost(String),
     #[error("denied by policy: {}", .0.reason)]
     Denied(Decision),
+    /// An `ask` decision without a granted approval: nothing ran.
+    #[error("{0}")]
+    ApprovalRequired(String),
     #[error("denied by network policy: {0}")]
     Network(PrecheckError),
     #[error("refused: audit record could not be written, nothing was run ({0})")]
@@ -59,13 +62,15 @@ pub struct Service {
     started: Instant,
     lost: Vec<Value>,
     /// Audit writers for task ends; shutdown waits for them so no end record is lost.
-    enders: tokio_util::task::TaskTracker,
+    pub(crate) enders: tokio_util::task::TaskTracker,
     /// Stops the syslog shipper (`audit.syslog`) after its last bounded round.
     shipper_stop: tokio_util::sync::CancellationToken,
     shipper: tokio_util::task::TaskTracker,
     /// Secret runbook parameter values of running runs (by run id): masked in every audit
     /// record, never written in clear.
     secrets: dashmap::DashMap<String, Vec<String>>,
+    /// Requests for human approval of `ask` decisions, pending and decided.
+    pub approvals: crate::approvals::Approvals,
 }
 
 /// Validates a command string before anything else looks at it.
@@ -121,6 +126,7 @@ impl Service {
             shipper_stop,
             shipper,
             secrets: dashmap::DashMap::new(),
+            approvals: Default::default(),
         });
         let hash = svc.config().hash.clone();
         let _ = svc.audit(None, "config_loaded", json!({ "config_hash": hash }), false);
@@ -248,13 +254,30 @@ impl Service {
         timeout_seconds: Option<u64>,
         client: Option<&str>,
     ) -> Result<Prepared, ServiceError> {
+        self.prepare_with(alias, command, timeout_seconds, client, None).await
+    }
+
+    /// `prepare`, with the approval ticket (`approvals.rs`) that lets an `ask` decision
+    /// through when a human granted it for this command on this host.
+    pub async fn prepare_with(
+        &self,
+        alias: &str,
+        command: &str,
+        timeout_seconds: Option<u64>,
+        client: Option<&str>,
+        approval: Option<&str>,
+    ) -> Result<Prepared, ServiceError> {
         check_command(command)?;
         let cfg = self.config();
         let host = cfg.host(alias).ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?.clone();
         let limits = cfg.policy.limits_for(&host);
-        let decision = cfg.policy.evaluate(&host, command);
+        let mut decision = cfg.policy.evaluate(&host, command);
         let sha = command_sha256(command);
-        let _ = self.audit(client, "decision", json!({ "alias": alias, "command": command, "allowed": decision.allowed, "rule": decision.rule, "reason": decision.reason }), false);
+        let _ = self.audit(client, "decision", json!({ "alias": alias, "command": command, "allowed": decision.allowed, "ask": decision.ask, "rule": decision.rule, "reason": decision.reason }), false);
+        if decision.ask {
+            self.check_ticket(approval, alias, command)?;
+            decision.allowed = true;
+        }
         if !decision.allowed {
             return Err(ServiceError::Denied(decision));
         }
@@ -322,19 +345,19 @@ impl Service {
             output_cap: p.limits.max_output_bytes,
             kill_on_output_limit: p.limits.on_output_limit == OnOutputLimit::Kill,
         };
-        // The start record must precede the command; it is written before the task can
-        // reach the host, under a gate the task waits on.
-        let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        let (svc, gate2, known_hosts) = (self.clone(), gate.clone(), cfg.policy.known_hosts_path.clone());
         let via: Vec<String> = p.route.iter().map(|(t, _)| t.alias.clone()).collect();
         let resolved_remotely = p.target.remote_name.is_some();
+        let mut fields = json!({ "alias": p.host.alias, "target_ip": spec.target_ip, "command": p.command, "timeout_seconds": spec.timeout.as_secs() });
+        if !via.is_empty() {
+            fields["via"] = json!(via);
+        }
+        if resolved_remotely {
+            fields["resolve"] = json!("remote: the jump host resolved the name; no CIDR rule applied");
+        }
+        let (svc, known_hosts) = (self.clone(), cfg.policy.known_hosts_path.clone());
         let Prepared { route, host, credential, target, command, .. } = p;
-        let audited_command = command.clone();
         let work: tasks::Work = Box::new(move |ctx| {
             Box::pin(async move {
-                if gate2.acquire().await.is_err() {
-                    return WorkOutcome::Failed("audit start record could not be written; nothing was run".into());
-                }
                 let started = || ctx.set_running();
                 let r = svc
                     .pool
@@ -361,22 +384,7 @@ impl Service {
                 }
             })
         });
-        let task = self.tasks.spawn(spec, work).map_err(ServiceError::Task)?;
-        let mut fields = json!({ "task_id": task.id, "alias": task.spec.alias, "target_ip": task.spec.target_ip, "command": audited_command, "timeout_seconds": task.spec.timeout.as_secs() });
-        if !via.is_empty() {
-            fields["via"] = json!(via);
-        }
-        if resolved_remotely {
-            fields["resolve"] = json!("remote: the jump host resolved the name; no CIDR rule applied");
-        }
-        match self.audit(client, "task_start", fields, true) {
-            Ok(()) => gate.add_permits(1),
-            Err(e) => {
-                gate.close();
-                let _ = self.tasks.cancel(&task.id, CancelledBy::Client);
-                return Err(ServiceError::Audit(e));
-            }
-        }
+        let task = self.start_audited(spec, work, "task_start", fields, client)?;
         let (svc, t) = (self.clone(), task.clone());
         self.enders.spawn(async move {
             let state = t.finished().await;
@@ -384,6 +392,41 @@ impl Service {
             let _ = svc.audit(None, "task_end", json!({ "task_id": t.id, "alias": t.spec.alias, "state": state, "stdout_bytes": snap.stdout_bytes, "stderr_bytes": snap.stderr_bytes, "duration_ms": snap.elapsed_ms }), false);
         });
         Ok(task)
+    }
+
+    /// Spawns `work` behind a gate that opens only once the durable `event` record (with
+    /// the task id added to `fields`) is on disk: no record, no run.
+    pub(crate) fn start_audited(
+        &self,
+        spec: TaskSpec,
+        work: tasks::Work,
+        event: &str,
+        mut fields: Value,
+        client: Option<&str>,
+    ) -> Result<Arc<Task>, ServiceError> {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let gate2 = gate.clone();
+        let gated: tasks::Work = Box::new(move |ctx| {
+            Box::pin(async move {
+                if gate2.acquire().await.is_err() {
+                    return WorkOutcome::Failed("audit start record could not be written; nothing was run".into());
+                }
+                work(ctx).await
+            })
+        });
+        let task = self.tasks.spawn(spec, gated).map_err(ServiceError::Task)?;
+        fields["task_id"] = json!(task.id);
+        match self.audit(client, event, fields, true) {
+            Ok(()) => {
+                gate.add_permits(1);
+                Ok(task)
+            }
+            Err(e) => {
+                gate.close();
+                let _ = self.tasks.cancel(&task.id, CancelledBy::Client);
+                Err(ServiceError::Audit(e))
+            }
+        }
     }
 
     pub fn cancel(&self, task_id: &str, client: Option<&str>) -> Result<tasks::TaskState, ServiceError> {

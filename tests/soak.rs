@@ -89,6 +89,7 @@ async fn mixed_workload_soak_leaks_nothing() {
                             batch_size: Some(2),
                             max_fail_percentage: 100.0,
                             timeout_seconds: None,
+                            approval: None,
                         };
                         let r = fanout::run(
                             &svc,

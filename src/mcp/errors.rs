@@ -93,6 +93,12 @@ pub fn service_error(e: &ServiceError) -> CallToolResult {
             "Do not try to work around the policy. Use ssh_plan to see what is allowed, explain the denial to the user, and ask whether the policy should change.",
             json!({ "rule": d.rule, "reason": d.reason, "denied_command": d.denied_command }),
         ),
+        ServiceError::ApprovalRequired(_) => tool_error(
+            "approval_required",
+            &msg,
+            "Nothing ran. The policy asks a human to approve this. Use a client that supports MCP elicitation, or ask an operator to approve it out of band (`sshwarden approvals list` / `approve ID` with the approver token), then retry.",
+            json!({}),
+        ),
         ServiceError::Network(_) => tool_error(
             "network_denied",
             &msg,

@@ -4,6 +4,7 @@
 //! and protocol versions. Tool methods translate and delegate; `errors.rs` is the single
 //! mapping from domain errors to tool results. Never touches SSH directly.
 
+mod approval;
 mod errors;
 mod fanout_result;
 pub use errors::error_body;
@@ -17,6 +18,7 @@ mod resources;
 mod runbooks;
 mod tasks_ext;
 mod tools;
+mod transfers;
 
 use std::sync::Arc;
 

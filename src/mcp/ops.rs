@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::RoleServer;
-use rmcp::model::CallToolResult;
+use rmcp::model::{CallToolResponse, CallToolResult, InputResponses};
 use rmcp::service::RequestContext;
 use serde_json::json;
 
+use super::approval::{self, Gate};
 use super::errors::{ok, service_error, task_error, tool_error};
 pub use super::inspect::*;
 use super::params::{AsyncStarted, FanoutParams, ListTasksParams, OutputParams, RunAsyncParams, RunParams};
@@ -68,12 +69,43 @@ pub fn finished(svc: &Service, task: &Task) -> CallToolResult {
     ok(serde_json::to_value(&r).unwrap_or_default(), summary)
 }
 
-pub async fn run(svc: &Arc<Service>, p: RunParams, ctx: RequestContext<RoleServer>) -> CallToolResult {
+/// An input-required round's echo: `requestState` and `inputResponses` of a retried call.
+pub type Echo = (Option<String>, Option<InputResponses>);
+
+/// The approval gate in front of a tool: `Err` is what the tool returns instead of running.
+pub async fn approve(
+    svc: &Arc<Service>,
+    aliases: &[String],
+    what: &str,
+    ctx: &RequestContext<RoleServer>,
+    (state, responses): Echo,
+) -> Result<Option<String>, CallToolResponse> {
+    match approval::gate(svc, aliases, what, ctx, state, responses).await {
+        Gate::Proceed(ticket) => Ok(ticket),
+        Gate::InputRequired(r) => Err(r.into()),
+        Gate::Refused(r) => Err(r.into()),
+    }
+}
+
+pub async fn run(svc: &Arc<Service>, p: RunParams, ctx: RequestContext<RoleServer>, echo: Echo) -> CallToolResponse {
+    match approve(svc, std::slice::from_ref(&p.alias), &p.command, &ctx, echo).await {
+        Ok(ticket) => run_approved(svc, p, ctx, ticket).await.into(),
+        Err(r) => r,
+    }
+}
+
+async fn run_approved(
+    svc: &Arc<Service>,
+    p: RunParams,
+    ctx: RequestContext<RoleServer>,
+    ticket: Option<String>,
+) -> CallToolResult {
     let client = client_of(&ctx);
-    let prepared = match svc.prepare(&p.alias, &p.command, p.timeout_seconds, Some(&client)).await {
-        Ok(x) => x,
-        Err(e) => return service_error(&e),
-    };
+    let prepared =
+        match svc.prepare_with(&p.alias, &p.command, p.timeout_seconds, Some(&client), ticket.as_deref()).await {
+            Ok(x) => x,
+            Err(e) => return service_error(&e),
+        };
     let interval = Duration::from_secs(prepared.limits.task_progress_interval);
     let task = match svc.launch(prepared, Some(&client)) {
         Ok(t) => t,
@@ -84,11 +116,30 @@ pub async fn run(svc: &Arc<Service>, p: RunParams, ctx: RequestContext<RoleServe
     finished(svc, &task)
 }
 
-pub async fn run_async(svc: &Arc<Service>, p: RunAsyncParams, ctx: &RequestContext<RoleServer>) -> CallToolResult {
-    let prepared = match svc.prepare(&p.alias, &p.command, p.timeout_seconds, Some(&client_of(ctx))).await {
-        Ok(x) => x,
-        Err(e) => return service_error(&e),
-    };
+pub async fn run_async(
+    svc: &Arc<Service>,
+    p: RunAsyncParams,
+    ctx: &RequestContext<RoleServer>,
+    echo: Echo,
+) -> CallToolResponse {
+    match approve(svc, std::slice::from_ref(&p.alias), &p.command, ctx, echo).await {
+        Ok(ticket) => run_async_approved(svc, p, ctx, ticket).await.into(),
+        Err(r) => r,
+    }
+}
+
+async fn run_async_approved(
+    svc: &Arc<Service>,
+    p: RunAsyncParams,
+    ctx: &RequestContext<RoleServer>,
+    ticket: Option<String>,
+) -> CallToolResult {
+    let client = client_of(ctx);
+    let prepared =
+        match svc.prepare_with(&p.alias, &p.command, p.timeout_seconds, Some(&client), ticket.as_deref()).await {
+            Ok(x) => x,
+            Err(e) => return service_error(&e),
+        };
     let (ttl, poll) = (prepared.limits.task_result_ttl, prepared.limits.task_progress_interval);
     let task = match svc.launch(prepared, Some(&client_of(ctx))) {
         Ok(t) => t,
@@ -113,18 +164,38 @@ pub async fn run_async(svc: &Arc<Service>, p: RunAsyncParams, ctx: &RequestConte
     ok(serde_json::to_value(&started).unwrap_or_default(), summary)
 }
 
-pub async fn run_on_tag(svc: &Arc<Service>, p: FanoutParams, ctx: RequestContext<RoleServer>) -> CallToolResult {
+pub async fn run_on_tag(
+    svc: &Arc<Service>,
+    p: FanoutParams,
+    ctx: RequestContext<RoleServer>,
+    echo: Echo,
+) -> CallToolResponse {
+    let hosts = match fanout::targets(svc, &p.target) {
+        Ok(h) => h,
+        Err(e) => return service_error(&e).into(),
+    };
+    // One approval for the whole fan-out: the human sees the folded host set once.
+    match approve(svc, &hosts, &p.command, &ctx, echo).await {
+        Ok(ticket) => run_on_tag_approved(svc, p, ctx, hosts, ticket).await.into(),
+        Err(r) => r,
+    }
+}
+
+async fn run_on_tag_approved(
+    svc: &Arc<Service>,
+    p: FanoutParams,
+    ctx: RequestContext<RoleServer>,
+    hosts: Vec<String>,
+    approval: Option<String>,
+) -> CallToolResult {
     let opts = FanoutOptions {
         concurrency: p.concurrency.unwrap_or(8),
         batch_size: p.batch_size,
         max_fail_percentage: p.max_fail_percentage.unwrap_or(100.0),
         timeout_seconds: p.timeout_seconds,
+        approval,
     };
     let client = client_of(&ctx);
-    let hosts = match fanout::targets(svc, &p.target) {
-        Ok(h) => h,
-        Err(e) => return service_error(&e),
-    };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize, String)>();
     let mut reporter = Reporter::new(ctx.peer.clone(), ctx.meta.get_progress_token());
     let work = fanout::run(svc, &hosts, &p.command, &opts, Some(&client), &ctx.ct, |done, total, e| {

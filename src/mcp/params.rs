@@ -230,3 +230,50 @@ pub struct RunbookRunParams {
     #[serde(default)]
     pub wait_seconds: Option<u64>,
 }
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadParams {
+    /// One host alias; or use `target` for several.
+    #[serde(default)]
+    pub alias: Option<String>,
+    /// Host pattern (as ssh_run_on_tag) to upload the same file to every selected host.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Absolute, normalized path on the host; it must match a `files:` write rule.
+    pub remote_path: String,
+    /// Small UTF-8 content to write (at most max_output_bytes).
+    #[serde(default)]
+    pub content: Option<String>,
+    /// Small binary content, base64-encoded.
+    #[serde(default)]
+    pub content_base64: Option<String>,
+    /// A file under the policy's files.transfer_dir on the sshwarden machine.
+    #[serde(default)]
+    pub local_path: Option<String>,
+    /// Octal permissions of the written file (`"0644"`); default: the replaced file's.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Hosts uploading at once, for `target` (default 8).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Hosts per batch, for `target`.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Stop starting new batches once this share of hosts failed (0-100, default 100).
+    #[serde(default)]
+    pub max_fail_percentage: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadParams {
+    /// Host alias.
+    pub alias: String,
+    /// Absolute, normalized path on the host; it must match a `files:` read rule.
+    pub remote_path: String,
+    /// Where to store it under files.transfer_dir; without it the content comes back inline
+    /// (at most max_output_bytes; base64 when not UTF-8).
+    #[serde(default)]
+    pub local_path: Option<String>,
+}

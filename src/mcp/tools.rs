@@ -3,14 +3,14 @@
 //!
 //! Owns: tool names, descriptions and annotations. Never holds logic.
 
-use rmcp::handler::server::tool::schema_for_output;
+use rmcp::handler::server::tool::{InputResponses, RequestState, schema_for_output};
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::CallToolResult;
+use rmcp::model::{CallToolResponse, CallToolResult};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, tool, tool_router};
 
 use super::params::*;
-use super::{SshWarden, ops, runbooks};
+use super::{SshWarden, ops, runbooks, transfers};
 
 type ToolResult = Result<CallToolResult, McpError>;
 
@@ -49,8 +49,14 @@ impl SshWarden {
     }
 
     #[tool(description = "Run a command on one host and wait for it. Sends progress notifications while it runs; cancelling the request stops the remote command. Output inline is capped (head+tail); page the rest with ssh_get_task_output using the task_id.", output_schema = schema_for_output::<RunResult>(), annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true))]
-    async fn ssh_run(&self, Parameters(p): Parameters<RunParams>, ctx: RequestContext<RoleServer>) -> ToolResult {
-        Ok(ops::run(&self.svc, p, ctx).await)
+    async fn ssh_run(
+        &self,
+        Parameters(p): Parameters<RunParams>,
+        RequestState(state): RequestState,
+        InputResponses(responses): InputResponses,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        Ok(ops::run(&self.svc, p, ctx, (state, responses)).await)
     }
 
     #[tool(
@@ -60,18 +66,50 @@ impl SshWarden {
     async fn ssh_run_on_tag(
         &self,
         Parameters(p): Parameters<FanoutParams>,
+        RequestState(state): RequestState,
+        InputResponses(responses): InputResponses,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult {
-        Ok(ops::run_on_tag(&self.svc, p, ctx).await)
+    ) -> Result<CallToolResponse, McpError> {
+        Ok(ops::run_on_tag(&self.svc, p, ctx, (state, responses)).await)
     }
 
     #[tool(description = "Start a command on one host and return a task_id at once (or the result if it finishes within wait_seconds). Poll with ssh_get_task_status, read live output with ssh_get_task_output, stop with ssh_cancel.", output_schema = schema_for_output::<AsyncStarted>(), annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true))]
     async fn ssh_run_async(
         &self,
         Parameters(p): Parameters<RunAsyncParams>,
+        RequestState(state): RequestState,
+        InputResponses(responses): InputResponses,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult {
-        Ok(ops::run_async(&self.svc, p, &ctx).await)
+    ) -> Result<CallToolResponse, McpError> {
+        Ok(ops::run_async(&self.svc, p, &ctx, (state, responses)).await)
+    }
+
+    #[tool(
+        description = "Upload a file to one host (`alias`) or to every host a pattern selects (`target`, batches as ssh_run_on_tag) over SFTP. `remote_path` must match a `files:` write rule of the policy; the host's resolved path (symlinks) must match too. The bytes come from `content` (UTF-8), `content_base64`, or `local_path` under the policy's files.transfer_dir. Atomic: a temporary file is fsynced and renamed over the target; the result has bytes and SHA-256.",
+        annotations(destructive_hint = true, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn ssh_upload(
+        &self,
+        Parameters(p): Parameters<UploadParams>,
+        RequestState(state): RequestState,
+        InputResponses(responses): InputResponses,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        Ok(transfers::upload(&self.svc, p, ctx, (state, responses)).await)
+    }
+
+    #[tool(
+        description = "Download a file from one host over SFTP. `remote_path` must match a `files:` read rule (its resolved path too). With `local_path` (under files.transfer_dir) the file is stored there atomically; without it the content comes back inline (UTF-8, or base64 when binary; at most max_output_bytes). The result has bytes and SHA-256.",
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn ssh_download(
+        &self,
+        Parameters(p): Parameters<DownloadParams>,
+        RequestState(state): RequestState,
+        InputResponses(responses): InputResponses,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        Ok(transfers::download(&self.svc, p, ctx, (state, responses)).await)
     }
 
     #[tool(

@@ -204,11 +204,32 @@ async fn run_step(
     let hosts: Vec<String> = sp.rows.iter().map(|r| r.alias.clone()).collect();
     report.steps[index].status = "running".into();
     on_event(&json!({ "event": "step_started", "step": sp.id, "phase": sp.phase, "hosts": hosts.len() }), report);
+    // An `ask` step waits for an out-of-band approver (a run has no user to ask).
+    let approval = match svc.approval_needed(&hosts, &rendered.command, client) {
+        None => None,
+        Some(request) => {
+            on_event(
+                &json!({ "event": "approval_requested", "step": sp.id, "approval_id": request.id, "hosts": request.hosts, "timeout_seconds": request.timeout_seconds }),
+                report,
+            );
+            match svc.obtain_approval(&request, crate::approvals::Via::OutOfBand).await {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    for alias in &hosts {
+                        report.steps[index].hosts.push(skipped(alias, &e.to_string()));
+                    }
+                    report.steps[index].status = "failed".into();
+                    return false;
+                }
+            }
+        }
+    };
     let opts = FanoutOptions {
         concurrency: step.concurrency,
         batch_size: None,
         max_fail_percentage: 100.0,
         timeout_seconds: step.timeout_seconds,
+        approval,
     };
     let batch = step.batch_size.unwrap_or(hosts.len()).max(1);
     let mut failures = 0usize;

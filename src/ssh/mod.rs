@@ -3,16 +3,19 @@
 //! Owns: connecting to exactly the precheck's address, strict host-key verification
 //! (`known_hosts.rs`), authentication (`auth.rs`), the connection pool with per-connection
 //! session limits (`pool.rs`) and command execution with drain, signals and bounded waits
-//! (`exec.rs`). Never decides policy and never re-resolves a name.
+//! (`exec.rs`), file transfer over SFTP (`sftp.rs`). Never decides policy and never
+//! re-resolves a name.
 
 mod auth;
 mod exec;
 pub mod known_hosts;
 mod pool;
+mod sftp;
 
 pub use auth::certificate_window;
 pub use exec::{ExecOutcome, Sink};
 pub use pool::{Hop, Pool, PoolSettings};
+pub use sftp::{Sftp, Transferred};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +50,9 @@ pub enum SshError {
     Auth { user: String, tried: String },
     #[error("cannot open a session channel: {0}")]
     Channel(String),
+    /// An SFTP request failed (names the request and the path).
+    #[error("{0}")]
+    Sftp(String),
     #[error("connection lost: {0}")]
     Disconnected(String),
     /// A jump host on the way failed (connect, host key, auth, or it refused to forward).

@@ -39,21 +39,24 @@ pub struct PoolSettings {
 }
 
 /// (address, user, host name, credential, aliases of the hops on the way).
-type Key = (SocketAddr, String, String, String, String);
+pub(super) type Key = (SocketAddr, String, String, String, String);
+
+/// A session channel, the connection carrying it, and the slot it holds there.
+pub(super) type SessionChannel = (russh::Channel<client::Msg>, Arc<Conn>, OwnedSemaphorePermit);
 
 /// A jump host and how to log in to it; a route lists them first hop first.
 pub type Hop = (Target, Credential);
 
-fn key_of(target: &Target, cred: &Credential, route: &[Hop]) -> Key {
+pub(super) fn key_of(target: &Target, cred: &Credential, route: &[Hop]) -> Key {
     let via = route.iter().map(|(t, _)| t.alias.as_str()).collect::<Vec<_>>().join(",");
     (target.addr, cred.username.clone(), target.host_name.clone(), cred.name.clone(), via)
 }
 
-struct Conn {
+pub(super) struct Conn {
     alias: String,
     handle: Handle<Verifier>,
     slots: Arc<Semaphore>,
-    last_used: Mutex<Instant>,
+    pub(super) last_used: Mutex<Instant>,
     /// Connections tunnelled through this one: it stays open while any is.
     tunnels: AtomicUsize,
     /// The hop this connection is carried by, if any (kept alive by holding it).
@@ -116,39 +119,55 @@ impl Pool {
         on_started: &(dyn Fn() + Send + Sync),
     ) -> Result<ExecOutcome, SshError> {
         let key = key_of(target, cred, route);
+        let Some((channel, conn, permit)) =
+            self.session_channel(&key, route, target, cred, known_hosts, connect_timeout, cancel).await?
+        else {
+            return Ok(ExecOutcome::NotStarted);
+        };
+        on_started();
+        let outcome = exec::run(channel, command, sink, cancel).await;
+        *lock(&conn.last_used) = Instant::now();
+        drop(permit);
+        // A command that ended without an exit status behind jump hosts: if a hop's
+        // connection died, say which one (the next run reconnects).
+        let no_status = matches!(
+            outcome,
+            Ok(ExecOutcome::Finished { exit_code: None, exit_signal: None, stopped: false, .. }) | Err(_)
+        );
+        if no_status && !route.is_empty() {
+            for _ in 0..20 {
+                if let Some(hop) = lost_hop(&conn) {
+                    self.discard(&key, &conn);
+                    return Err(SshError::Hop { hop, reason: "connection lost while the command ran".into() });
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        outcome
+    }
+
+    /// A session channel on a pooled connection, with the connection's slot held by the
+    /// returned permit. `None`: cancelled before a channel was opened.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn session_channel(
+        &self,
+        key: &Key,
+        route: &[Hop],
+        target: &Target,
+        cred: &Credential,
+        known_hosts: &Path,
+        connect_timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Option<SessionChannel>, SshError> {
         let mut last_error = None;
         for _attempt in 0..3 {
-            let checkout = self.checkout(&key, route, target, cred, known_hosts, connect_timeout);
+            let checkout = self.checkout(key, route, target, cred, known_hosts, connect_timeout);
             let (conn, permit) = tokio::select! {
                 r = checkout => r?,
-                _ = cancel.cancelled() => return Ok(ExecOutcome::NotStarted),
+                _ = cancel.cancelled() => return Ok(None),
             };
             match conn.handle.channel_open_session().await {
-                Ok(channel) => {
-                    on_started();
-                    let outcome = exec::run(channel, command, sink, cancel).await;
-                    *lock(&conn.last_used) = Instant::now();
-                    drop(permit);
-                    // A command that ended without an exit status behind jump hosts: if a
-                    // hop's connection died, say which one (the next run reconnects).
-                    let no_status = matches!(
-                        outcome,
-                        Ok(ExecOutcome::Finished { exit_code: None, exit_signal: None, stopped: false, .. }) | Err(_)
-                    );
-                    if no_status && !route.is_empty() {
-                        for _ in 0..20 {
-                            if let Some(hop) = lost_hop(&conn) {
-                                self.discard(&key, &conn);
-                                return Err(SshError::Hop {
-                                    hop,
-                                    reason: "connection lost while the command ran".into(),
-                                });
-                            }
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    }
-                    return outcome;
-                }
+                Ok(channel) => return Ok(Some((channel, conn, permit))),
                 Err(russh::Error::ChannelOpenFailure(reason)) => {
                     // The server's MaxSessions is below ours: this connection is full.
                     permit.forget();
@@ -157,7 +176,7 @@ impl Pool {
                     )));
                 }
                 Err(e) => {
-                    self.discard(&key, &conn);
+                    self.discard(key, &conn);
                     last_error = Some(SshError::Disconnected(e.to_string()));
                 }
             }

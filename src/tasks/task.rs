@@ -59,6 +59,10 @@ impl Task {
     }
 
     /// Publishes structured progress (shown by status replies).
+    pub fn detail(&self) -> Option<serde_json::Value> {
+        lock(&self.detail).clone()
+    }
+
     pub fn set_detail(&self, detail: serde_json::Value) {
         *lock(&self.detail) = Some(detail);
         self.changes.send_modify(|v| *v += 1);

@@ -21,4 +21,5 @@ mod secrets;
 mod ssh_exec;
 mod support;
 mod tasks_engine;
+mod transfers;
 mod ts_interop;

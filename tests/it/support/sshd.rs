@@ -234,7 +234,7 @@ impl Fleet {
             keygen(&hd.join("host_key"), "");
             let addr: SocketAddr = format!("{net}.{n}:{PORT}").parse().unwrap();
             let config = format!(
-                "ListenAddress {addr}\nHostKey {}\nPidFile none\nAuthorizedKeysFile {}\nPubkeyAuthentication yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\nAllowUsers {USER}\nUsePAM no\nStrictModes no\nUseDNS no\nPrintMotd no\nPrintLastLog no\nX11Forwarding no\nMaxStartups 200:30:400\nMaxSessions {}\nLoginGraceTime 20\nLogLevel INFO\n",
+                "ListenAddress {addr}\nHostKey {}\nPidFile none\nAuthorizedKeysFile {}\nPubkeyAuthentication yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\nAllowUsers {USER}\nUsePAM no\nStrictModes no\nUseDNS no\nPrintMotd no\nPrintLastLog no\nX11Forwarding no\nMaxStartups 200:30:400\nMaxSessions {}\nSubsystem sftp internal-sftp\nLoginGraceTime 20\nLogLevel INFO\n",
                 hd.join("host_key").display(),
                 d.join("authorized_keys").display(),
                 opts.max_sessions

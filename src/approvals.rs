@@ -1,0 +1,297 @@
+//! Human approval for what the policy marks `ask`: one registry of approval requests,
+//! decided by the client's user (MCP elicitation, classic or input-required) or out of band
+//! by an approver holding the separate approver token (`/approvals`, `sshwarden approvals`).
+//!
+//! Owns: the request → decision → ticket life cycle, its timeout (`approval_timeout_seconds`,
+//! then denied), the audit records `approval_requested` / `approval_decided`, and the check
+//! that a ticket covers exactly the host and command (or transfer) being prepared. A ticket
+//! is the only way past an `ask` decision (`Service::prepare_with`). Never speaks a protocol
+//! and never decides policy.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::service::{Service, ServiceError};
+
+/// Decided approvals stay usable (by every host they cover) for this long.
+const TICKET_LIFETIME: Duration = Duration::from_secs(600);
+
+/// What a human is asked to approve.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalRequest {
+    pub id: String,
+    /// Folded host set (`h[1-3]`).
+    pub hosts: String,
+    #[serde(skip)]
+    pub aliases: Vec<String>,
+    /// The exact command, or `upload:PATH` / `download:PATH`.
+    pub what: String,
+    pub rule: Option<String>,
+    pub reason: String,
+    pub client: String,
+    pub requested_at_ms: u64,
+    pub timeout_seconds: u64,
+}
+
+impl ApprovalRequest {
+    /// The one message a human reads.
+    pub fn message(&self) -> String {
+        format!(
+            "Approve on {} ({} host{}): {}\nRule: {}\nReason: {}\nRequested by {}. Accept to run it; decline or cancel to deny.",
+            self.hosts,
+            self.aliases.len(),
+            if self.aliases.len() == 1 { "" } else { "s" },
+            self.what,
+            self.rule.as_deref().unwrap_or("-"),
+            self.reason,
+            self.client
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Pending,
+    Approved { by: String },
+    Denied { by: String },
+}
+
+struct Entry {
+    request: ApprovalRequest,
+    state: watch::Sender<State>,
+    created: Instant,
+}
+
+/// Who can be asked: the client's user now (`Human`), or only an out-of-band approver.
+pub enum Via<'a> {
+    Human(&'a (dyn AskHuman + 'a)),
+    OutOfBand,
+}
+
+/// A way to ask the client's user; `Some(true)` approve, `Some(false)` decline or cancel,
+/// `None` the client could not ask (the out-of-band approver may still decide).
+pub trait AskHuman: Send + Sync {
+    fn ask<'a>(&'a self, request: &'a ApprovalRequest) -> futures::future::BoxFuture<'a, Option<bool>>;
+}
+
+#[derive(Default)]
+pub struct Approvals {
+    entries: DashMap<String, Entry>,
+    /// `serve --approver-token-file` is set: requests can wait for an out-of-band decision.
+    out_of_band: AtomicBool,
+}
+
+impl Approvals {
+    pub fn enable_out_of_band(&self) {
+        self.out_of_band.store(true, Ordering::SeqCst);
+    }
+
+    pub fn out_of_band(&self) -> bool {
+        self.out_of_band.load(Ordering::SeqCst)
+    }
+
+    fn prune(&self) {
+        self.entries
+            .retain(|_, e| e.created.elapsed() < TICKET_LIFETIME + Duration::from_secs(e.request.timeout_seconds));
+    }
+
+    /// Pending requests, oldest first.
+    pub fn pending(&self) -> Vec<ApprovalRequest> {
+        self.prune();
+        let mut list: Vec<ApprovalRequest> =
+            self.entries.iter().filter(|e| *e.state.borrow() == State::Pending).map(|e| e.request.clone()).collect();
+        list.sort_by_key(|r| r.requested_at_ms);
+        list
+    }
+
+    /// Whether `id` names a known request for exactly `what` (a retried call's echo).
+    pub fn is_open_for(&self, id: &str, what: &str) -> bool {
+        self.entries.get(id).is_some_and(|e| e.request.what == what)
+    }
+
+    /// Records a decision; the first one wins. `Err` names why nothing changed.
+    pub fn decide(&self, id: &str, approve: bool, by: &str) -> Result<(), String> {
+        let entry = self.entries.get(id).ok_or_else(|| format!("no approval request {id:?} (unknown or expired)"))?;
+        let state = if approve { State::Approved { by: by.to_owned() } } else { State::Denied { by: by.to_owned() } };
+        let mut changed = false;
+        entry.state.send_if_modified(|s| {
+            changed = *s == State::Pending;
+            if changed {
+                *s = state.clone();
+            }
+            changed
+        });
+        if changed { Ok(()) } else { Err(format!("approval request {id:?} was already decided")) }
+    }
+}
+
+impl Service {
+    /// The approval request `what` on `aliases` needs, if any host's decision is `ask`
+    /// (hosts the policy denies outright are left to their denial).
+    pub fn approval_needed(&self, aliases: &[String], what: &str, client: &str) -> Option<ApprovalRequest> {
+        let cfg = self.config();
+        let mut asked = Vec::new();
+        let mut first = None;
+        for alias in aliases {
+            let Some(host) = cfg.host(alias) else { continue };
+            let (decision, label) = match crate::plan::transfer_of(what) {
+                Some((direction, path)) => {
+                    let d = cfg.policy.judge_transfer(host, direction, path).decision;
+                    let label = d.rule.as_ref().and_then(|r| cfg.policy.files.rules.get(r.index)).map(|r| r.label());
+                    (d, label)
+                }
+                None => {
+                    let d = cfg.policy.evaluate(host, what);
+                    let label = d.rule.as_ref().and_then(|r| cfg.policy.rules.get(r.index)).map(|r| r.label());
+                    (d, label)
+                }
+            };
+            if decision.ask {
+                asked.push(alias.clone());
+                first.get_or_insert((label, decision.reason, cfg.policy.limits_for(host).approval_timeout_seconds));
+            }
+        }
+        let (rule, reason, timeout_seconds) = first?;
+        let names: Vec<&str> = asked.iter().map(String::as_str).collect();
+        Some(ApprovalRequest {
+            id: format!("a{}", hex::encode(rand::random::<[u8; 12]>())),
+            hosts: crate::hostset::fold(&names),
+            aliases: asked,
+            what: what.to_owned(),
+            rule,
+            reason,
+            client: client.to_owned(),
+            requested_at_ms: crate::tasks::now_ms(),
+            timeout_seconds,
+        })
+    }
+
+    /// Registers `request` as pending (audited) so a human or an approver can decide it.
+    pub fn open_approval(&self, request: &ApprovalRequest) {
+        self.approvals.prune();
+        let _ = self.audit(
+            Some(&request.client),
+            "approval_requested",
+            json!({ "approval_id": request.id, "hosts": request.hosts, "command": request.what, "rule": request.rule, "reason": request.reason }),
+            false,
+        );
+        let (state, _) = watch::channel(State::Pending);
+        self.approvals
+            .entries
+            .insert(request.id.clone(), Entry { request: request.clone(), state, created: Instant::now() });
+    }
+
+    /// Waits for the decision on `request` (asking through `via` when it can), up to its
+    /// timeout; `Ok` is the approval id (the ticket), anything else a denial.
+    pub async fn obtain_approval(&self, request: &ApprovalRequest, via: Via<'_>) -> Result<String, ServiceError> {
+        if matches!(via, Via::OutOfBand) && !self.approvals.out_of_band() {
+            return Err(cannot_ask(request));
+        }
+        self.open_approval(request);
+        if let Via::Human(asker) = via {
+            // The user's answer and an out-of-band decision race; the first one counts.
+            let mut decided = match self.approvals.entries.get(&request.id) {
+                Some(e) => e.state.subscribe(),
+                None => return Err(unknown_ticket(&request.id)),
+            };
+            let limit = Duration::from_secs(request.timeout_seconds);
+            tokio::select! {
+                answer = tokio::time::timeout(limit, asker.ask(request)) => match answer {
+                    Ok(Some(yes)) => {
+                        let _ = self.approvals.decide(&request.id, yes, "elicitation");
+                    }
+                    Ok(None) if !self.approvals.out_of_band() => {
+                        let _ = self.approvals.decide(&request.id, false, "this client cannot ask a human");
+                    }
+                    _ => {}
+                },
+                _ = decided.wait_for(|s| *s != State::Pending) => {}
+            }
+        }
+        self.approval_verdict(&request.id).await
+    }
+
+    /// The decision on approval `id`, waiting for it until the request's timeout.
+    pub async fn approval_verdict(&self, id: &str) -> Result<String, ServiceError> {
+        let (mut rx, request, created) = match self.approvals.entries.get(id) {
+            Some(e) => (e.state.subscribe(), e.request.clone(), e.created),
+            None => return Err(unknown_ticket(id)),
+        };
+        let deadline = created + Duration::from_secs(request.timeout_seconds);
+        let waited = tokio::time::timeout_at(deadline.into(), rx.wait_for(|s| *s != State::Pending)).await;
+        let state = match waited {
+            Ok(Ok(s)) => s.clone(),
+            _ => {
+                let _ = self.approvals.decide(id, false, "timeout");
+                self.approvals
+                    .entries
+                    .get(id)
+                    .map_or(State::Denied { by: "timeout".into() }, |e| e.state.borrow().clone())
+            }
+        };
+        let (approved, by) = match &state {
+            State::Approved { by } => (true, by.clone()),
+            State::Denied { by } => (false, by.clone()),
+            State::Pending => (false, "timeout".to_owned()),
+        };
+        let latency_ms = created.elapsed().as_millis() as u64;
+        let _ = self.audit(
+            Some(&request.client),
+            "approval_decided",
+            json!({ "approval_id": id, "decision": if approved { "approved" } else { "denied" }, "by": by, "latency_ms": latency_ms }),
+            false,
+        );
+        if approved {
+            return Ok(id.to_owned());
+        }
+        let why = match by.as_str() {
+            "timeout" => format!("no decision within approval_timeout_seconds ({} s)", request.timeout_seconds),
+            other => format!("declined ({other})"),
+        };
+        Err(ServiceError::Denied(crate::policy::Decision {
+            allowed: false,
+            ask: false,
+            rule: None,
+            reason: format!("approval {id} for `{}` on {}: {why}", request.what, request.hosts),
+            denied_command: None,
+        }))
+    }
+
+    /// Whether approval `ticket` was granted for `what` on `alias`; `Err` is the denial.
+    pub(crate) fn check_ticket(&self, ticket: Option<&str>, alias: &str, what: &str) -> Result<(), ServiceError> {
+        let Some(id) = ticket else {
+            return Err(ServiceError::ApprovalRequired(format!(
+                "`{what}` on {alias} needs a human's approval and none was given"
+            )));
+        };
+        let entry = self.approvals.entries.get(id).ok_or_else(|| unknown_ticket(id))?;
+        let covers = entry.request.what == what && entry.request.aliases.iter().any(|a| a == alias);
+        match (&*entry.state.borrow(), covers) {
+            (State::Approved { .. }, true) => Ok(()),
+            (State::Approved { .. }, false) => Err(ServiceError::ApprovalRequired(format!(
+                "approval {id} covers `{}` on {}, not `{what}` on {alias}",
+                entry.request.what, entry.request.hosts
+            ))),
+            _ => Err(ServiceError::ApprovalRequired(format!("approval {id} was not granted"))),
+        }
+    }
+}
+
+fn unknown_ticket(id: &str) -> ServiceError {
+    ServiceError::ApprovalRequired(format!("no approval {id:?} (unknown or expired)"))
+}
+
+fn cannot_ask(request: &ApprovalRequest) -> ServiceError {
+    ServiceError::ApprovalRequired(format!(
+        "approval required, this client cannot ask a human: `{}` on {} ({}: {})",
+        request.what,
+        request.hosts,
+        request.rule.as_deref().unwrap_or("policy"),
+        request.reason
+    ))
+}

@@ -1,0 +1,108 @@
+//! Getting a human's yes for an `ask` decision through what this MCP client can do.
+//!
+//! Owns: the choice of channel and its protocol shapes. A client on `2026-07-28` that
+//! declared elicitation gets an `InputRequiredResult` (the request id travels as
+//! `requestState`; the retried call carries the answer); an older client that declared
+//! elicitation is asked with `elicitation/create`; any other client waits for an out-of-band
+//! approver if `serve --approver-token-file` is set, or is denied at once with a hint. The
+//! decision itself, its timeout and audit live in `approvals.rs`. Never runs anything.
+
+use std::sync::Arc;
+
+use rmcp::RoleServer;
+use rmcp::model::{
+    CallToolResult, ElicitRequest, ElicitRequestParams, ElicitationAction, ElicitationSchema, InputRequest,
+    InputRequiredResult, InputResponses, ProtocolVersion,
+};
+use rmcp::service::{Peer, RequestContext};
+
+use super::errors::service_error;
+use super::ops::client_of;
+use crate::approvals::{ApprovalRequest, AskHuman, Via};
+use crate::service::Service;
+
+/// Key of the one input request sshwarden sends.
+const INPUT_KEY: &str = "approval";
+
+/// What the tool does next.
+pub enum Gate {
+    /// Go on with this ticket (`None`: no host needed approval).
+    Proceed(Option<String>),
+    /// Return this to the client; it asks its user and retries the call.
+    InputRequired(InputRequiredResult),
+    /// Denied (declined, timed out, or nobody can be asked).
+    Refused(CallToolResult),
+}
+
+/// Asks through `elicitation/create` (protocols before 2026-07-28).
+struct Elicit(Peer<RoleServer>);
+
+impl AskHuman for Elicit {
+    fn ask<'a>(&'a self, request: &'a ApprovalRequest) -> futures::future::BoxFuture<'a, Option<bool>> {
+        Box::pin(async move {
+            let params = ElicitRequestParams::FormElicitationParams {
+                meta: None,
+                message: request.message(),
+                requested_schema: ElicitationSchema::new(Default::default()),
+            };
+            match self.0.create_elicitation(params).await {
+                Ok(r) => Some(r.action == ElicitationAction::Accept),
+                Err(e) => {
+                    tracing::warn!(approval = %request.id, "elicitation failed: {e}");
+                    None
+                }
+            }
+        })
+    }
+}
+
+fn elicitation_declared(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.client_capabilities().is_some_and(|c| c.elicitation.is_some())
+}
+
+/// The approval `what` on `aliases` needs, obtained as this client allows. `state` and
+/// `responses` are the input-required round's echo, if this is a retried call.
+pub async fn gate(
+    svc: &Arc<Service>,
+    aliases: &[String],
+    what: &str,
+    ctx: &RequestContext<RoleServer>,
+    state: Option<String>,
+    responses: Option<InputResponses>,
+) -> Gate {
+    let client = client_of(ctx);
+    let Some(request) = svc.approval_needed(aliases, what, &client) else {
+        return Gate::Proceed(None);
+    };
+    if let Some(id) = state.filter(|id| svc.approvals.is_open_for(id, what)) {
+        let answer = responses.as_ref().and_then(|r| r.get(INPUT_KEY)).and_then(|v| v.get("action").cloned());
+        let accepted = answer.as_ref().and_then(|a| a.as_str()) == Some("accept");
+        if answer.is_some() {
+            let _ = svc.approvals.decide(&id, accepted, "elicitation");
+        }
+        return match svc.approval_verdict(&id).await {
+            Ok(ticket) => Gate::Proceed(Some(ticket)),
+            Err(e) => Gate::Refused(service_error(&e)),
+        };
+    }
+    let modern = ctx.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+    let verdict = match (elicitation_declared(ctx), modern) {
+        (true, true) => {
+            svc.open_approval(&request);
+            let params = ElicitRequestParams::FormElicitationParams {
+                meta: None,
+                message: request.message(),
+                requested_schema: ElicitationSchema::new(Default::default()),
+            };
+            let mut inputs = rmcp::model::InputRequests::new();
+            inputs.insert(INPUT_KEY.to_owned(), InputRequest::Elicitation(ElicitRequest::new(params)));
+            return Gate::InputRequired(InputRequiredResult::new(Some(inputs), Some(request.id.clone())));
+        }
+        (true, false) => svc.obtain_approval(&request, Via::Human(&Elicit(ctx.peer.clone()))).await,
+        (false, _) => svc.obtain_approval(&request, Via::OutOfBand).await,
+    };
+    match verdict {
+        Ok(ticket) => Gate::Proceed(Some(ticket)),
+        Err(e) => Gate::Refused(service_error(&e)),
+    }
+}
