@@ -8,6 +8,7 @@
 //! is the only way past an `ask` decision (`Service::prepare_with`). Never speaks a protocol
 //! and never decides policy.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -115,7 +116,7 @@ impl Approvals {
     }
 
     /// Records a decision; the first one wins. `Err` names why nothing changed.
-    pub fn decide(&self, id: &str, approve: bool, by: &str) -> Result<(), String> {
+    fn decide(&self, id: &str, approve: bool, by: &str) -> Result<(ApprovalRequest, Instant), String> {
         let entry = self.entries.get(id).ok_or_else(|| format!("no approval request {id:?} (unknown or expired)"))?;
         let state = if approve { State::Approved { by: by.to_owned() } } else { State::Denied { by: by.to_owned() } };
         let mut changed = false;
@@ -126,7 +127,10 @@ impl Approvals {
             }
             changed
         });
-        if changed { Ok(()) } else { Err(format!("approval request {id:?} was already decided")) }
+        match changed {
+            true => Ok((entry.request.clone(), entry.created)),
+            false => Err(format!("approval request {id:?} was already decided")),
+        }
     }
 }
 
@@ -171,8 +175,22 @@ impl Service {
         })
     }
 
-    /// Registers `request` as pending (audited) so a human or an approver can decide it.
-    pub fn open_approval(&self, request: &ApprovalRequest) {
+    /// Decides approval `id` (the first decision wins) and audits it: who, what, how fast.
+    pub fn decide_approval(&self, id: &str, approve: bool, by: &str) -> Result<(), String> {
+        let (request, created) = self.approvals.decide(id, approve, by)?;
+        let _ = self.audit(
+            Some(&request.client),
+            "approval_decided",
+            json!({ "approval_id": id, "decision": if approve { "approved" } else { "denied" }, "by": by, "latency_ms": created.elapsed().as_millis() as u64 }),
+            false,
+        );
+        Ok(())
+    }
+
+    /// Registers `request` as pending (audited) so a human or an approver can decide it;
+    /// it is denied by timeout if nobody decides (also when nobody waits for it, as after an
+    /// input-required round the client never retried).
+    pub fn open_approval(self: &Arc<Self>, request: &ApprovalRequest) {
         self.approvals.prune();
         let _ = self.audit(
             Some(&request.client),
@@ -184,11 +202,24 @@ impl Service {
         self.approvals
             .entries
             .insert(request.id.clone(), Entry { request: request.clone(), state, created: Instant::now() });
+        let (svc, id, limit) = (Arc::downgrade(self), request.id.clone(), Duration::from_secs(request.timeout_seconds));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tokio::time::sleep(limit).await;
+                if let Some(svc) = svc.upgrade() {
+                    let _ = svc.decide_approval(&id, false, "timeout");
+                }
+            });
+        }
     }
 
     /// Waits for the decision on `request` (asking through `via` when it can), up to its
     /// timeout; `Ok` is the approval id (the ticket), anything else a denial.
-    pub async fn obtain_approval(&self, request: &ApprovalRequest, via: Via<'_>) -> Result<String, ServiceError> {
+    pub async fn obtain_approval(
+        self: &Arc<Self>,
+        request: &ApprovalRequest,
+        via: Via<'_>,
+    ) -> Result<String, ServiceError> {
         if matches!(via, Via::OutOfBand) && !self.approvals.out_of_band() {
             return Err(cannot_ask(request));
         }
@@ -203,10 +234,10 @@ impl Service {
             tokio::select! {
                 answer = tokio::time::timeout(limit, asker.ask(request)) => match answer {
                     Ok(Some(yes)) => {
-                        let _ = self.approvals.decide(&request.id, yes, "elicitation");
+                        let _ = self.decide_approval(&request.id, yes, "elicitation");
                     }
                     Ok(None) if !self.approvals.out_of_band() => {
-                        let _ = self.approvals.decide(&request.id, false, "this client cannot ask a human");
+                        let _ = self.decide_approval(&request.id, false, "this client cannot ask a human");
                     }
                     _ => {}
                 },
@@ -224,28 +255,16 @@ impl Service {
         };
         let deadline = created + Duration::from_secs(request.timeout_seconds);
         let waited = tokio::time::timeout_at(deadline.into(), rx.wait_for(|s| *s != State::Pending)).await;
-        let state = match waited {
-            Ok(Ok(s)) => s.clone(),
-            _ => {
-                let _ = self.approvals.decide(id, false, "timeout");
-                self.approvals
-                    .entries
-                    .get(id)
-                    .map_or(State::Denied { by: "timeout".into() }, |e| e.state.borrow().clone())
-            }
-        };
+        if waited.is_err() {
+            let _ = self.decide_approval(id, false, "timeout");
+        }
+        let state =
+            self.approvals.entries.get(id).map_or(State::Denied { by: "timeout".into() }, |e| e.state.borrow().clone());
         let (approved, by) = match &state {
             State::Approved { by } => (true, by.clone()),
             State::Denied { by } => (false, by.clone()),
             State::Pending => (false, "timeout".to_owned()),
         };
-        let latency_ms = created.elapsed().as_millis() as u64;
-        let _ = self.audit(
-            Some(&request.client),
-            "approval_decided",
-            json!({ "approval_id": id, "decision": if approved { "approved" } else { "denied" }, "by": by, "latency_ms": latency_ms }),
-            false,
-        );
         if approved {
             return Ok(id.to_owned());
         }

@@ -73,6 +73,10 @@ pub enum Command {
         /// File holding the HTTP bearer token (else env SSHWARDEN_TOKEN).
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// File holding the approver token (a different secret): enables the /approvals
+        /// endpoints, where `ask` decisions are approved or denied out of band.
+        #[arg(long)]
+        approver_token_file: Option<PathBuf>,
     },
     /// Call one MCP tool, in process or against a running HTTP server; print its
     /// structured result as JSON. Exit 0 ok, 3 denied, 4 failed, 1 usage/config error.
@@ -112,11 +116,33 @@ pub enum Command {
         #[arg(long, global = true)]
         force: bool,
     },
+    /// Pending approvals of `ask` decisions on a running `serve --http`: list, approve or
+    /// deny them with the approver token.
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+        /// URL of the server (http://127.0.0.1:8765 or its …/mcp URL).
+        #[arg(long, global = true)]
+        url: Option<String>,
+        /// File holding the approver token (else env SSHWARDEN_APPROVER_TOKEN).
+        #[arg(long, global = true)]
+        token_file: Option<PathBuf>,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// Pending requests (id, hosts, command or transfer, rule, client) as JSON.
+    List,
+    /// Approve one request: the waiting call runs.
+    Approve { id: String },
+    /// Deny one request: the waiting call is refused.
+    Deny { id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -48,7 +48,7 @@ pub fn load_or_report(args: &ConfigArgs) -> Option<Config> {
     }
 }
 
-fn out(text: &str) {
+pub(crate) fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();
     // A closed stdout (e.g. `| head`) is not worth a panic.
     let _ = writeln!(stdout, "{text}");

@@ -8,6 +8,7 @@
 //! - [`cli`]: clap definitions and the `check`/`plan`/`schema` commands.
 
 pub mod approvals;
+pub mod approvals_http;
 pub mod audit;
 pub mod audit_syslog;
 pub mod call;

@@ -64,7 +64,25 @@ fn main() -> ExitCode {
                     RunbookCommand::Run { target, plan_hash } => run(args(target, plan_hash)).await,
                 }
             }
-            Command::Serve { config, http, token_file } => commands::serve(&config, http, token_file).await,
+            Command::Serve { config, http, token_file, approver_token_file } => {
+                commands::serve(&config, http, token_file, approver_token_file).await
+            }
+            Command::Approvals { command, url, token_file } => {
+                use sshwarden::approvals_http::{Action, cli};
+                use sshwarden::cli::ApprovalsCommand;
+                let action = match command {
+                    ApprovalsCommand::List => Action::List,
+                    ApprovalsCommand::Approve { id } => Action::Approve(id),
+                    ApprovalsCommand::Deny { id } => Action::Deny(id),
+                };
+                match url {
+                    Some(url) => cli(action, &url, token_file).await,
+                    None => {
+                        eprintln!("error: --url is required (the running `sshwarden serve --http` server)");
+                        sshwarden::commands::EXIT_ERROR
+                    }
+                }
+            }
             Command::Call { config, url, token_file, json, tool, args } => {
                 commands::call(&config, url, token_file, json, &tool, &args).await
             }

@@ -87,6 +87,11 @@ async fn shutdown_signal() {
 }
 
 pub(crate) fn read_token(token_file: Option<&PathBuf>) -> Result<Secret, String> {
+    read_token_or_env(token_file, "SSHWARDEN_TOKEN")
+}
+
+/// A token from `token_file`, else from the environment variable `env`; at least 16 characters.
+pub(crate) fn read_token_or_env(token_file: Option<&PathBuf>, env: &str) -> Result<Secret, String> {
     if let Some(p) = token_file {
         let t = std::fs::read_to_string(p).map_err(|e| format!("cannot read token file {}: {e}", p.display()))?;
         let t = t.trim().to_owned();
@@ -95,15 +100,20 @@ pub(crate) fn read_token(token_file: Option<&PathBuf>) -> Result<Secret, String>
         }
         return Ok(Secret::new(t));
     }
-    match std::env::var("SSHWARDEN_TOKEN") {
+    match std::env::var(env) {
         Ok(t) if t.trim().len() >= 16 => Ok(Secret::new(t.trim().to_owned())),
-        Ok(_) => Err("SSHWARDEN_TOKEN is shorter than 16 characters".into()),
-        Err(_) => Err("HTTP needs a bearer token: --token-file FILE or env SSHWARDEN_TOKEN".into()),
+        Ok(_) => Err(format!("{env} is shorter than 16 characters")),
+        Err(_) => Err(format!("a bearer token is needed: --token-file FILE or env {env}")),
     }
 }
 
 /// `sshwarden serve`.
-pub async fn serve(args: &ConfigArgs, http: Option<SocketAddr>, token_file: Option<PathBuf>) -> u8 {
+pub async fn serve(
+    args: &ConfigArgs,
+    http: Option<SocketAddr>,
+    token_file: Option<PathBuf>,
+    approver_token_file: Option<PathBuf>,
+) -> u8 {
     let token = match http.map(|_| read_token(token_file.as_ref())) {
         Some(Err(e)) => {
             eprintln!("error: refusing to serve HTTP: {e}");
@@ -112,11 +122,29 @@ pub async fn serve(args: &ConfigArgs, http: Option<SocketAddr>, token_file: Opti
         Some(Ok(t)) => Some(t),
         None => None,
     };
+    let approver = match (&approver_token_file, http) {
+        (None, _) => None,
+        (Some(_), None) => {
+            eprintln!("error: --approver-token-file needs --http (approvals are decided over HTTP)");
+            return EXIT_ERROR;
+        }
+        (Some(f), Some(_)) => match read_token_or_env(Some(f), "SSHWARDEN_APPROVER_TOKEN") {
+            Ok(a) if token.as_ref().is_some_and(|t| t.expose() == a.expose()) => {
+                eprintln!("error: the approver token must differ from the MCP bearer token");
+                return EXIT_ERROR;
+            }
+            Ok(a) => Some(a),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_ERROR;
+            }
+        },
+    };
     let Some(svc) = start_service(args) else {
         return EXIT_ERROR;
     };
     let code = match (http, token) {
-        (Some(addr), Some(token)) => serve_http(svc.clone(), addr, token).await,
+        (Some(addr), Some(token)) => serve_http(svc.clone(), addr, token, approver).await,
         _ => serve_stdio(svc.clone()).await,
     };
     svc.shutdown(SHUTDOWN_GRACE).await;
@@ -153,7 +181,7 @@ fn is_loopback_origin(origin: &str) -> bool {
     host == "localhost" || host == "[::1]" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-async fn serve_http(svc: Arc<Service>, addr: SocketAddr, token: Secret) -> u8 {
+async fn serve_http(svc: Arc<Service>, addr: SocketAddr, token: Secret, approver: Option<Secret>) -> u8 {
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     hosts.push(addr.ip().to_string());
     let rpc = match crate::rpc::Rpc::start(svc.clone(), hosts.clone()).await {
@@ -183,6 +211,10 @@ async fn serve_http(svc: Arc<Service>, addr: SocketAddr, token: Secret) -> u8 {
             async move { authorize(req, next, &token, &svc).await }
         }),
     );
+    let app = match approver {
+        Some(a) => app.merge(crate::approvals_http::router(svc.clone(), a)),
+        None => app,
+    };
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {

@@ -1,6 +1,7 @@
 //! Integration tests: pure cores through the public API, then real sshd and the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
 
+mod approvals;
 mod audit_offhost;
 mod bypass_corpus;
 mod certificates;

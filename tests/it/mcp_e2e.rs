@@ -227,6 +227,11 @@ impl Drop for Server {
 }
 
 pub fn http_server(fleet: &Fleet, token: &str) -> Server {
+    http_server_with(fleet, token, &[])
+}
+
+/// `http_server` with more `serve` arguments (e.g. `--approver-token-file`).
+pub fn http_server_with(fleet: &Fleet, token: &str, extra: &[&str]) -> Server {
     // A port the kernel just handed out and nobody else holds (released right before use).
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     std::fs::write(fleet.path("token"), token).unwrap();
@@ -235,6 +240,7 @@ pub fn http_server(fleet: &Fleet, token: &str) -> Server {
         .arg(fleet.path("token"))
         .arg("--config-dir")
         .arg(fleet.config_dir())
+        .args(extra)
         .env("SSHWARDEN_LOG", "sshwarden=warn")
         .spawn()
         .unwrap();

@@ -9,7 +9,7 @@ use crate::mcp_e2e::http_server;
 use crate::support::mcp::BIN;
 use crate::support::sshd::{Fleet, FleetOptions};
 
-fn venv(name: &str, requirement: &str) -> PathBuf {
+pub fn venv(name: &str, requirement: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop-venvs").join(name);
     let python = dir.join("bin/python");
     let ready = dir.join(".installed");

@@ -1,0 +1,133 @@
+//! Out-of-band approval over HTTP: the `/approvals` endpoints of `serve --http` and the
+//! `sshwarden approvals list|approve|deny` client.
+//!
+//! Owns: the approver's side. Its routes accept only the approver token (a separate secret,
+//! `--approver-token-file`); the normal bearer token, which agents hold, is refused there,
+//! so an agent can never approve its own request. Decisions go to `Service::approvals`;
+//! the waiting call writes the audit record. Never runs anything.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::config::Secret;
+use crate::service::Service;
+
+const BY: &str = "approver token";
+
+/// The `/approvals` routes, guarded by `approver`.
+pub fn router(svc: Arc<Service>, approver: Secret) -> axum::Router {
+    svc.approvals.enable_out_of_band();
+    let approver = Arc::new(approver);
+    let guard_svc = svc.clone();
+    axum::Router::new()
+        .route("/approvals", axum::routing::get(list))
+        .route("/approvals/{id}/approve", axum::routing::post(approve))
+        .route("/approvals/{id}/deny", axum::routing::post(deny))
+        .with_state(svc)
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+            let (approver, svc) = (approver.clone(), guard_svc.clone());
+            async move { guard(req, next, &approver, &svc).await }
+        }))
+}
+
+async fn guard(req: Request, next: Next, approver: &Secret, svc: &Service) -> Response {
+    let headers: &HeaderMap = req.headers();
+    let offered = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let ok: bool = offered.as_bytes().ct_eq(approver.expose().as_bytes()).into();
+    if !ok {
+        let _ = svc.audit(None, "http_auth_failure", json!({ "reason": "approvals need the approver token" }), false);
+        let body = json!({ "error": "the approvals endpoints need the approver token (not the MCP bearer token)" });
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], axum::Json(body)).into_response();
+    }
+    next.run(req).await
+}
+
+async fn list(State(svc): State<Arc<Service>>) -> Response {
+    axum::Json(json!({ "approvals": svc.approvals.pending() })).into_response()
+}
+
+async fn approve(State(svc): State<Arc<Service>>, Path(id): Path<String>) -> Response {
+    decide(&svc, &id, true)
+}
+
+async fn deny(State(svc): State<Arc<Service>>, Path(id): Path<String>) -> Response {
+    decide(&svc, &id, false)
+}
+
+fn decide(svc: &Service, id: &str, approve: bool) -> Response {
+    match svc.decide_approval(id, approve, BY) {
+        Ok(()) => {
+            let decision = if approve { "approved" } else { "denied" };
+            axum::Json(json!({ "approval_id": id, "decision": decision })).into_response()
+        }
+        Err(e) => {
+            let status = if e.contains("already decided") { StatusCode::CONFLICT } else { StatusCode::NOT_FOUND };
+            (status, axum::Json(json!({ "error": e }))).into_response()
+        }
+    }
+}
+
+/// What `sshwarden approvals` does.
+pub enum Action {
+    List,
+    Approve(String),
+    Deny(String),
+}
+
+/// `sshwarden approvals …`: prints JSON; exit 0 done, 1 error (unknown id, wrong token,
+/// server unreachable).
+pub async fn cli(action: Action, url: &str, token_file: Option<PathBuf>) -> u8 {
+    let token = match crate::server::read_token_or_env(token_file.as_ref(), "SSHWARDEN_APPROVER_TOKEN") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return crate::commands::EXIT_ERROR;
+        }
+    };
+    // Accept the URL `call` uses (…/mcp) as well as the server's base URL.
+    let base = url.trim_end_matches('/').trim_end_matches("/mcp").trim_end_matches("/rpc").to_owned();
+    let client = reqwest::Client::new();
+    let request = match &action {
+        Action::List => client.get(format!("{base}/approvals")),
+        Action::Approve(id) => client.post(format!("{base}/approvals/{id}/approve")),
+        Action::Deny(id) => client.post(format!("{base}/approvals/{id}/deny")),
+    };
+    let response = match request.bearer_auth(token.expose()).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {base}: {e}");
+            return crate::commands::EXIT_ERROR;
+        }
+    };
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        eprintln!("error: {status}: {}", body["error"].as_str().unwrap_or("request refused"));
+        return crate::commands::EXIT_ERROR;
+    }
+    if let (Action::List, Some(list)) = (&action, body["approvals"].as_array()) {
+        for a in list {
+            eprintln!(
+                "{}  {}  {}  ({}; {})",
+                a["id"].as_str().unwrap_or(""),
+                a["hosts"].as_str().unwrap_or(""),
+                a["what"].as_str().unwrap_or(""),
+                a["rule"].as_str().unwrap_or("-"),
+                a["client"].as_str().unwrap_or("")
+            );
+        }
+    }
+    crate::commands::out(&body.to_string());
+    crate::commands::EXIT_OK
+}
