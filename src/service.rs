@@ -50,6 +50,8 @@ pub struct Prepared {
     pub decision: Decision,
     pub command: String,
     pub timeout: Duration,
+    /// The granted approval an `ask` decision ran under (in the `task_start` record).
+    pub approval: Option<String>,
 }
 
 pub struct Service {
@@ -320,7 +322,9 @@ impl Service {
             Some(t) => t,
             None => max,
         };
+        let approval = if decision.ask { approval.map(str::to_owned) } else { None };
         Ok(Prepared {
+            approval,
             route,
             host,
             credential,
@@ -353,6 +357,9 @@ impl Service {
         }
         if resolved_remotely {
             fields["resolve"] = json!("remote: the jump host resolved the name; no CIDR rule applied");
+        }
+        if let Some(id) = &p.approval {
+            fields["approval_id"] = json!(id);
         }
         let (svc, known_hosts) = (self.clone(), cfg.policy.known_hosts_path.clone());
         let Prepared { route, host, credential, target, command, .. } = p;

@@ -63,6 +63,7 @@ pub struct PreparedTransfer {
     limits: Limits,
     target: Target,
     max_bytes: Option<u64>,
+    approval: Option<String>,
 }
 
 fn invalid(msg: String) -> ServiceError {
@@ -142,7 +143,8 @@ impl Service {
         let route = self.route(&host).await?;
         let credential =
             cfg.credential_for(&host).cloned().ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?;
-        Ok(PreparedTransfer { request, local_path, route, host, credential, limits, target, max_bytes })
+        let approval = if decision.ask { approval.map(str::to_owned) } else { None };
+        Ok(PreparedTransfer { request, local_path, route, host, credential, limits, target, max_bytes, approval })
     }
 
     /// Writes the durable `transfer_start` record, then spawns the transfer task.
@@ -163,7 +165,7 @@ impl Service {
             kill_on_output_limit: false,
         };
         let local_shown = p.local_path.as_ref().map(|l| l.display().to_string());
-        let fields = json!({ "alias": p.host.alias, "target_ip": spec.target_ip, "command": what, "transfer": p.request.direction.name(), "path": p.request.remote_path, "local_path": local_shown, "max_bytes": p.max_bytes });
+        let fields = json!({ "alias": p.host.alias, "target_ip": spec.target_ip, "command": what, "transfer": p.request.direction.name(), "path": p.request.remote_path, "local_path": local_shown, "max_bytes": p.max_bytes, "approval_id": p.approval });
         let svc = self.clone();
         let work: tasks::Work = Box::new(move |ctx| Box::pin(async move { svc.transfer_work(p, ctx).await }));
         let task = self.start_audited(spec, work, "transfer_start", fields, client)?;

@@ -2,7 +2,7 @@
 //! 2026-07-28 input-required flow, 1.x through `elicitation/create`) with accept, decline,
 //! cancel, an answer after the timeout and silence; a client without elicitation denied with the hint; one
 //! prompt for a whole fan-out; out-of-band approve/deny over HTTP with the approver token,
-//! which the normal token cannot use; plans showing `ask`; the audit records.
+//! which the normal token cannot use, for a run and for a runbook step; plans showing `ask`; the audit records.
 
 use std::process::Command;
 use std::time::Duration;
@@ -109,12 +109,12 @@ fn approvals_cli(port: u16, token_file: &std::path::Path, args: &[&str]) -> (boo
     (out.status.success(), serde_json::from_str(stdout.trim()).unwrap_or(Value::Null))
 }
 
-async fn pending_id(port: u16, approver: &std::path::Path) -> String {
+async fn pending_id(port: u16, approver: &std::path::Path, what: &str) -> String {
     for _ in 0..100 {
         let (ok, list) = approvals_cli(port, approver, &["list"]);
         assert!(ok, "approvals list failed");
         if let Some(id) = list["approvals"][0]["id"].as_str() {
-            assert_eq!(list["approvals"][0]["what"], "echo approve-me");
+            assert_eq!(list["approvals"][0]["what"], what);
             return id.to_owned();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -133,6 +133,12 @@ async fn out_of_band_approver_decides_and_the_agent_token_cannot() {
     let token = "agent-token-0123456789abcdef";
     let approver = fleet.path("approver");
     std::fs::write(&approver, "approver-token-0123456789abcdef").unwrap();
+    std::fs::create_dir_all(fleet.path("runbooks")).unwrap();
+    std::fs::write(
+        fleet.path("runbooks/ask-step.yml"),
+        "steps:\n  - id: check\n    target: web\n    command: echo approve-me from a runbook\n",
+    )
+    .unwrap();
     let server = http_server_with(&fleet, token, &["--approver-token-file", approver.to_str().unwrap()]);
     let url = format!("http://127.0.0.1:{}/mcp", server.1);
     let client = std::sync::Arc::new(mcp::http(&url, token).await.unwrap().0);
@@ -146,7 +152,7 @@ async fn out_of_band_approver_decides_and_the_agent_token_cannot() {
             tokio::spawn(
                 async move { call(&c, "ssh_run", json!({ "alias": "h1", "command": "echo approve-me" })).await },
             );
-        let id = pending_id(server.1, &approver).await;
+        let id = pending_id(server.1, &approver, "echo approve-me").await;
         // The agent's token cannot decide, not even with the id in hand.
         let agent_file = fleet.path("token");
         let (ok, _) = approvals_cli(server.1, &agent_file, &[verb, &id]);
@@ -161,7 +167,35 @@ async fn out_of_band_approver_decides_and_the_agent_token_cannot() {
         let (ok, _) = approvals_cli(server.1, &approver, &["approve", &id]);
         assert!(!ok, "a decided request cannot be decided again");
     }
+
+    // A runbook step the policy asks about waits for the approver, then runs on both hosts.
+    let run = Command::new(BIN)
+        .args(["runbook", "run", "--json", "--url", &url, "--token-file"])
+        .arg(fleet.path("token"))
+        .arg("ask-step")
+        .env("SSHWARDEN_LOG", "sshwarden=warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = pending_id(server.1, &approver, "echo approve-me from a runbook").await;
+    assert!(approvals_cli(server.1, &approver, &["approve", &id]).0);
+    let out = run.wait_with_output().unwrap();
+    let events = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{events}");
+    assert!(
+        events.contains("\"outcome\":\"ok\"") && events.contains("\"hosts\":\"h[1-2]\",\"status\":\"ok\""),
+        "{events}"
+    );
     let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
-    assert_eq!(audit.matches("\"by\":\"approver token\"").count(), 2, "{audit}");
+    assert_eq!(audit.matches("\"by\":\"approver token\"").count(), 3, "{audit}");
+    let started: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["event"] == "task_start")
+        .collect();
+    assert!(
+        started.len() == 3 && started.iter().all(|r| r["approval_id"].as_str().is_some_and(|a| a.starts_with('a'))),
+        "{started:?}"
+    );
     assert!(audit.contains("approvals need the approver token"));
 }
