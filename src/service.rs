@@ -70,7 +70,7 @@ pub struct Service {
     shipper: tokio_util::task::TaskTracker,
     /// Secret runbook parameter values of running runs (by run id): masked in every audit
     /// record, never written in clear.
-    secrets: dashmap::DashMap<String, Vec<String>>,
+    pub(crate) secrets: crate::masking::Secrets,
     /// Requests for human approval of `ask` decisions, pending and decided.
     pub approvals: crate::approvals::Approvals,
 }
@@ -127,7 +127,7 @@ impl Service {
             enders: tokio_util::task::TaskTracker::new(),
             shipper_stop,
             shipper,
-            secrets: dashmap::DashMap::new(),
+            secrets: Default::default(),
             approvals: Default::default(),
         });
         let hash = svc.config().hash.clone();
@@ -160,55 +160,8 @@ impl Service {
         if let Some(c) = client {
             map.insert("client".into(), json!(c));
         }
-        self.mask_secrets(&mut map);
+        self.secrets.mask_record(&mut map);
         self.audit.record(event, map, durable)
-    }
-
-    /// Registers secret values for the lifetime of a run (`forget_secrets` ends it).
-    pub fn register_secrets(&self, run_id: &str, values: Vec<String>) {
-        let values: Vec<String> = values.into_iter().filter(|v| !v.is_empty()).collect();
-        if !values.is_empty() {
-            self.secrets.insert(run_id.to_owned(), values);
-        }
-    }
-
-    /// Masks registered secret values in text returned to clients (run reports).
-    pub fn mask_text(&self, text: &mut String) {
-        for entry in self.secrets.iter() {
-            for v in entry.value() {
-                if text.contains(v.as_str()) {
-                    *text = text.replace(v.as_str(), "[secret]");
-                }
-            }
-        }
-    }
-
-    pub fn forget_secrets(&self, run_id: &str) {
-        self.secrets.remove(run_id);
-    }
-
-    /// Replaces registered secret values in string fields; a command that held one keeps
-    /// the SHA-256 of what really ran.
-    fn mask_secrets(&self, map: &mut Map<String, Value>) {
-        if self.secrets.is_empty() {
-            return;
-        }
-        let secrets: Vec<String> = self.secrets.iter().flat_map(|e| e.value().clone()).collect();
-        let mask = |s: &str| secrets.iter().fold(s.to_owned(), |acc, v| acc.replace(v.as_str(), "[secret]"));
-        if let Some(Value::String(cmd)) = map.get("command").cloned()
-            && secrets.iter().any(|v| cmd.contains(v.as_str()))
-        {
-            map.remove("command");
-            map.insert("command_sha256".into(), json!(command_sha256(&cmd)));
-            map.insert("command_masked".into(), json!(mask(&cmd)));
-        }
-        for v in map.values_mut() {
-            if let Value::String(s) = v
-                && secrets.iter().any(|x| s.contains(x.as_str()))
-            {
-                *v = Value::String(mask(s));
-            }
-        }
     }
 
     /// Validates the new files fully and swaps them in, or keeps the old config.

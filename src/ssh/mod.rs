@@ -7,6 +7,7 @@
 //! re-resolves a name.
 
 mod auth;
+mod connect;
 mod exec;
 pub mod known_hosts;
 mod pool;
