@@ -80,6 +80,17 @@ async fn upload_download_under_files_rules() {
         "{down}"
     );
 
+    // `sshwarden call` reaches both tools as it does every tool; a denial exits 3.
+    let cli = |args: &[&str]| {
+        let out =
+            Command::new(mcp::BIN).arg("call").arg("--config-dir").arg(fleet.config_dir()).args(args).output().unwrap();
+        (out.status.code(), serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default())
+    };
+    let (code, r) = cli(&["ssh_download", "alias=h1", &format!("remote_path={a}")]);
+    assert!(code == Some(0) && r["content"] == "hello\n", "{code:?} {r}");
+    let (code, _) = cli(&["ssh_upload", "alias=h1", "remote_path=/etc/motd", "content=x"]);
+    assert_eq!(code, Some(3));
+
     // Binary content goes base64 both ways.
     let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
     let b64 = base64::engine::general_purpose::STANDARD.encode(&binary);
