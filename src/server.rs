@@ -103,7 +103,7 @@ pub(crate) fn read_token_or_env(token_file: Option<&PathBuf>, env: &str) -> Resu
     match std::env::var(env) {
         Ok(t) if t.trim().len() >= 16 => Ok(Secret::new(t.trim().to_owned())),
         Ok(_) => Err(format!("{env} is shorter than 16 characters")),
-        Err(_) => Err(format!("a bearer token is needed: --token-file FILE or env {env}")),
+        Err(_) => Err(format!("HTTP needs a bearer token: --token-file FILE or env {env}")),
     }
 }
 

@@ -136,7 +136,7 @@ fn check_plan_schema_and_help() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         v["hosts"][0],
-        json!({ "alias": "web1", "allowed": true, "rule": "rule #1", "reason": "allowed by rule #1", "target_ip": "10.0.0.11" })
+        json!({ "alias": "web1", "decision": "allow", "allowed": true, "rule": "rule #1", "reason": "allowed by rule #1", "target_ip": "10.0.0.11" })
     );
     // Every bypass class of the anchor's §7.A is denied by `plan`.
     for bypass in [

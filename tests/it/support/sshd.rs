@@ -225,14 +225,16 @@ impl Fleet {
         std::fs::write(d.join("authorized_keys"), authorized).unwrap();
         run(Command::new("chmod").args(["0644"]).arg(d.join("authorized_keys")));
         let fleet_no = NEXT_FLEET.fetch_add(1, Ordering::SeqCst);
-        let net = format!("127.{}.{}", 20 + std::process::id() % 200, fleet_no % 250 + 1);
+        let (second, third) = (20 + std::process::id() % 200, fleet_no % 250 + 1);
         let mut hosts = Vec::new();
         let mut known = String::new();
         for n in 1..=opts.hosts {
             let hd = d.join(format!("hosts/h{n}"));
             std::fs::create_dir_all(&hd).unwrap();
             keygen(&hd.join("host_key"), "");
-            let addr: SocketAddr = format!("{net}.{n}:{PORT}").parse().unwrap();
+            // Past 250 hosts (benchmarks) the next /24 up is used.
+            let (third, fourth) = (third as usize + (n - 1) / 250, (n - 1) % 250 + 1);
+            let addr: SocketAddr = format!("127.{second}.{third}.{fourth}:{PORT}").parse().unwrap();
             let config = format!(
                 "ListenAddress {addr}\nHostKey {}\nPidFile none\nAuthorizedKeysFile {}\nPubkeyAuthentication yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\nAllowUsers {USER}\nUsePAM no\nStrictModes no\nUseDNS no\nPrintMotd no\nPrintLastLog no\nX11Forwarding no\nMaxStartups 200:30:400\nMaxSessions {}\nSubsystem sftp internal-sftp\nLoginGraceTime 20\nLogLevel INFO\n",
                 hd.join("host_key").display(),
