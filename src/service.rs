@@ -114,6 +114,7 @@ impl Service {
             max_sessions_per_connection: e.max_sessions_per_connection,
             idle: Duration::from_secs(e.connection_idle_seconds),
             keepalive: Duration::from_secs(e.keepalive_seconds),
+            max_concurrent_handshakes: e.max_concurrent_handshakes,
         });
         let svc = Arc::new(Self {
             dirs,

@@ -257,6 +257,9 @@ pub struct RawExecution {
     pub keepalive_seconds: Option<u64>,
     pub output_memory_budget_bytes: Option<u64>,
     pub max_fanout_hosts: Option<usize>,
+    /// sshwarden: SSH handshakes in progress at once (default 64); a cold fan-out waits
+    /// for a slot instead of starving running tasks of CPU.
+    pub max_concurrent_handshakes: Option<usize>,
     pub dns_timeout_ms: Option<u64>,
 }
 

@@ -214,6 +214,7 @@ pub struct Execution {
     pub output_memory_budget_bytes: u64,
     pub max_fanout_hosts: usize,
     pub dns_timeout_ms: u64,
+    pub max_concurrent_handshakes: usize,
 }
 
 impl Default for Execution {
@@ -226,6 +227,7 @@ impl Default for Execution {
             keepalive_seconds: 15,
             output_memory_budget_bytes: 256 * 1024 * 1024,
             max_fanout_hosts: 500,
+            max_concurrent_handshakes: 64,
             dns_timeout_ms: 2000,
         }
     }

@@ -60,6 +60,10 @@ impl Validator<'_> {
                 .unwrap_or(d.output_memory_budget_bytes)
                 .max(64 * 1024),
             max_fanout_hosts: e.max_fanout_hosts.unwrap_or(d.max_fanout_hosts).max(1),
+            max_concurrent_handshakes: e
+                .max_concurrent_handshakes
+                .unwrap_or(d.max_concurrent_handshakes)
+                .clamp(1, 4096),
             dns_timeout_ms: e.dns_timeout_ms.unwrap_or(d.dns_timeout_ms).clamp(50, 30_000),
         };
         let redact_output = raw

@@ -11,6 +11,10 @@ use std::time::Duration;
 use russh::client::{self, Handle};
 use tokio::net::TcpStream;
 
+use std::borrow::Cow;
+
+use russh::cipher;
+
 use super::pool::Conn;
 use super::{HandlerError, SshError, Verifier, auth};
 use crate::config::Credential;
@@ -34,6 +38,7 @@ pub(super) async fn connect(
             keepalive_interval: Some(keepalive),
             keepalive_max: 3,
             nodelay: true,
+            preferred: preferred(),
             ..Default::default()
         });
         let verifier =
@@ -79,4 +84,27 @@ pub(super) async fn connect(
     tokio::time::timeout(timeout, attempt)
         .await
         .map_err(|_| SshError::ConnectTimeout { addr, secs: timeout.as_secs() })?
+}
+
+/// AES-GCM first where the CPU has AES and carry-less multiply instructions (it then streams
+/// faster than chacha20-poly1305, measured by `benches/compare.rs`), russh's order otherwise.
+/// Only the order changes: the same safe set is offered either way.
+fn preferred() -> russh::Preferred {
+    const AES_FIRST: &[cipher::Name] = &[
+        cipher::AES_256_GCM,
+        cipher::CHACHA20_POLY1305,
+        cipher::AES_256_CTR,
+        cipher::AES_192_CTR,
+        cipher::AES_128_CTR,
+    ];
+    #[cfg(target_arch = "x86_64")]
+    let aes = std::arch::is_x86_feature_detected!("aes") && std::arch::is_x86_feature_detected!("pclmulqdq");
+    #[cfg(target_arch = "aarch64")]
+    let aes = std::arch::is_aarch64_feature_detected!("aes");
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let aes = false;
+    match aes {
+        true => russh::Preferred { cipher: Cow::Borrowed(AES_FIRST), ..russh::Preferred::DEFAULT },
+        false => russh::Preferred::DEFAULT,
+    }
 }

@@ -36,6 +36,8 @@ pub struct PoolSettings {
     pub max_sessions_per_connection: usize,
     pub idle: Duration,
     pub keepalive: Duration,
+    /// Handshakes (TCP + SSH + auth) in progress at once, across every host.
+    pub max_concurrent_handshakes: usize,
 }
 
 /// (address, user, host name, credential, aliases of the hops on the way).
@@ -85,12 +87,15 @@ pub struct Pool {
     settings: PoolSettings,
     conns: Mutex<HashMap<Key, Vec<Arc<Conn>>>>,
     connecting: DashMap<Key, Arc<tokio::sync::Mutex<()>>>,
+    handshakes: Arc<Semaphore>,
 }
 
 impl Pool {
     /// Creates the pool and its idle reaper (which ends when the pool is dropped).
     pub fn new(settings: PoolSettings) -> Arc<Self> {
-        let pool = Arc::new(Self { settings, conns: Mutex::new(HashMap::new()), connecting: DashMap::new() });
+        let handshakes = Arc::new(Semaphore::new(settings.max_concurrent_handshakes.max(1)));
+        let pool =
+            Arc::new(Self { settings, conns: Mutex::new(HashMap::new()), connecting: DashMap::new(), handshakes });
         let weak = Arc::downgrade(&pool);
         let every = (pool.settings.idle / 2).clamp(Duration::from_millis(200), Duration::from_secs(30));
         tokio::spawn(reap(weak, every));
@@ -275,7 +280,10 @@ impl Pool {
             true => None,
             false => Some(self.hop(route, known_hosts, timeout).await?),
         };
+        // Only the handshake holds a slot: a hop's own connection was opened above.
+        let slot = self.handshakes.acquire().await.map_err(|_| SshError::Channel("pool closed".into()))?;
         let handle = connect(target, cred, known_hosts, timeout, self.settings.keepalive, via.as_ref()).await?;
+        drop(slot);
         Ok(Arc::new(Conn {
             alias: target.alias.clone(),
             handle,
