@@ -72,6 +72,8 @@ fn main() {
     report.row("cold sshwarden call ssh_run true (new process)", cold_call, "ssh h true (cold)", cold_ssh);
     let floor = rt.block_on(measure::floor(&fleet, 100));
     report.row("floor: exec true over an open russh connection", floor, "ssh ControlMaster true", warm_ssh);
+    let gates = rt.block_on(measure::gates(&fleet, 100));
+    report.row("warm true through the service gates, in process", gates, "ssh ControlMaster true", warm_ssh);
 
     // 2. Fan-out: sshwarden cold (new service, in process) and warm (server over HTTP)
     // against parallel-ssh with as many parallel connections as hosts.

@@ -197,6 +197,22 @@ pub async fn floor(fleet: &sshd::Fleet, n: usize) -> Duration {
     p50(&mut v)
 }
 
+/// `true` through every service gate (policy, precheck, durable audit, task) in process: the
+/// step between the russh floor and a round trip over MCP.
+pub async fn gates(fleet: &sshd::Fleet, n: usize) -> Duration {
+    let svc = service(fleet).await;
+    let mut v = Vec::with_capacity(n + 1);
+    for _ in 0..=n {
+        let t = Instant::now();
+        let p = svc.prepare("h1", "true", None, None).await.unwrap();
+        svc.launch(p, None).unwrap().finished().await;
+        v.push(t.elapsed());
+    }
+    v.remove(0);
+    svc.shutdown(Duration::from_secs(5)).await;
+    p50(&mut v)
+}
+
 fn options(n: usize) -> FanoutOptions {
     FanoutOptions {
         concurrency: n,

@@ -20,14 +20,8 @@ impl Validator<'_> {
         for (i, r) in raw.rules.iter().enumerate() {
             let pos = loc.item_under("files", "rules", i);
             let key = |k: &str| format!("files.rules[{i}].{k}");
-            let action = match r.action.as_deref().unwrap_or("deny") {
-                "allow" => Action::Allow,
-                "deny" => Action::Deny,
-                "ask" => Action::Ask,
-                other => {
-                    self.push(Severity::Error, src, pos, key("action"), format!("{other:?} is not allow, deny or ask"));
-                    continue;
-                }
+            let Some(action) = self.action(src, pos, &key("action"), r.action.as_deref()) else {
+                continue;
             };
             let mut errors = Vec::new();
             let mut scope = |list: &[String], k: &str| -> Vec<Pattern> {
@@ -67,11 +61,7 @@ impl Validator<'_> {
             }
             let rule =
                 FileRule { index: i, id: r.id.clone(), action, aliases, tags, read, write, max_bytes: r.max_bytes };
-            let selects_none = !hosts.iter().any(|h| {
-                let s = h.subject(&[]);
-                (rule.aliases.is_empty() || rule.aliases.iter().any(|p| p.matches(s.alias)))
-                    && (rule.tags.is_empty() || s.tags.iter().any(|t| rule.tags.iter().any(|p| p.matches(t))))
-            });
+            let selects_none = !hosts.iter().any(|h| rule.applies_to(&h.subject(&[])));
             if selects_none {
                 self.push(
                     Severity::Warning,

@@ -288,18 +288,23 @@ impl Validator<'_> {
         Network { allow, block }
     }
 
+    /// A rule's `action` (the anchor's default is deny); `None` after reporting a bad one.
+    pub(super) fn action(&mut self, src: &Source, pos: super::Pos, key: &str, value: Option<&str>) -> Option<Action> {
+        match value.unwrap_or("deny") {
+            "allow" => Some(Action::Allow),
+            "deny" => Some(Action::Deny),
+            "ask" => Some(Action::Ask),
+            other => {
+                self.push(Severity::Error, src, pos, key.to_owned(), format!("{other:?} is not allow, deny or ask"));
+                None
+            }
+        }
+    }
+
     fn rule(&mut self, src: &Source, loc: &Locator, i: usize, r: &RawRule, hosts: &[Host]) -> Option<Rule> {
         let pos = loc.key("action", None, i);
         let key = |k: &str| format!("rules[{i}].{k}");
-        let action = match r.action.as_deref().unwrap_or("deny") {
-            "allow" => Action::Allow,
-            "deny" => Action::Deny,
-            "ask" => Action::Ask,
-            other => {
-                self.push(Severity::Error, src, pos, key("action"), format!("{other:?} is not allow, deny or ask"));
-                return None;
-            }
-        };
+        let action = self.action(src, pos, &key("action"), r.action.as_deref())?;
         let mut patterns = |list: &[String], k: &str| -> Vec<Pattern> {
             list.iter()
                 .filter_map(|p| match Pattern::new(p) {

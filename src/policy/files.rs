@@ -53,10 +53,8 @@ impl FileRule {
         }
     }
 
-    fn applies_to(&self, subject: &Subject) -> bool {
-        let alias_ok = self.aliases.is_empty() || self.aliases.iter().any(|p| p.matches(subject.alias));
-        let tag_ok = self.tags.is_empty() || subject.tags.iter().any(|t| self.tags.iter().any(|p| p.matches(t)));
-        alias_ok && tag_ok
+    pub fn applies_to(&self, subject: &Subject) -> bool {
+        super::in_scope(&self.aliases, &self.tags, subject)
     }
 
     fn covers(&self, direction: Direction, path: &str) -> bool {

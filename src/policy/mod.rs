@@ -16,7 +16,7 @@ pub mod shell;
 mod substrings;
 mod wrappers;
 
-pub use rules::{Action, Matcher, Pattern, Rule};
+pub use rules::{Action, Matcher, Pattern, Rule, in_scope};
 
 use serde::{Deserialize, Serialize};
 use shell::ShellWord;

@@ -40,6 +40,14 @@ impl Pattern {
     }
 }
 
+/// Host scoping shared by command and file rules: an alias glob and a tag glob must each
+/// match when given (empty lists mean any).
+pub fn in_scope(aliases: &[Pattern], tags: &[Pattern], subject: &Subject) -> bool {
+    let alias_ok = aliases.is_empty() || aliases.iter().any(|p| p.matches(subject.alias));
+    let tag_ok = tags.is_empty() || tags.iter().any(|p| subject.tags.iter().any(|t| p.matches(t)));
+    alias_ok && tag_ok
+}
+
 /// How a rule recognises a command.
 #[derive(Debug, Clone)]
 pub enum Matcher {
@@ -80,9 +88,7 @@ impl Rule {
 
     /// Whether the rule is scoped to this host (empty alias/tag lists mean any).
     pub fn applies_to(&self, subject: &Subject) -> bool {
-        let alias_ok = self.aliases.is_empty() || self.aliases.iter().any(|p| p.matches(subject.alias));
-        let tag_ok = self.tags.is_empty() || self.tags.iter().any(|p| subject.tags.iter().any(|t| p.matches(t)));
-        alias_ok && tag_ok
+        in_scope(&self.aliases, &self.tags, subject)
     }
 
     /// Whether any matcher recognises the command `argv`. `Err` is a path argument this
