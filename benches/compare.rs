@@ -74,6 +74,16 @@ fn main() {
     report.row("floor: exec true over an open russh connection", floor, "ssh ControlMaster true", warm_ssh);
     let gates = rt.block_on(measure::gates(&fleet, 100));
     report.row("warm true through the service gates, in process", gates, "ssh ControlMaster true", warm_ssh);
+    let per = rt.block_on(measure::concurrent(&fleet));
+    let t = Instant::now();
+    for _ in 0..4 {
+        let children: Vec<_> = (0..50).map(|_| openssh.cmd_master("h1", "true").spawn().unwrap()).collect();
+        for mut c in children {
+            assert!(c.wait().unwrap().success());
+        }
+    }
+    let ssh_per = t.elapsed() / 200;
+    report.row("200 x true on one host, 50 at a time (per command)", per, "ssh ControlMaster, 50 at a time", ssh_per);
 
     // 2. Fan-out: sshwarden cold (new service, in process) and warm (server over HTTP)
     // against parallel-ssh with as many parallel connections as hosts.
@@ -140,13 +150,10 @@ fn main() {
     report.value("server RSS after fan-outs and the 1 GiB stream", server_rss as f64 / 1048576.0, "MiB");
     drop(server);
 
-    // 4. Memory: idle pooled connections (100, then every alias: up to 2 × hosts) and 1000
-    // concurrent async tasks, in this process.
-    let (pool_rows, tasks_rss) = rt.block_on(measure::memory(&fleet, hosts));
-    for (n, kib) in pool_rows {
-        report.value(&format!("RSS growth with {n} idle pooled connections"), kib as f64 / 1024.0, "MiB");
+    // 4. Memory of a fresh server: idle pooled connections and 1000 concurrent async tasks.
+    for (label, pooled, mib) in rt.block_on(measure::memory(&fleet, hosts)) {
+        report.value(&format!("server RSS, {label} ({pooled} pooled)"), mib, "MiB");
     }
-    report.value("RSS growth with 1000 concurrent async tasks", tasks_rss as f64 / 1024.0, "MiB");
     report.value("bench process RSS at the end", rss_kib() as f64 / 1024.0, "MiB");
     openssh.stop();
     report.finish(Duration::from_secs(0));

@@ -253,41 +253,60 @@ pub async fn cancel_latency(client: &mcp::Client) -> Duration {
     t.elapsed()
 }
 
-/// RSS growth (KiB) with idle pooled connections (100, then every alias), and with 1000
-/// concurrent async tasks.
-pub async fn memory(fleet: &sshd::Fleet, hosts: usize) -> (Vec<(usize, u64)>, u64) {
-    let svc = service(fleet).await;
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let base = rss_kib();
+/// A fresh server's RSS (MiB, from `ssh_ping`) at rest, with idle pooled connections to
+/// h1..h100, to every host alias (`web:second`, 2 × hosts), and with 1000 concurrent async
+/// tasks: `(label, pooled connections, MiB)` rows.
+pub async fn memory(fleet: &sshd::Fleet, hosts: usize) -> Vec<(String, u64, f64)> {
+    let server = Server::start(fleet);
+    let (client, _) = mcp::http(&server.url(), TOKEN).await.unwrap();
     let mut rows = Vec::new();
-    let mut aliases: Vec<String> = (1..=hosts.min(100)).map(|i| format!("h{i}")).collect();
-    for wanted in [aliases.len(), hosts * 2] {
-        while aliases.len() < wanted {
-            let i = aliases.len();
-            aliases.push(if i < hosts { format!("h{}", i + 1) } else { format!("p{}", i - hosts + 1) });
-        }
-        let entries = fanout::run(&svc, &aliases, "true", &options(64), None, &cancel, |_, _, _| {}).await.unwrap();
-        assert!(entries.iter().all(|e| e.status == HostStatus::Ok));
-        // Let finished task results go: what remains is the pool.
-        for t in svc.tasks.list() {
-            let _ = svc.tasks.ack(&t.task_id);
-        }
-        rows.push((svc.pool().connection_count(), rss_kib().saturating_sub(base)));
+    let (n, mib) = ping(&client).await;
+    rows.push(("at rest".to_owned(), n, mib));
+    for (label, target) in [
+        (format!("h[1-{}]", hosts.min(100)), format!("h[1-{}]", hosts.min(100))),
+        ("every alias".to_owned(), "web:second".to_owned()),
+    ] {
+        let (err, r) =
+            mcp::call(&client, "ssh_run_on_tag", json!({ "target": target, "command": "true", "concurrency": 64 }))
+                .await;
+        assert!(!err && r["summary"]["failed"] == 0 && r["summary"]["unreachable"] == 0, "{r}");
+        let (n, mib) = ping(&client).await;
+        rows.push((format!("idle pooled connections after a fan-out to {label}"), n, mib));
     }
-    let before = rss_kib();
-    let mut tasks = Vec::with_capacity(1000);
     for i in 0..1000 {
         let alias = format!("h{}", i % hosts + 1);
-        let p = svc.prepare(&alias, "sleep 2", None, None).await.unwrap();
-        tasks.push(svc.launch(p, None).unwrap());
+        let (err, r) = mcp::call(&client, "ssh_run_async", json!({ "alias": alias, "command": "sleep 4" })).await;
+        assert!(!err, "{r}");
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let during = rss_kib().saturating_sub(before);
-    for t in tasks {
-        t.finished().await;
+    let (n, mib) = ping(&client).await;
+    rows.push(("1000 concurrent async tasks running".to_owned(), n, mib));
+    rows
+}
+
+async fn ping(c: &mcp::Client) -> (u64, f64) {
+    let (_, p) = mcp::call(c, "ssh_ping", json!({})).await;
+    let mib = p["memory"]["rss_bytes"].as_u64().unwrap_or(0) as f64 / 1048576.0;
+    (p["memory"]["pooled_connections"].as_u64().unwrap_or(0), mib)
+}
+
+/// 200 `true` commands on h1, 50 at a time, in process: time per command.
+pub async fn concurrent(fleet: &sshd::Fleet) -> Duration {
+    let svc = service(fleet).await;
+    let run = |svc: Arc<Service>| async move {
+        let p = svc.prepare("h1", "true", None, None).await.unwrap();
+        svc.launch(p, None).unwrap().finished().await
+    };
+    run(svc.clone()).await;
+    let t = Instant::now();
+    for _ in 0..4 {
+        let handles: Vec<_> = (0..50).map(|_| tokio::spawn(run(svc.clone()))).collect();
+        for h in handles {
+            h.await.unwrap();
+        }
     }
+    let per = t.elapsed() / 200;
     svc.shutdown(Duration::from_secs(5)).await;
-    (rows, during)
+    per
 }
 
 /// The rows, printed and written as JSON (and into the README between its markers).
