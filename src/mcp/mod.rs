@@ -67,7 +67,7 @@ impl ServerHandler for SshWarden {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_prompts().enable_resources().enable_resources_subscribe().enable_tasks().build())
             .with_server_info(Implementation::new("sshwarden", env!("CARGO_PKG_VERSION")))
-            .with_instructions("sshwarden runs shell commands on inventory hosts behind a policy. Start with ssh_list_hosts and ssh_plan; use ssh_run (waits, with progress) or ssh_run_async + ssh_get_task_output for long commands. Denials carry the rule and a hint; do not work around them.".to_owned())
+            .with_instructions("sshwarden runs shell commands on inventory hosts behind a policy. Start with ssh_list_hosts and ssh_plan; use ssh_run (waits, with progress) or ssh_run_async + ssh_get_task_output for long commands. Files move with ssh_upload / ssh_download under the policy's files: rules (check with ssh_plan command=upload:PATH). Some commands need a human's approval (decision ask): the user is asked through elicitation. Denials carry the rule and a hint; do not work around them.".to_owned())
     }
 
     async fn call_tool(
