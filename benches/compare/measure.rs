@@ -270,7 +270,10 @@ pub async fn memory(fleet: &sshd::Fleet, hosts: usize) -> Vec<(String, u64, f64)
             mcp::call(&client, "ssh_run_on_tag", json!({ "target": target, "command": "true", "concurrency": 64 }))
                 .await;
         assert!(!err && r["summary"]["failed"] == 0 && r["summary"]["unreachable"] == 0, "{r}");
+        let before_ack = ping(&client).await.1;
+        ack_all(&client).await;
         let (n, mib) = ping(&client).await;
+        println!("  (server RSS {before_ack:.1} MiB before its finished task results were acknowledged)");
         rows.push((format!("idle pooled connections after a fan-out to {label}"), n, mib));
     }
     for i in 0..1000 {
@@ -281,6 +284,16 @@ pub async fn memory(fleet: &sshd::Fleet, hosts: usize) -> Vec<(String, u64, f64)
     let (n, mib) = ping(&client).await;
     rows.push(("1000 concurrent async tasks running".to_owned(), n, mib));
     rows
+}
+
+/// Frees every finished task result, so what stays is the pool.
+async fn ack_all(c: &mcp::Client) {
+    let (_, list) = mcp::call(c, "ssh_list_tasks", json!({})).await;
+    for t in list["tasks"].as_array().into_iter().flatten() {
+        if let Some(id) = t["task_id"].as_str() {
+            let _ = mcp::call(c, "ssh_ack_task", json!({ "task_id": id })).await;
+        }
+    }
 }
 
 async fn ping(c: &mcp::Client) -> (u64, f64) {
