@@ -110,7 +110,8 @@ fn approvals_cli(port: u16, token_file: &std::path::Path, args: &[&str]) -> (boo
 }
 
 async fn pending_id(port: u16, approver: &std::path::Path, what: &str) -> String {
-    for _ in 0..100 {
+    // Generous: the waiting call only has to reach a loaded CI machine's server.
+    for _ in 0..400 {
         let (ok, list) = approvals_cli(port, approver, &["list"]);
         assert!(ok, "approvals list failed");
         if let Some(id) = list["approvals"][0]["id"].as_str() {
