@@ -143,18 +143,7 @@ impl Service {
         let mut first = None;
         for alias in aliases {
             let Some(host) = cfg.host(alias) else { continue };
-            let (decision, label) = match crate::plan::transfer_of(what) {
-                Some((direction, path)) => {
-                    let d = cfg.policy.judge_transfer(host, direction, path).decision;
-                    let label = d.rule.as_ref().and_then(|r| cfg.policy.files.rules.get(r.index)).map(|r| r.label());
-                    (d, label)
-                }
-                None => {
-                    let d = cfg.policy.evaluate(host, what);
-                    let label = d.rule.as_ref().and_then(|r| cfg.policy.rules.get(r.index)).map(|r| r.label());
-                    (d, label)
-                }
-            };
+            let (decision, label) = crate::plan::decide(&cfg, host, what);
             if decision.ask {
                 asked.push(alias.clone());
                 first.get_or_insert((label, decision.reason, cfg.policy.limits_for(host).approval_timeout_seconds));
@@ -281,8 +270,28 @@ impl Service {
         }))
     }
 
+    /// Lets `decision` through or refuses it: an `ask` passes only with a `ticket` granted
+    /// for `what` on `alias`. `Ok` is the approval id it ran under (for the start record).
+    pub(crate) fn admit(
+        &self,
+        mut decision: crate::policy::Decision,
+        ticket: Option<&str>,
+        alias: &str,
+        what: &str,
+    ) -> Result<(crate::policy::Decision, Option<String>), ServiceError> {
+        if decision.ask {
+            self.check_ticket(ticket, alias, what)?;
+            decision.allowed = true;
+            return Ok((decision, ticket.map(str::to_owned)));
+        }
+        if !decision.allowed {
+            return Err(ServiceError::Denied(decision));
+        }
+        Ok((decision, None))
+    }
+
     /// Whether approval `ticket` was granted for `what` on `alias`; `Err` is the denial.
-    pub(crate) fn check_ticket(&self, ticket: Option<&str>, alias: &str, what: &str) -> Result<(), ServiceError> {
+    fn check_ticket(&self, ticket: Option<&str>, alias: &str, what: &str) -> Result<(), ServiceError> {
         let Some(id) = ticket else {
             return Err(ServiceError::ApprovalRequired(format!(
                 "`{what}` on {alias} needs a human's approval and none was given"

@@ -10,11 +10,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
 use crate::service::Service;
@@ -38,14 +37,7 @@ pub fn router(svc: Arc<Service>, approver: Secret) -> axum::Router {
 }
 
 async fn guard(req: Request, next: Next, approver: &Secret, svc: &Service) -> Response {
-    let headers: &HeaderMap = req.headers();
-    let offered = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let ok: bool = offered.as_bytes().ct_eq(approver.expose().as_bytes()).into();
-    if !ok {
+    if !crate::server::bearer_matches(crate::server::bearer(req.headers()), approver) {
         let _ = svc.audit(None, "http_auth_failure", json!({ "reason": "approvals need the approver token" }), false);
         let body = json!({ "error": "the approvals endpoints need the approver token (not the MCP bearer token)" });
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], axum::Json(body)).into_response();

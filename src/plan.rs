@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::config::{Config, Host, Limits};
 use crate::net::{self, Resolve};
+use crate::policy::Decision;
 use crate::policy::files::Direction;
 
 /// What would happen on one host.
@@ -47,25 +48,30 @@ pub fn transfer_of(command: &str) -> Option<(Direction, &str)> {
         .or_else(|| command.strip_prefix("download:").map(|p| (Direction::Read, p)))
 }
 
+/// The policy's decision for `what` on `host` — a command, or a transfer (see
+/// `transfer_of`) judged by the `files:` rules — with the deciding rule's label.
+pub fn decide(cfg: &Config, host: &Host, what: &str) -> (Decision, Option<String>) {
+    match transfer_of(what) {
+        Some((direction, path)) => {
+            let d = cfg.policy.judge_transfer(host, direction, path).decision;
+            let label = d.rule.as_ref().and_then(|r| cfg.policy.files.rules.get(r.index)).map(|r| r.label());
+            (d, label)
+        }
+        None => {
+            let d = cfg.policy.evaluate(host, what);
+            let label = d.rule.as_ref().and_then(|r| cfg.policy.rules.get(r.index)).map(|r| r.label());
+            (d, label)
+        }
+    }
+}
+
 /// Plans `command` (or a transfer, see `transfer_of`) on `hosts`; DNS goes through
 /// `resolver` with the policy's timeout.
 pub async fn plan(cfg: &Config, hosts: &[&Host], command: &str, resolver: &dyn Resolve) -> Vec<PlanRow> {
     let timeout = Duration::from_millis(cfg.policy.execution.dns_timeout_ms);
     let mut rows = Vec::with_capacity(hosts.len());
     for host in hosts {
-        let (d, label) = match transfer_of(command) {
-            Some((direction, path)) => {
-                let t = cfg.policy.judge_transfer(host, direction, path);
-                let label =
-                    t.decision.rule.as_ref().and_then(|r| cfg.policy.files.rules.get(r.index)).map(|r| r.label());
-                (t.decision, label)
-            }
-            None => {
-                let d = cfg.policy.evaluate(host, command);
-                let label = d.rule.as_ref().and_then(|r| cfg.policy.rules.get(r.index)).map(|r| r.label());
-                (d, label)
-            }
-        };
+        let (d, label) = decide(cfg, host, command);
         let pre = net::precheck(host, &cfg.policy.network, resolver, timeout).await;
         rows.push(PlanRow {
             alias: host.alias.clone(),

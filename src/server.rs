@@ -267,6 +267,20 @@ async fn serve_connections(listener: tokio::net::TcpListener, app: axum::Router)
     let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
 }
 
+/// The bearer token a request offers (`""` when none).
+pub(crate) fn bearer(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+}
+
+/// Constant-time comparison of an offered token with the expected one.
+pub(crate) fn bearer_matches(offered: &str, token: &Secret) -> bool {
+    offered.as_bytes().ct_eq(token.expose().as_bytes()).into()
+}
+
 async fn authorize(req: Request, next: Next, token: &Secret, svc: &Service) -> Response {
     let headers: &HeaderMap = req.headers();
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
@@ -276,13 +290,8 @@ async fn authorize(req: Request, next: Next, token: &Secret, svc: &Service) -> R
             svc.audit(None, "http_auth_failure", json!({ "reason": "origin not allowed", "origin": origin }), false);
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
-    let offered = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let ok: bool = offered.as_bytes().ct_eq(token.expose().as_bytes()).into();
-    if !ok {
+    let offered = bearer(headers);
+    if !bearer_matches(offered, token) {
         let reason = if offered.is_empty() { "missing bearer token" } else { "wrong bearer token" };
         let _ = svc.audit(None, "http_auth_failure", json!({ "reason": reason }), false);
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "unauthorized").into_response();

@@ -227,16 +227,10 @@ impl Service {
         let cfg = self.config();
         let host = cfg.host(alias).ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?.clone();
         let limits = cfg.policy.limits_for(&host);
-        let mut decision = cfg.policy.evaluate(&host, command);
+        let decision = cfg.policy.evaluate(&host, command);
         let sha = command_sha256(command);
         let _ = self.audit(client, "decision", json!({ "alias": alias, "command": command, "allowed": decision.allowed, "ask": decision.ask, "rule": decision.rule, "reason": decision.reason }), false);
-        if decision.ask {
-            self.check_ticket(approval, alias, command)?;
-            decision.allowed = true;
-        }
-        if !decision.allowed {
-            return Err(ServiceError::Denied(decision));
-        }
+        let (decision, approval) = self.admit(decision, approval, alias, command)?;
         let credential =
             cfg.credential_for(&host).cloned().ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?;
         let target = match self.precheck(&host).await {
@@ -276,7 +270,6 @@ impl Service {
             Some(t) => t,
             None => max,
         };
-        let approval = if decision.ask { approval.map(str::to_owned) } else { None };
         Ok(Prepared {
             approval,
             route,

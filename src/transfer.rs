@@ -107,16 +107,10 @@ impl Service {
         let host = cfg.host(alias).ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?.clone();
         let limits = cfg.policy.limits_for(&host);
         let judged = cfg.policy.judge_transfer(&host, request.direction, &request.remote_path);
-        let mut decision = judged.decision;
+        let decision = judged.decision;
         let what = request.what();
         let _ = self.audit(client, "decision", json!({ "alias": alias, "command": what, "transfer": request.direction.name(), "path": request.remote_path, "allowed": decision.allowed, "ask": decision.ask, "rule": decision.rule, "reason": decision.reason }), false);
-        if decision.ask {
-            self.check_ticket(approval, alias, &what)?;
-            decision.allowed = true;
-        }
-        if !decision.allowed {
-            return Err(ServiceError::Denied(decision));
-        }
+        let (_, approval) = self.admit(decision, approval, alias, &what)?;
         let local_path = match &request.local {
             Local::File(p) => {
                 let dir = cfg.policy.files.transfer_dir.as_ref().ok_or_else(|| {
@@ -143,7 +137,6 @@ impl Service {
         let route = self.route(&host).await?;
         let credential =
             cfg.credential_for(&host).cloned().ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?;
-        let approval = if decision.ask { approval.map(str::to_owned) } else { None };
         Ok(PreparedTransfer { request, local_path, route, host, credential, limits, target, max_bytes, approval })
     }
 
@@ -217,9 +210,6 @@ impl PreparedTransfer {
     }
     pub fn max_bytes(&self) -> Option<u64> {
         self.max_bytes
-    }
-    pub fn limits(&self) -> &Limits {
-        &self.limits
     }
 }
 

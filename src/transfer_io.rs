@@ -6,7 +6,6 @@
 //! rename), progress in the task's `detail`, and the result object. Never decides the first
 //! policy question (`transfer.rs` did) and never names russh.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Value, json};
@@ -58,24 +57,18 @@ pub async fn run(sftp: &Sftp, cfg: &Config, p: &PreparedTransfer, ctx: &TaskCont
             Local::Inline => None,
         },
     };
-    let done = Arc::new(AtomicU64::new(0));
-    let task = ctx.task().clone();
     let base = json!({ "direction": req.direction.name(), "remote_path": path, "resolved_path": resolved, "total_bytes": total });
-    let last_report = Arc::new(AtomicU64::new(0));
-    let progress = {
-        let (done, base, last) = (done.clone(), base.clone(), last_report.clone());
-        move |n: u64| {
-            done.store(n, Ordering::Relaxed);
-            // Report every MiB, not every chunk: watchers wake on each detail change.
-            if n - last.load(Ordering::Relaxed) >= 1 << 20 {
-                last.store(n, Ordering::Relaxed);
-                let mut d = base.clone();
-                d["bytes_done"] = json!(n);
-                task.set_detail(d);
-            }
+    let last_report = AtomicU64::new(0);
+    let progress = |n: u64| {
+        // Report every MiB, not every chunk: watchers wake on each detail change.
+        if n - last_report.load(Ordering::Relaxed) >= 1 << 20 {
+            last_report.store(n, Ordering::Relaxed);
+            let mut d = base.clone();
+            d["bytes_done"] = json!(n);
+            ctx.task().set_detail(d);
         }
     };
-    let mut result = base;
+    let mut result = base.clone();
     let moved = match (req.direction, &req.local) {
         (Direction::Write, Local::Content(bytes)) => {
             let mut reader: &[u8] = bytes.as_slice();

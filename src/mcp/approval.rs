@@ -40,12 +40,7 @@ struct Elicit(Peer<RoleServer>);
 impl AskHuman for Elicit {
     fn ask<'a>(&'a self, request: &'a ApprovalRequest) -> futures::future::BoxFuture<'a, Option<bool>> {
         Box::pin(async move {
-            let params = ElicitRequestParams::FormElicitationParams {
-                meta: None,
-                message: request.message(),
-                requested_schema: ElicitationSchema::new(Default::default()),
-            };
-            match self.0.create_elicitation(params).await {
+            match self.0.create_elicitation(form(request)).await {
                 Ok(r) => Some(r.action == ElicitationAction::Accept),
                 Err(e) => {
                     tracing::warn!(approval = %request.id, "elicitation failed: {e}");
@@ -53,6 +48,16 @@ impl AskHuman for Elicit {
                 }
             }
         })
+    }
+}
+
+/// The question put to the user: the request's message and no fields to fill (accept,
+/// decline or cancel is the whole answer).
+fn form(request: &ApprovalRequest) -> ElicitRequestParams {
+    ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: request.message(),
+        requested_schema: ElicitationSchema::new(Default::default()),
     }
 }
 
@@ -89,13 +94,8 @@ pub async fn gate(
     let verdict = match (elicitation_declared(ctx), modern) {
         (true, true) => {
             svc.open_approval(&request);
-            let params = ElicitRequestParams::FormElicitationParams {
-                meta: None,
-                message: request.message(),
-                requested_schema: ElicitationSchema::new(Default::default()),
-            };
             let mut inputs = rmcp::model::InputRequests::new();
-            inputs.insert(INPUT_KEY.to_owned(), InputRequest::Elicitation(ElicitRequest::new(params)));
+            inputs.insert(INPUT_KEY.to_owned(), InputRequest::Elicitation(ElicitRequest::new(form(&request))));
             return Gate::InputRequired(InputRequiredResult::new(Some(inputs), Some(request.id.clone())));
         }
         (true, false) => svc.obtain_approval(&request, Via::Human(&Elicit(ctx.peer.clone()))).await,
