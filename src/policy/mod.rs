@@ -9,11 +9,15 @@
 //! caller that ignores `ask` fails closed).
 //! Pure and sync: no IO, no async, no clock.
 
+mod builtins;
 pub mod files;
+mod getopt;
 pub mod paths;
 mod rules;
 pub mod shell;
 mod substrings;
+pub mod text;
+mod word;
 mod wrappers;
 
 pub use rules::{Action, Matcher, Pattern, Rule, in_scope};
@@ -43,10 +47,16 @@ pub enum Construct {
     InterpreterCode,
     Privilege,
     Xargs,
+    VariableAssignment,
+    FunctionDefinition,
+    IndirectExpansion,
+    ParameterTransform,
+    LocaleString,
+    ShellState,
 }
 
 impl Construct {
-    pub const ALL: [Construct; 11] = [
+    pub const ALL: [Construct; 17] = [
         Self::CommandSubstitution,
         Self::ProcessSubstitution,
         Self::Arithmetic,
@@ -58,6 +68,12 @@ impl Construct {
         Self::InterpreterCode,
         Self::Privilege,
         Self::Xargs,
+        Self::VariableAssignment,
+        Self::FunctionDefinition,
+        Self::IndirectExpansion,
+        Self::ParameterTransform,
+        Self::LocaleString,
+        Self::ShellState,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +89,12 @@ impl Construct {
             Self::InterpreterCode => "interpreter_code",
             Self::Privilege => "privilege",
             Self::Xargs => "xargs",
+            Self::VariableAssignment => "variable_assignment",
+            Self::FunctionDefinition => "function_definition",
+            Self::IndirectExpansion => "indirect_expansion",
+            Self::ParameterTransform => "parameter_transform",
+            Self::LocaleString => "locale_string",
+            Self::ShellState => "shell_state",
         }
     }
 
@@ -93,6 +115,12 @@ impl Construct {
             Self::InterpreterCode => "an interpreter given code on the command line",
             Self::Privilege => "privilege escalation (sudo/doas/su/…)",
             Self::Xargs => "xargs (adds arguments from input)",
+            Self::VariableAssignment => "a variable assignment (`for`, `read`, `declare`, `printf -v`, `${x:=…}`, …)",
+            Self::FunctionDefinition => "a function definition (its name can shadow an allowed command)",
+            Self::IndirectExpansion => "indirect expansion `${!x}`",
+            Self::ParameterTransform => "a parameter operator (`${x@P}`, `${x/…}`, `${x#…}`, `${x^}`, …)",
+            Self::LocaleString => "a locale-translated string `$\"…\"` (its text is chosen at run time)",
+            Self::ShellState => "a builtin that changes how later commands are found or read (set, shopt, cd, hash, …)",
         }
     }
 }
@@ -148,18 +176,25 @@ pub struct Subject<'a> {
 /// Decides whether `command` may run on `subject` under `rules`. Never panics, whatever
 /// the input.
 pub fn evaluate(rules: &[Rule], subject: &Subject, command: &str) -> Decision {
+    evaluate_traced(rules, subject, command).0
+}
+
+/// `evaluate`, plus every simple command it judged (each wrapper layer and what it runs),
+/// for the differential test against real bash: when the decision allows, bash must run
+/// nothing but these.
+pub fn evaluate_traced(rules: &[Rule], subject: &Subject, command: &str) -> (Decision, Vec<Vec<ShellWord>>) {
     if let Err(reason) = check_text(command) {
-        return Decision::deny(None, reason, None);
+        return (Decision::deny(None, reason, None), Vec::new());
     }
     if let Some(hit) = substrings::find_denied(subject.deny_substrings, command) {
-        return Decision::deny(None, format!("contains deny_substrings entry {hit:?}"), None);
+        return (Decision::deny(None, format!("contains deny_substrings entry {hit:?}"), None), Vec::new());
     }
     let cmds = match shell::simple_commands(command) {
         Ok(cmds) if cmds.is_empty() => {
-            return Decision::deny(None, "no command to run".into(), None);
+            return (Decision::deny(None, "no command to run".into(), None), Vec::new());
         }
         Ok(cmds) => cmds,
-        Err(e) => return Decision::deny(None, e.to_string(), None),
+        Err(e) => return (Decision::deny(None, e.to_string(), None), Vec::new()),
     };
     let rules: Vec<&Rule> = rules.iter().filter(|r| r.applies_to(subject)).collect();
     let mut judge = Judge {
@@ -168,35 +203,39 @@ pub fn evaluate(rules: &[Rule], subject: &Subject, command: &str) -> Decision {
         allowed_by: Vec::new(),
         asked_by: Vec::new(),
         enclosing: Vec::new(),
+        judged: Vec::new(),
     };
     for cmd in &cmds {
         judge.enclosing = cmd.enclosing.iter().filter(|c| !cmd.constructs.contains(c)).copied().collect();
         let mut constructs = cmd.constructs.clone();
         constructs.extend(judge.enclosing.iter().copied());
         if let Err(d) = judge.simple(cmd.argv.clone(), constructs, 0) {
-            return d;
+            return (d, judge.judged);
         }
     }
+    let judged = std::mem::take(&mut judge.judged);
     let rule_ref = |r: &&Rule| RuleRef { index: r.index, id: r.id.clone() };
     if let Some((rule, text)) = judge.asked_by.first() {
-        return Decision {
+        let decision = Decision {
             allowed: false,
             ask: true,
             rule: Some(rule_ref(rule)),
             reason: format!("`{text}` needs a human's approval ({})", rule.label()),
             denied_command: None,
         };
+        return (decision, judged);
     }
     let first = judge.allowed_by.first().map(rule_ref);
     let mut labels: Vec<String> = judge.allowed_by.iter().map(|r| r.label()).collect();
     labels.dedup();
-    Decision {
+    let decision = Decision {
         allowed: true,
         ask: false,
         rule: first,
         reason: format!("allowed by {}", labels.join(", ")),
         denied_command: None,
-    }
+    };
+    (decision, judged)
 }
 
 /// Text-level refusals that come before parsing: empty, too long, NUL, control and bidi
@@ -208,13 +247,19 @@ fn check_text(command: &str) -> Result<(), String> {
     if command.len() > MAX_COMMAND_BYTES {
         return Err(format!("command is {} bytes, more than the {MAX_COMMAND_BYTES}-byte limit", command.len()));
     }
-    if let Some(c) = command.chars().find(|c| {
-        (c.is_control() && !matches!(c, '\n' | '\t'))
-            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}')
-    }) {
-        return Err(format!("command contains the control or invisible character U+{:04X}", c as u32));
+    if let Some(c) = text::find_invisible(command, true) {
+        return Err(format!("command contains the control or invisible character {}", text::code_point(c)));
     }
     Ok(())
+}
+
+/// `argv` with its command word cut to the file name, when the word is a path.
+fn command_by_basename(argv: &[ShellWord]) -> Option<Vec<ShellWord>> {
+    let first = argv.first()?;
+    let base = first.literal.as_deref()?.rsplit_once('/')?.1.to_owned();
+    let mut out = argv.to_vec();
+    out[0] = ShellWord { literal: Some(base.clone()), raw: base, ..first.clone() };
+    Some(out)
 }
 
 struct Judge<'a> {
@@ -225,6 +270,8 @@ struct Judge<'a> {
     asked_by: Vec<(&'a Rule, String)>,
     /// Constructs the current top-level command only inherits from what encloses it.
     enclosing: Vec<Construct>,
+    /// Every argv judged, wrappers and what they run.
+    judged: Vec<Vec<ShellWord>>,
 }
 
 impl<'a> Judge<'a> {
@@ -238,10 +285,17 @@ impl<'a> Judge<'a> {
         if depth > MAX_WRAPPERS {
             return Err(denied("too many nested command wrappers".into(), None));
         }
+        self.judged.push(argv.clone());
         if let Some(hit) = substrings::find_denied(self.deny_substrings, &text) {
             return Err(denied(format!("`{text}` contains deny_substrings entry {hit:?}"), None));
         }
-        if let Some(rule) = self.rules.iter().find(|r| r.action == Action::Deny && r.matches(&argv) == Ok(true)) {
+        // A deny rule naming `rm` also denies `/bin/rm` and `./rm`.
+        let by_base = command_by_basename(&argv);
+        let deny_hit = |r: &&&Rule| {
+            r.action == Action::Deny
+                && (r.matches(&argv) == Ok(true) || by_base.as_ref().is_some_and(|b| r.matches(b) == Ok(true)))
+        };
+        if let Some(rule) = self.rules.iter().find(deny_hit) {
             return Err(denied(format!("`{text}` matches deny {}", rule.label()), Some(rule)));
         }
         // A deny rule that cannot judge a path argument might match: fail closed, but only

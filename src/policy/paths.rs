@@ -3,7 +3,8 @@
 //!
 //! A path argument is taken after quote removal (`ShellWord::literal`). It is refused when it
 //! contains a `..` component, a brace expansion, an expansion policy cannot read (parameter,
-//! command, arithmetic, `~`, ANSI-C quoting), or a control character. Otherwise it is
+//! command, arithmetic, `~`, ANSI-C quoting), an extglob pattern, or a control or invisible
+//! character (`text::find_invisible`). Otherwise it is
 //! normalized lexically (`//` and `/./` collapse, a trailing `/` goes) and the normalized
 //! path is what a rule's pattern must match. `..foo` is a file name, not a traversal: only a
 //! component that is exactly `..` climbs.
@@ -45,6 +46,11 @@ pub fn judge(word: &ShellWord) -> Result<JudgedPath, String> {
     if word.braces {
         return Err(format!("path argument `{shown}` uses brace expansion, which can produce other paths"));
     }
+    if word.extglob {
+        return Err(format!(
+            "path argument `{shown}` uses an extglob pattern (`@(…)`, `?(…)`, `*(…)`, `+(…)`, `!(…)`), which can match `..`"
+        ));
+    }
     let normalized = normalize(literal).map_err(|why| format!("path argument `{shown}` {why}"))?;
     let glob = word.expands;
     if glob && normalized.split('/').any(|c| c.starts_with('.') && c.contains(GLOB_CHARS)) {
@@ -61,8 +67,8 @@ pub fn normalize(path: &str) -> Result<String, String> {
     if path.is_empty() {
         return Err("is empty".into());
     }
-    if let Some(c) = path.chars().find(|c| c.is_control()) {
-        return Err(format!("contains the control character U+{:04X}", c as u32));
+    if let Some(c) = super::text::find_invisible(path, false) {
+        return Err(format!("contains the control or invisible character {}", super::text::code_point(c)));
     }
     let absolute = path.starts_with('/');
     let mut parts: Vec<&str> = Vec::new();

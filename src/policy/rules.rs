@@ -113,8 +113,13 @@ impl Matcher {
             return Ok(false);
         };
         let name = first.literal.as_deref();
+        // A command word with `/` is a path to an executable (perhaps one just uploaded):
+        // only a rule that names a path can match it.
+        let names_path = |written: &str| written.contains('/') || !name.is_some_and(|n| n.contains('/'));
         match self {
             Matcher::Globs(patterns) => {
+                let patterns = patterns.iter().filter(|p| names_path(p.source.split(' ').next().unwrap_or_default()));
+                let patterns: Vec<&Pattern> = patterns.collect();
                 let text = if patterns.iter().any(|p| p.source.contains('/')) {
                     paths_normalized_text(argv)?
                 } else {
@@ -122,7 +127,8 @@ impl Matcher {
                 };
                 Ok(patterns.iter().any(|p| p.matches(&text)))
             }
-            Matcher::Simple { binaries, max_args } => Ok(name.is_some_and(|n| binaries.iter().any(|b| b == n))
+            Matcher::Simple { binaries, max_args } => Ok(name
+                .is_some_and(|n| binaries.iter().any(|b| b == n && names_path(b)))
                 && max_args.is_none_or(|max| args.len() <= max as usize)),
             Matcher::Structured { binary, arg_prefix, path_args, allow_extra_args } => {
                 if name != Some(binary.as_str()) || args.len() < arg_prefix.len() {
@@ -158,11 +164,16 @@ impl Matcher {
     }
 }
 
-/// The command text a path-judging glob rule sees: every word that names a path (contains
-/// `/`, starts with `~`, or is `.`/`..`) judged and normalized; other words as written.
+/// The command text a path-judging glob rule sees: every argument that names a path
+/// (contains `/`, starts with `~`, or is `.`/`..`) judged and normalized; other words, and
+/// the command word (`./uptime` is not `uptime`), as written.
 fn paths_normalized_text(argv: &[ShellWord]) -> Result<String, String> {
     let mut words = Vec::with_capacity(argv.len());
-    for word in argv {
+    let Some((command, args)) = argv.split_first() else {
+        return Ok(String::new());
+    };
+    words.push(command.text().to_owned());
+    for word in args {
         let names_path = word.raw.contains('/') || word.raw.starts_with('~') || matches!(word.text(), "." | "..");
         words.push(if names_path { paths::judge(word)?.normalized } else { word.text().to_owned() });
     }

@@ -1,14 +1,16 @@
 //! Reads a command string as a POSIX shell would (brush-parser) and flattens it into the
 //! simple commands it would run, each with the opaque constructs it uses.
 //!
-//! Owns: the AST walk, quote removal, recursion into substitutions and `${…}` strings.
+//! Owns: the AST walk and recursion into substitutions; each word is read by `word.rs`
+//! (bash's quoting contexts), assignments of every form by `builtins::assignable`. Compound
+//! commands hand their constructs down: a `for` loop's body runs with
+//! `variable_assignment`, a function body with `function_definition`.
 //! Never decides allow/deny (that is `policy::evaluate`) and never does IO.
 
 use brush_parser::ast::{self, Command, CommandPrefixOrSuffixItem as Item, CompoundCommand};
-use brush_parser::word::{self, WordPiece};
 use brush_parser::{Parser, ParserOptions};
 
-use super::Construct;
+use super::{Construct, builtins, word};
 
 /// Nesting bound for substitutions and compound commands; deeper input is refused.
 const MAX_DEPTH: usize = 24;
@@ -24,6 +26,8 @@ pub struct ShellWord {
     pub expands: bool,
     /// Unquoted `{a,b}` or `{1..3}`: brace expansion (a subset of `expands`).
     pub braces: bool,
+    /// Unquoted extglob pattern `@(…)`, `!(…)`, …: with `extglob` on it matches `..`.
+    pub extglob: bool,
 }
 
 impl ShellWord {
@@ -43,9 +47,10 @@ pub struct SimpleCmd {
     pub enclosing: Vec<Construct>,
 }
 
-/// Words joined by single spaces: what glob rules, deny_substrings and messages see.
+/// Words joined by single spaces: what glob rules, deny_substrings and messages see (a
+/// process substitution's `/dev/fd/N` argument, which has no text, is left out).
 pub fn argv_text(argv: &[ShellWord]) -> String {
-    argv.iter().map(ShellWord::text).collect::<Vec<_>>().join(" ")
+    argv.iter().filter(|w| w.literal.is_some() || !w.raw.is_empty()).map(ShellWord::text).collect::<Vec<_>>().join(" ")
 }
 
 /// Why the string cannot be evaluated at all; no rule can permit these.
@@ -74,14 +79,23 @@ pub fn simple_commands(src: &str) -> Result<Vec<SimpleCmd>, ShellError> {
             return Err(ShellError::TooDeep);
         }
     }
-    let mut walker = Walker { out: Vec::new(), opts: ParserOptions::default() };
+    let mut walker =
+        Walker { out: Vec::new(), opts: ParserOptions::default(), source: String::new(), functions: Vec::new() };
     walker.program(src, 0, &[])?;
+    // Function bodies come last: a call to an unknown function name is the plainer reason.
+    while let Some((body, depth, inherited)) = walker.functions.pop() {
+        walker.compound(&body, depth, &inherited)?;
+    }
     Ok(walker.out)
 }
 
 struct Walker {
     out: Vec<SimpleCmd>,
     opts: ParserOptions,
+    /// The program being walked: node positions index into it.
+    source: String,
+    /// Function bodies, judged after everything else with `function_definition`.
+    functions: Vec<(CompoundCommand, usize, Vec<Construct>)>,
 }
 
 impl Walker {
@@ -92,10 +106,10 @@ impl Walker {
         let program = Parser::new(std::io::Cursor::new(src.as_bytes()), &self.opts)
             .parse_program()
             .map_err(|e| ShellError::Unparseable(e.to_string()))?;
-        for list in &program.complete_commands {
-            self.list(list, depth, inherited)?;
-        }
-        Ok(())
+        let outer = std::mem::replace(&mut self.source, src.to_owned());
+        let walked = program.complete_commands.iter().try_for_each(|list| self.list(list, depth, inherited));
+        self.source = outer;
+        walked
     }
 
     fn list(&mut self, list: &ast::CompoundList, depth: usize, inh: &[Construct]) -> Result<(), ShellError> {
@@ -134,12 +148,14 @@ impl Walker {
             }
             Command::Function(def) => {
                 let mut inner = inh.to_vec();
+                push_unique(&mut inner, Construct::FunctionDefinition);
                 if let Some(list) = &def.body.1 {
                     for r in &list.0 {
                         self.redirect(r, depth, &mut inner)?;
                     }
                 }
-                self.compound(&def.body.0, depth + 1, &inner)
+                self.functions.push((def.body.0.clone(), depth + 1, inner));
+                Ok(())
             }
             Command::ExtendedTest(..) => {
                 Err(ShellError::Opaque("`[[ … ]]` is not evaluated by policy; use `[ … ]` or `test`".into()))
@@ -152,6 +168,9 @@ impl Walker {
             CompoundCommand::BraceGroup(g) => self.list(&g.list, depth, inh),
             CompoundCommand::Subshell(s) => self.list(&s.list, depth, inh),
             CompoundCommand::ForClause(f) => {
+                // The loop variable is judged like any assignment name; its values can only
+                // reach places policy reads as data (arithmetic over names is refused).
+                builtins::assignable(&f.variable_name)?;
                 let mut inner = inh.to_vec();
                 for w in f.values.iter().flatten() {
                     self.word(&w.value, depth, &mut inner)?;
@@ -186,11 +205,23 @@ impl Walker {
                 self.list(&w.0, depth, inh)?;
                 self.list(&w.1.list, depth, inh)
             }
+            CompoundCommand::Arithmetic(a) if !self.is_double_paren(a.loc.start.index) => {
+                // `( ( uptime ) )`: bash reads two subshells; brush-parser reads `((`.
+                let (start, end) = (a.loc.start.index, a.loc.end.index);
+                let inner = self.source.get(start + 1..end.saturating_sub(1)).map(str::to_owned);
+                let inner = inner.ok_or_else(|| ShellError::Unparseable("subshell position out of range".into()))?;
+                self.program(&inner, depth + 1, inh)
+            }
             CompoundCommand::Arithmetic(_) | CompoundCommand::ArithmeticForClause(_) => {
                 Err(ShellError::Opaque("arithmetic commands `(( … ))` are not evaluated by policy".into()))
             }
             CompoundCommand::Coprocess(_) => Err(ShellError::Opaque("`coproc` is not evaluated by policy".into())),
         }
+    }
+
+    /// Whether the `((` at `index` of the walked source is written without a space.
+    fn is_double_paren(&self, index: usize) -> bool {
+        self.source.get(index..).is_some_and(|rest| rest.starts_with("(("))
     }
 
     fn simple(&mut self, s: &ast::SimpleCommand, depth: usize, inh: &[Construct]) -> Result<(), ShellError> {
@@ -200,6 +231,7 @@ impl Walker {
         for item in items {
             match item {
                 Item::AssignmentWord(_, w) => {
+                    builtins::assignable(builtins::assigned_name(&w.value))?;
                     push_unique(&mut cmd.constructs, Construct::EnvAssignment);
                     self.word(&w.value, depth, &mut cmd.constructs)?;
                 }
@@ -240,6 +272,15 @@ impl Walker {
             Item::ProcessSubstitution(_, sub) => {
                 push_unique(&mut cmd.constructs, Construct::ProcessSubstitution);
                 self.list(&sub.list, depth + 1, &[])?;
+                // The command receives a `/dev/fd/N` argument in its place.
+                // Its raw text is empty so the text globs and messages see stays as written.
+                cmd.argv.push(ShellWord {
+                    literal: None,
+                    raw: String::new(),
+                    expands: false,
+                    braces: false,
+                    extglob: false,
+                });
             }
         }
         Ok(())
@@ -256,8 +297,11 @@ impl Walker {
                 T::Fd(_) => {}
                 T::Duplicate(w) => {
                     let word = self.word(&w.value, depth, out)?;
-                    let is_fd =
-                        word.literal.as_deref().is_some_and(|t| t == "-" || t.chars().all(|c| c.is_ascii_digit()));
+                    // `>&/dev/null` is `>/dev/null 2>&1`.
+                    let is_fd = word
+                        .literal
+                        .as_deref()
+                        .is_some_and(|t| t == "-" || t == "/dev/null" || t.chars().all(|c| c.is_ascii_digit()));
                     if !is_fd {
                         push_unique(out, Construct::OutputRedirect);
                     }
@@ -265,6 +309,7 @@ impl Walker {
                 T::Filename(w) => {
                     let word = self.word(&w.value, depth, out)?;
                     let construct = match kind {
+                        _ if word.literal.as_deref() == Some("/dev/null") => return Ok(()),
                         K::Read => Construct::InputRedirect,
                         K::DuplicateInput | K::DuplicateOutput
                             if word
@@ -288,8 +333,14 @@ impl Walker {
             }
             ast::IoRedirect::HereDocument(_, doc) => {
                 push_unique(out, Construct::Heredoc);
-                if doc.requires_expansion {
-                    self.word_pieces(&doc.doc.value, depth, out, true)?;
+                // The body is read like "…" but a `"` in it is a character: rather than
+                // re-quote it, refuse the expansions that run code.
+                if doc.requires_expansion
+                    && (doc.doc.value.contains("$(") || doc.doc.value.contains(['`']) || doc.doc.value.contains("${"))
+                {
+                    return Err(ShellError::Opaque(
+                        "a here-document with substitutions or `${…}` is not evaluated by policy; quote its delimiter (<<'EOF')".into(),
+                    ));
                 }
             }
             ast::IoRedirect::HereString(_, w) => {
@@ -300,98 +351,26 @@ impl Walker {
         Ok(())
     }
 
-    /// Analyzes one word: quote removal plus recursion into everything that runs code.
+    /// Reads one word (`word::analyze`) and walks the code of its substitutions.
     fn word(&mut self, raw: &str, depth: usize, out: &mut Vec<Construct>) -> Result<ShellWord, ShellError> {
-        let (literal, globs, braces) = self.word_pieces(raw, depth, out, false)?;
-        Ok(ShellWord { literal, raw: raw.to_owned(), expands: globs || braces, braces })
-    }
-
-    /// Returns (literal text if fully literal, whether unquoted glob chars appear, whether an
-    /// unquoted brace expansion appears).
-    fn word_pieces(
-        &mut self,
-        raw: &str,
-        depth: usize,
-        out: &mut Vec<Construct>,
-        quoted: bool,
-    ) -> Result<(Option<String>, bool, bool), ShellError> {
         if depth > MAX_DEPTH {
             return Err(ShellError::TooDeep);
         }
-        let pieces = word::parse(raw, &self.opts).map_err(|e| ShellError::Unparseable(e.to_string()))?;
-        let mut literal = Some(String::new());
-        let mut globs = false;
-        // The unquoted text with every other piece as one placeholder character: bash
-        // brace-expands `{'..',x}` although its `{` and `,` sit in different pieces.
-        let mut skeleton = String::new();
-        for p in pieces {
-            // Positions come from brush-parser; a bad one is refused, never a panic.
-            let source = raw
-                .get(p.start_index..p.end_index)
-                .ok_or_else(|| ShellError::Unparseable("word position out of range".into()))?;
-            if !matches!(p.piece, WordPiece::Text(_)) {
-                skeleton.push('q');
-            }
-            let text: Option<String> = match p.piece {
-                WordPiece::Text(t) => {
-                    if !quoted {
-                        globs |= t.contains(['*', '?']) || is_bracket_glob(&t);
-                    }
-                    skeleton.push_str(&t);
-                    Some(t)
-                }
-                WordPiece::SingleQuotedText(t) => Some(t),
-                WordPiece::EscapeSequence(t) => Some(t.strip_prefix('\\').unwrap_or(&t).to_owned()),
-                WordPiece::AnsiCQuotedText(_) | WordPiece::TildeExpansion(_) => None,
-                WordPiece::DoubleQuotedSequence(_) | WordPiece::GettextDoubleQuotedSequence(_) => {
-                    let inner = source.trim_start_matches('$');
-                    let body = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(inner);
-                    self.word_pieces(body, depth + 1, out, true)?.0
-                }
-                WordPiece::ParameterExpansion(_) => {
-                    // brush-parser keeps the strings inside `${…}` raw (defaults, patterns,
-                    // array indices): re-read the whole inside so `${X:-$(cmd)}` is seen.
-                    let inner = source.trim_start_matches('$');
-                    let inner = inner.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or(inner);
-                    self.word_pieces(inner, depth + 1, out, true)?;
-                    None
-                }
-                WordPiece::CommandSubstitution(code) | WordPiece::BackquotedCommandSubstitution(code) => {
-                    push_unique(out, Construct::CommandSubstitution);
-                    self.program(&code, depth + 1, &[])?;
-                    None
-                }
-                WordPiece::ArithmeticExpression(e) => {
-                    if e.value.contains(['$', '`']) {
-                        return Err(ShellError::Opaque(
-                            "arithmetic expansion containing an expansion is not evaluated by policy".into(),
-                        ));
-                    }
-                    push_unique(out, Construct::Arithmetic);
-                    None
-                }
-            };
-            literal = match (literal, text) {
-                (Some(mut acc), Some(t)) => {
-                    acc.push_str(&t);
-                    Some(acc)
-                }
-                _ => None,
-            };
+        let facts = word::analyze(raw, &self.opts)?;
+        for c in facts.constructs {
+            push_unique(out, c);
         }
-        let braces = !quoted && is_brace_expansion(&skeleton);
-        Ok((literal, globs, braces))
+        for code in &facts.code {
+            self.program(code, depth + 1, &[])?;
+        }
+        Ok(ShellWord {
+            literal: facts.literal,
+            raw: raw.to_owned(),
+            expands: facts.globs || facts.braces,
+            braces: facts.braces,
+            extglob: facts.extglob,
+        })
     }
-}
-
-/// `[abc]`: a bracket expression (a lone `[`, the test command, is not one).
-fn is_bracket_glob(text: &str) -> bool {
-    text.find('[').is_some_and(|open| text[open + 1..].contains(']'))
-}
-
-/// `{a,b}` or `{1..3}` outside quotes: bash brace expansion.
-fn is_brace_expansion(text: &str) -> bool {
-    text.find('{').is_some_and(|open| text[open..].contains(',') || text[open..].contains(".."))
 }
 
 fn push_unique(v: &mut Vec<Construct>, c: Construct) {

@@ -2,10 +2,13 @@
 //! `busybox`, interpreters given code, `eval`/`source`.
 //!
 //! Owns: peeling a wrapper off an argv so policy judges what actually runs. Never decides
-//! allow/deny and never does IO. A wrapper whose options it does not know is opaque.
+//! allow/deny and never does IO. Options are read as each program's own parser reads them
+//! (`getopt.rs`: clusters, `--opt=value`, unique prefixes); an option it does not know makes
+//! the wrapper opaque. A bare name that is not a wrapper goes to `builtins::judge`.
 
-use super::Construct;
+use super::getopt::{self, Spec};
 use super::shell::ShellWord;
+use super::{Construct, builtins};
 
 /// What a command really runs, as far as the policy can tell.
 #[derive(Debug)]
@@ -32,29 +35,94 @@ pub fn unwrap(argv: &[ShellWord]) -> Unwrapped {
     let rest = &argv[1..];
     match base {
         "eval" | "exec" | "source" | "." => Unwrapped::Plain(Some(Construct::Eval)),
-        "nohup" | "builtin" | "setsid" | "strace" | "ltrace" => inner(rest, 0, &[], &[], None),
-        "command" => match rest.first().and_then(|w| w.literal.as_deref()) {
-            Some("-v" | "-V") => Unwrapped::Plain(None),
-            _ => inner(rest, 0, &["-p"], &[], None),
-        },
-        "env" => env(rest),
-        "nice" => inner(rest, 0, &[], &["-n", "--adjustment"], None),
-        "ionice" => inner(rest, 0, &["-t"], &["-c", "-n", "-p"], None),
-        "stdbuf" => inner(rest, 0, &[], &["-i", "-o", "-e"], None),
-        "time" => inner(rest, 0, &["-p", "-v", "-a", "-q"], &["-f"], None),
-        "timeout" => inner(
+        "builtin" => inner(base, rest, &Spec::default(), 0, None),
+        "nohup" => inner(base, rest, &Spec { long_flags: &["help", "version"], ..Spec::default() }, 0, None),
+        "setsid" => inner(
+            base,
             rest,
-            1,
-            &["--preserve-status", "--foreground", "-v", "--verbose"],
-            &["-s", "-k", "--signal", "--kill-after"],
+            &Spec { short_flags: "cfw", long_flags: &["ctty", "fork", "wait"], ..Spec::default() },
+            0,
             None,
         ),
-        "taskset" => inner(rest, 1, &[], &[], None),
-        "xargs" => inner(
+        "strace" | "ltrace" => inner(base, rest, &Spec { short_flags: "cfqrtTvyZz", ..Spec::default() }, 0, None),
+        "command" => match rest.first().and_then(|w| w.literal.as_deref()) {
+            Some("-v" | "-V") => Unwrapped::Plain(None),
+            _ => inner(base, rest, &Spec { short_flags: "p", ..Spec::default() }, 0, None),
+        },
+        "env" => env(rest),
+        "nice" => inner(
+            base,
             rest,
+            &Spec { short_flags: "0123456789", short_valued: "n", long_valued: &["adjustment"], ..Spec::default() },
             0,
-            &["-0", "-r", "-t", "-p", "-x", "--null", "--no-run-if-empty"],
-            &["-I", "-L", "-n", "-P", "-d", "-E", "-s", "-a"],
+            None,
+        ),
+        "ionice" => inner(
+            base,
+            rest,
+            &Spec {
+                short_flags: "t",
+                short_valued: "cn",
+                long_flags: &["ignore"],
+                long_valued: &["class", "classdata"],
+                ..Spec::default()
+            },
+            0,
+            None,
+        ),
+        "stdbuf" => inner(
+            base,
+            rest,
+            &Spec { short_valued: "ioe", long_valued: &["input", "output", "error"], ..Spec::default() },
+            0,
+            None,
+        ),
+        "time" => inner(
+            base,
+            rest,
+            &Spec {
+                short_flags: "pqv",
+                short_valued: "f",
+                long_flags: &["portability", "quiet", "verbose"],
+                long_valued: &["format"],
+                ..Spec::default()
+            },
+            0,
+            None,
+        ),
+        "timeout" => inner(
+            base,
+            rest,
+            &Spec {
+                short_flags: "v",
+                short_valued: "ks",
+                long_flags: &["preserve-status", "foreground", "verbose"],
+                long_valued: &["kill-after", "signal"],
+                ..Spec::default()
+            },
+            1,
+            None,
+        ),
+        "taskset" => inner(
+            base,
+            rest,
+            &Spec { short_flags: "ac", long_flags: &["all-tasks", "cpu-list"], ..Spec::default() },
+            1,
+            None,
+        ),
+        "xargs" => inner(
+            base,
+            rest,
+            &Spec {
+                short_flags: "0rtpx",
+                short_valued: "ILnPdEsa",
+                short_optional: "eil",
+                long_flags: &["null", "no-run-if-empty", "verbose", "interactive", "exit"],
+                long_valued: &["max-args", "max-procs", "delimiter", "max-chars", "arg-file", "max-lines"],
+                long_optional: &["replace", "eof"],
+                ..Spec::default()
+            },
+            0,
             Some(Construct::Xargs),
         ),
         "busybox" => match rest.first() {
@@ -64,81 +132,56 @@ pub fn unwrap(argv: &[ShellWord]) -> Unwrapped {
         "su" => su(rest),
         "watch" => watch(rest),
         b if PRIVILEGE.contains(&b) => privilege(b, rest),
-        b if SHELLS.contains(&b) => shell(rest),
+        b if SHELLS.contains(&b) => shell(b, rest),
         b if is_interpreter(b) => interpreter(b, rest),
         "find" => {
             let runs = rest.iter().any(|w| matches!(w.text(), "-exec" | "-execdir" | "-ok" | "-okdir"));
             Unwrapped::Plain(runs.then_some(Construct::InterpreterCode))
         }
+        // A bare name may be a builtin that changes the shell; a path never is.
+        b if b == name => match builtins::judge(b, rest) {
+            Ok(construct) => Unwrapped::Plain(construct),
+            Err(why) => Unwrapped::Opaque(why.to_string()),
+        },
         _ => Unwrapped::Plain(None),
     }
 }
 
-/// Skips known flags (`flags` alone, `valued` with a value, attached or separate), then
-/// `positional` fixed arguments (e.g. timeout's duration); what follows is the inner command.
-fn inner(
-    rest: &[ShellWord],
-    positional: usize,
-    flags: &[&str],
-    valued: &[&str],
-    construct: Option<Construct>,
-) -> Unwrapped {
-    let mut i = 0;
-    while let Some(arg) = rest.get(i).map(ShellWord::text) {
-        if arg == "--" {
-            i += 1;
-            break;
-        }
-        if !arg.starts_with('-') || arg == "-" {
-            break;
-        }
-        // `nice -5 cmd`: a bare numeric flag is the adjustment.
-        if is_numeric_flag(arg) && valued.contains(&"--adjustment") {
-            i += 1;
-            continue;
-        }
-        if flags.contains(&arg) {
-            i += 1;
-        } else if valued.contains(&arg) {
-            i += 2;
-        } else if valued.iter().any(|v| {
-            arg.starts_with(v) && (v.starts_with("--") && arg[v.len()..].starts_with('=') || !v.starts_with("--"))
-        }) {
-            i += 1;
-        } else {
-            return Unwrapped::Opaque(format!(
-                "unknown option `{arg}` of a command wrapper; policy cannot see what it runs"
-            ));
-        }
-    }
-    i += positional;
-    match rest.get(i..) {
+/// Reads the wrapper's options as its own parser does, skips `positional` fixed arguments
+/// (e.g. timeout's duration); what follows is the inner command.
+fn inner(program: &str, rest: &[ShellWord], spec: &Spec, positional: usize, construct: Option<Construct>) -> Unwrapped {
+    let parsed = match getopt::parse(program, spec, rest) {
+        Ok(p) => p,
+        Err(why) => return Unwrapped::Opaque(format!("{why}; policy cannot see what it runs")),
+    };
+    match rest.get(parsed.operands + positional..) {
         Some(argv) if !argv.is_empty() => Unwrapped::Inner { argv: argv.to_vec(), construct },
         _ => Unwrapped::Plain(construct),
     }
 }
 
-fn is_numeric_flag(arg: &str) -> bool {
-    arg.len() > 1 && arg[1..].chars().all(|c| c.is_ascii_digit())
-}
-
 fn env(rest: &[ShellWord]) -> Unwrapped {
-    let mut i = 0;
+    let spec = Spec {
+        short_flags: "i0v",
+        short_valued: "uC",
+        long_flags: &["ignore-environment", "null", "debug"],
+        long_valued: &["unset", "chdir"],
+        ..Spec::default()
+    };
+    // `env -` is `env -i`.
+    let skip = usize::from(rest.first().is_some_and(|w| w.literal.as_deref() == Some("-")));
+    let parsed = match getopt::parse("env", &spec, &rest[skip.min(rest.len())..]) {
+        Ok(p) => p,
+        Err(why) => return Unwrapped::Opaque(format!("{why}; policy cannot see what it runs")),
+    };
+    let mut i = skip + parsed.operands;
     let mut construct = None;
-    while let Some(arg) = rest.get(i).map(ShellWord::text) {
-        match arg {
-            "-i" | "-0" | "--ignore-environment" | "--null" | "-" => i += 1,
-            "-u" | "--unset" | "-C" | "--chdir" => i += 2,
-            a if a.starts_with("--unset=") || a.starts_with("--chdir=") => i += 1,
-            a if a.starts_with('-') => {
-                return Unwrapped::Opaque(format!("`env {a}` is not evaluated by policy"));
-            }
-            a if a.contains('=') => {
-                construct = Some(Construct::EnvAssignment);
-                i += 1;
-            }
-            _ => break,
+    while let Some(word) = rest.get(i).filter(|w| w.text().contains('=')) {
+        if let Err(why) = builtins::assignable(builtins::assigned_name(word.text())) {
+            return Unwrapped::Opaque(why.to_string());
         }
+        construct = Some(Construct::EnvAssignment);
+        i += 1;
     }
     match rest.get(i..) {
         Some(argv) if !argv.is_empty() => Unwrapped::Inner { argv: argv.to_vec(), construct },
@@ -147,21 +190,55 @@ fn env(rest: &[ShellWord]) -> Unwrapped {
 }
 
 fn privilege(name: &str, rest: &[ShellWord]) -> Unwrapped {
-    let (flags, valued): (&[&str], &[&str]) = match name {
-        "sudo" => (
-            &["-n", "-E", "-H", "-P", "-S", "-b", "-k", "--non-interactive", "--preserve-env"],
-            &["-u", "-g", "-U", "-C", "-h", "-p", "-r", "-t", "-D", "-R", "-T", "--user", "--group"],
-        ),
-        "doas" => (&["-n", "-s"], &["-u", "-C"]),
-        "runuser" => (&["-l", "-m", "-p"], &["-u", "-g", "-G", "-s"]),
-        "chroot" => (&[], &["--userspec", "--groups"]),
-        _ => (&[], &[]),
+    let spec = match name {
+        "sudo" => Spec {
+            short_flags: "AbBEHkKnPS",
+            short_valued: "CDgpRrtTUu",
+            short_optional: "h",
+            long_flags: &[
+                "askpass",
+                "background",
+                "bell",
+                "set-home",
+                "non-interactive",
+                "preserve-groups",
+                "stdin",
+                "remove-timestamp",
+                "reset-timestamp",
+            ],
+            long_valued: &[
+                "close-from",
+                "chdir",
+                "group",
+                "prompt",
+                "chroot",
+                "role",
+                "type",
+                "command-timeout",
+                "other-user",
+                "user",
+            ],
+            long_optional: &["preserve-env", "host"],
+            ..Spec::default()
+        },
+        "doas" => Spec { short_flags: "n", short_valued: "uC", ..Spec::default() },
+        "runuser" => Spec {
+            short_flags: "mp",
+            short_valued: "gGu",
+            long_valued: &["group", "supp-group", "user"],
+            ..Spec::default()
+        },
+        "chroot" => Spec { long_flags: &["skip-chdir"], long_valued: &["userspec", "groups"], ..Spec::default() },
+        "pkexec" => {
+            Spec { long_flags: &["disable-internal-agent", "keep-cwd"], long_valued: &["user"], ..Spec::default() }
+        }
+        _ => Spec::default(),
     };
-    if rest.iter().any(|w| matches!(w.text(), "-i" | "-s" | "--login" | "--shell")) && name == "sudo" {
+    if name == "sudo" && rest.iter().any(|w| matches!(w.text(), "-i" | "-s" | "--login" | "--shell")) {
         return Unwrapped::Opaque("`sudo -i`/`sudo -s` opens a shell policy cannot see".into());
     }
     let positional = usize::from(name == "chroot");
-    match inner(rest, positional, flags, valued, Some(Construct::Privilege)) {
+    match inner(name, rest, &spec, positional, Some(Construct::Privilege)) {
         Unwrapped::Plain(_) => Unwrapped::Opaque(format!("`{name}` without a command is not evaluated by policy")),
         other => other,
     }
@@ -175,38 +252,72 @@ fn su(rest: &[ShellWord]) -> Unwrapped {
     }
 }
 
+/// procps `watch`: with `-x`/`--exec` the operands are an argv, otherwise they are joined
+/// with spaces and given to `sh -c`.
 fn watch(rest: &[ShellWord]) -> Unwrapped {
-    let mut i = 0;
-    while let Some(arg) = rest.get(i).map(ShellWord::text) {
-        match arg {
-            "-n" | "--interval" | "-q" => i += 2,
-            a if a.starts_with('-') && a != "-x" => i += 1,
-            "-x" => return Unwrapped::Opaque("`watch -x` is not evaluated by policy".into()),
-            _ => break,
-        }
+    let spec = Spec {
+        short_flags: "bcCegptwrx",
+        short_valued: "nq",
+        short_optional: "d",
+        long_flags: &[
+            "beep",
+            "color",
+            "no-color",
+            "errexit",
+            "chgexit",
+            "precise",
+            "no-title",
+            "no-wrap",
+            "no-linewrap",
+            "no-rerun",
+            "exec",
+        ],
+        long_valued: &["interval", "equexit"],
+        long_optional: &["differences"],
+        ..Spec::default()
+    };
+    let parsed = match getopt::parse("watch", &spec, rest) {
+        Ok(p) => p,
+        Err(why) => return Unwrapped::Opaque(format!("{why}; policy cannot see what it runs")),
+    };
+    let words = rest.get(parsed.operands..).unwrap_or_default();
+    if words.is_empty() {
+        return Unwrapped::Opaque("`watch` without a command".into());
     }
-    let words = rest.get(i..).unwrap_or_default();
+    if parsed.has("x") || parsed.has("exec") {
+        return Unwrapped::Inner { argv: words.to_vec(), construct: None };
+    }
     match words.iter().map(|w| w.literal.clone()).collect::<Option<Vec<_>>>() {
-        Some(parts) if !parts.is_empty() => Unwrapped::Code { code: parts.join(" "), construct: None },
-        _ => Unwrapped::Opaque("`watch` with a computed command is not evaluated by policy".into()),
+        Some(parts) => Unwrapped::Code { code: parts.join(" "), construct: None },
+        None => Unwrapped::Opaque("`watch` with a computed command is not evaluated by policy".into()),
     }
 }
 
-/// `sh -c CODE`, `bash -lc CODE`: the code is parsed and judged like the top-level command.
-fn shell(rest: &[ShellWord]) -> Unwrapped {
-    for (i, w) in rest.iter().enumerate() {
-        let t = w.text();
-        if t == "--" || !t.starts_with('-') && !t.starts_with('+') {
-            break;
-        }
-        if !t.starts_with("--") && t[1..].contains('c') {
-            return match rest.get(i + 1) {
-                Some(code) => code_of(code, None),
-                None => Unwrapped::Opaque("`-c` without code".into()),
-            };
-        }
+/// `sh -c CODE`, `bash -lc CODE`: the code (the first operand) is parsed and judged like the
+/// top-level command. A shell given no `-c` runs a script file or its input: code policy
+/// cannot read.
+fn shell(name: &str, rest: &[ShellWord]) -> Unwrapped {
+    let spec = Spec {
+        short_flags: "abcefhikmnprstuvxBCEHPTlD",
+        short_valued: "oO",
+        long_flags: &["norc", "noprofile", "posix", "login", "restricted", "verbose", "noediting", "version", "help"],
+        plus: true,
+        ..Spec::default()
+    };
+    let parsed = match getopt::parse(name, &spec, rest) {
+        Ok(p) => p,
+        Err(why) => return Unwrapped::Opaque(format!("{why}; policy cannot see what it runs")),
+    };
+    if parsed.has("c") {
+        return match rest.get(parsed.operands) {
+            Some(code) => code_of(code, None),
+            None => Unwrapped::Opaque("`-c` without code".into()),
+        };
     }
-    Unwrapped::Plain(None)
+    if parsed.has("version") || parsed.has("help") {
+        return Unwrapped::Plain(None);
+    }
+    Unwrapped::Plain(Some(Construct::InterpreterCode))
 }
 
 fn code_of(word: &ShellWord, construct: Option<Construct>) -> Unwrapped {

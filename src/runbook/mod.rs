@@ -38,11 +38,87 @@ pub struct Param {
     pub description: String,
 }
 
-/// One piece of a template: literal text or a parameter reference.
+/// One piece of a template: literal text or a parameter reference with the quoting
+/// context it sits in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {
     Text(String),
-    Param(String),
+    Param(String, Quoting),
+}
+
+/// The shell quoting context a placeholder sits in: its value is rendered for that context,
+/// so it stays exactly the characters given (`"note: {{ msg }}"` escapes `$`, a backtick,
+/// `"` and `\`; inside `'…'` a `'` becomes `'\''`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quoting {
+    Unquoted,
+    SingleQuoted,
+    DoubleQuoted,
+}
+
+impl Quoting {
+    fn render(self, value: &str) -> String {
+        match self {
+            Self::Unquoted => shell_word(value),
+            Self::SingleQuoted => value.replace('\'', r"'\''"),
+            Self::DoubleQuoted => value.chars().fold(String::new(), |mut out, c| {
+                if matches!(c, '$' | '`' | '"' | '\\') {
+                    out.push('\\');
+                }
+                out.push(c);
+                out
+            }),
+        }
+    }
+}
+
+/// Tracks bash's quoting across template text. Only `\`, `'` and `"` are followed; a
+/// placeholder after text bash reads in another context of its own (`$(`, a backtick,
+/// `${`, `$'`, `$"`, a here-document, a comment) is refused at load time.
+#[derive(Default)]
+struct QuoteScan {
+    single: bool,
+    double: bool,
+    escaped: bool,
+    opaque: Option<&'static str>,
+}
+
+impl QuoteScan {
+    fn feed(&mut self, text: &str) {
+        let mut prev = ' ';
+        for c in text.chars() {
+            if self.escaped {
+                self.escaped = false;
+            } else if self.single {
+                self.single = c != '\'';
+            } else {
+                match c {
+                    '(' | '{' | '\'' | '"' if prev == '$' => {
+                        self.opaque = Some("a `$(`, `${`, `$'` or `$\"` expansion");
+                    }
+                    '\\' => self.escaped = true,
+                    '\'' if !self.double => self.single = true,
+                    '"' => self.double = !self.double,
+                    '`' => self.opaque = Some("a backtick substitution"),
+                    '<' if prev == '<' && !self.double => self.opaque = Some("a here-document"),
+                    '#' if !self.double && (prev == ' ' || prev == '\n') => self.opaque = Some("a comment"),
+                    _ => {}
+                }
+            }
+            prev = c;
+        }
+    }
+
+    fn quoting(&self) -> Result<Quoting, String> {
+        if let Some(what) = self.opaque {
+            return Err(format!("follows {what}; a placeholder must be a shell word, or inside '…' or \"…\""));
+        }
+        Ok(match (self.single, self.double) {
+            (true, _) => Quoting::SingleQuoted,
+            (false, true) => Quoting::DoubleQuoted,
+            (false, false) => Quoting::Unquoted,
+        })
+    }
 }
 
 /// A parsed `{{ name }}` template.
@@ -57,9 +133,11 @@ impl Template {
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut pieces = Vec::new();
         let mut rest = text;
+        let mut scan = QuoteScan::default();
         while let Some(open) = rest.find("{{") {
             if open > 0 {
                 pieces.push(Piece::Text(rest[..open].to_owned()));
+                scan.feed(&rest[..open]);
             }
             let after = &rest[open + 2..];
             let close = after.find("}}").ok_or_else(|| format!("`{{{{` without `}}}}` in {text:?}"))?;
@@ -67,7 +145,10 @@ impl Template {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("{{{{ {name} }}}} is not a parameter name (letters, digits, `_`)"));
             }
-            pieces.push(Piece::Param(name.to_owned()));
+            let quoting = scan
+                .quoting()
+                .map_err(|why| format!("{{{{ {name} }}}} at byte {} {why}", text.len() - rest.len() + open))?;
+            pieces.push(Piece::Param(name.to_owned(), quoting));
             rest = &after[close + 2..];
         }
         if !rest.is_empty() {
@@ -78,20 +159,26 @@ impl Template {
 
     pub fn params(&self) -> impl Iterator<Item = &str> {
         self.pieces.iter().filter_map(|p| match p {
-            Piece::Param(n) => Some(n.as_str()),
+            Piece::Param(n, _) => Some(n.as_str()),
             Piece::Text(_) => None,
         })
     }
 
-    /// Fills the template; `quote` turns each value into what is inserted.
-    fn render(&self, values: &BTreeMap<String, String>, quote: impl Fn(&str) -> String) -> String {
+    /// Fills the template; `quote` turns each value into what is inserted in its context.
+    fn render(&self, values: &BTreeMap<String, String>, quote: impl Fn(&str, Quoting) -> String) -> String {
         self.pieces
             .iter()
             .map(|p| match p {
                 Piece::Text(t) => t.clone(),
-                Piece::Param(n) => quote(values.get(n).map_or("", String::as_str)),
+                Piece::Param(n, q) => quote(values.get(n).map_or("", String::as_str), *q),
             })
             .collect()
+    }
+
+    /// The command with every value rendered for its quoting context: one shell word's worth
+    /// of exactly the given characters.
+    pub fn render_shell(&self, values: &BTreeMap<String, String>) -> String {
+        self.render(values, |v, q| q.render(v))
     }
 }
 
@@ -208,9 +295,9 @@ impl Runbook {
             .iter()
             .map(|s| RenderedStep {
                 id: s.id.clone(),
-                target: s.target.render(values, str::to_owned),
-                command: s.command.render(values, shell_word),
-                shown_command: s.command.render(&masked, shell_word),
+                target: s.target.render(values, |v, _| v.to_owned()),
+                command: s.command.render_shell(values),
+                shown_command: s.command.render_shell(&masked),
             })
             .collect()
     }
@@ -222,6 +309,13 @@ impl Param {
         let shown = if self.secret { "(secret)".to_owned() } else { format!("{v:?}") };
         if v.len() > 4096 || v.contains('\0') {
             return Err(format!("parameter {name:?}: value too long or contains NUL"));
+        }
+        // A newline or tab is data inside its quoting; what a reviewer cannot see is not.
+        if let Some(c) = crate::policy::text::find_invisible(v, true) {
+            return Err(format!(
+                "parameter {name:?}: {shown} contains the control or invisible character {}",
+                crate::policy::text::code_point(c)
+            ));
         }
         match &self.kind {
             ParamType::Integer if v.parse::<i64>().is_err() => {
@@ -256,7 +350,7 @@ mod tests {
         assert!(Template::parse("echo {{ x").is_err());
         assert!(Template::parse("echo {{ a-b }}").is_err());
         let values = BTreeMap::from([("service".to_owned(), "x; touch /tmp/pwned".to_owned())]);
-        assert_eq!(t.render(&values, shell_word), "systemctl restart 'x; touch /tmp/pwned' --now");
+        assert_eq!(t.render_shell(&values), "systemctl restart 'x; touch /tmp/pwned' --now");
         assert_eq!(shell_word("nginx"), "nginx");
         assert_eq!(shell_word("it's"), r"'it'\''s'");
         assert_eq!(shell_word(""), "''");

@@ -3,6 +3,7 @@
 
 mod approvals;
 mod audit_offhost;
+mod bash_oracle;
 mod bypass_corpus;
 mod certificates;
 mod cli_net_audit;

@@ -3,6 +3,7 @@
 
 pub mod cfg;
 pub mod mcp;
+pub mod oracle;
 pub mod rsyslog;
 pub mod sshd;
 pub mod svc;

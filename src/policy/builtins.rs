@@ -1,0 +1,226 @@
+//! Bash builtins that change the shell rather than run a program: assignments in every
+//! form, name arguments bash evaluates (`test -v a[…]`), `let`, and builtins that change
+//! what later words run (`alias`, `hash`, `trap`, `shopt`, `set`, `cd`, …).
+//!
+//! Owns: `assignable` (the names no assignment may set) and `judge` (the construct a builtin
+//! uses, or why it is refused). Never decides allow/deny, never does IO.
+
+use super::Construct;
+use super::shell::{ShellError, ShellWord};
+use super::word::constant_arithmetic;
+
+/// Variables whose value changes what runs or how the shell reads: refused in every kind of
+/// assignment, whatever the rules permit.
+const RUN_CHANGING: &[&str] = &[
+    "PATH",
+    "IFS",
+    "ENV",
+    "BASH_ENV",
+    "PS1",
+    "PS2",
+    "PS3",
+    "PS4",
+    "PROMPT_COMMAND",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "GLOBIGNORE",
+    "CDPATH",
+    "HOME",
+    "EXECIGNORE",
+    "BASH_XTRACEFD",
+    "BASH_LOADABLES_PATH",
+    "BASH_COMPAT",
+    "POSIXLY_CORRECT",
+    "FCEDIT",
+    "EDITOR",
+    "VISUAL",
+    "PAGER",
+    "MANPAGER",
+    "SYSTEMD_PAGER",
+    "LESSOPEN",
+    "LESSCLOSE",
+    "SHELL",
+    "TMPDIR",
+    "NODE_OPTIONS",
+    "PERL5OPT",
+    "PERL5LIB",
+    "RUBYOPT",
+    "RUBYLIB",
+    "_",
+];
+/// Prefixes of the same kind (the dynamic loader, exported functions, interpreters' hooks).
+const RUN_CHANGING_PREFIXES: &[&str] = &["LD_", "BASH_FUNC_", "DYLD_", "GIT_", "PYTHON", "GCONV_", "LOCPATH"];
+
+/// Whether `name` may be assigned: an identifier, and not one that changes what runs.
+pub fn assignable(name: &str) -> Result<(), ShellError> {
+    let mut chars = name.chars();
+    let identifier = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !identifier {
+        return Err(ShellError::Opaque(format!(
+            "`{name}` is not a plain variable name (a subscript is evaluated as arithmetic, running any $(…) in it)"
+        )));
+    }
+    if RUN_CHANGING.contains(&name) || RUN_CHANGING_PREFIXES.iter().any(|p| name.starts_with(p)) {
+        return Err(ShellError::Opaque(format!(
+            "assigning `{name}` (an environment assignment or any other form) changes what runs; policy refuses it"
+        )));
+    }
+    Ok(())
+}
+
+/// The name part of an assignment word `NAME=value` / `NAME+=value`, as written.
+pub fn assigned_name(raw: &str) -> &str {
+    let end = raw.find('=').unwrap_or(raw.len());
+    raw[..end].strip_suffix('+').unwrap_or(&raw[..end])
+}
+
+/// What a builtin (called by its bare name) uses: `Ok(None)` when it is an ordinary
+/// command, `Ok(Some(c))` for a construct the rule must permit, `Err` when refused.
+pub fn judge(name: &str, rest: &[ShellWord]) -> Result<Option<Construct>, ShellError> {
+    match name {
+        "declare" | "typeset" | "local" | "export" | "readonly" => declare(rest).map(Some),
+        "read" => names_after_options(rest, "adnNptui", &["a"]).map(Some),
+        "mapfile" | "readarray" => {
+            if rest.iter().any(|w| w.text().starts_with("-C") || w.text().starts_with("-c")) {
+                return Err(ShellError::Opaque(format!("`{name} -C` runs a callback policy cannot read")));
+            }
+            names_after_options(rest, "dnOsuCc", &[]).map(Some)
+        }
+        "getopts" => {
+            if let Some(var) = rest.get(1) {
+                assignable(&literal(var)?)?;
+            }
+            Ok(Some(Construct::VariableAssignment))
+        }
+        "unset" => names_after_options(rest, "", &[]).map(Some),
+        "printf" | "wait" => option_named_variable(name, rest),
+        "test" | "[" => {
+            for pair in rest.windows(2) {
+                if matches!(pair[0].text(), "-v" | "-R") {
+                    assignable_or_reading(&literal(&pair[1])?)?;
+                }
+            }
+            Ok(None)
+        }
+        "let" => {
+            for w in rest {
+                let expr = literal(w)?;
+                if !constant_arithmetic(&expr) {
+                    return Err(ShellError::Opaque(format!(
+                        "`let {expr}` names variables; bash evaluates their values as code"
+                    )));
+                }
+            }
+            Ok(Some(Construct::Arithmetic))
+        }
+        // These define code to run later or change which program a name runs.
+        "alias" | "trap" | "fc" | "bind" | "complete" | "compgen" | "enable" | "hash" => Ok(Some(Construct::Eval)),
+        "unalias" | "shopt" | "set" | "cd" | "pushd" | "popd" | "ulimit" | "umask" | "shift" => {
+            Ok(Some(Construct::ShellState))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn literal(word: &ShellWord) -> Result<String, ShellError> {
+    word.literal.clone().ok_or_else(|| {
+        ShellError::Opaque(format!("variable name `{}` is computed at run time; policy cannot read it", word.raw))
+    })
+}
+
+/// Reading a variable by name (`test -v NAME`) evaluates a subscript like an assignment does.
+fn assignable_or_reading(name: &str) -> Result<(), ShellError> {
+    if name.contains('[') {
+        return Err(ShellError::Opaque(format!(
+            "`{name}` has a subscript, which bash evaluates as arithmetic (running any $(…) in it)"
+        )));
+    }
+    Ok(())
+}
+
+fn declare(rest: &[ShellWord]) -> Result<Construct, ShellError> {
+    for w in rest {
+        let raw = w.raw.as_str();
+        if let Some(flags) = raw.strip_prefix('-').or_else(|| raw.strip_prefix('+')) {
+            // -i evaluates values as arithmetic, -n makes a name reference, -a/-A take
+            // compound values, -l/-u/-c/-t/-I change values or traps.
+            if let Some(bad) = flags.chars().find(|c| !"xrgpfF".contains(*c)) {
+                return Err(ShellError::Opaque(format!("`declare -{bad}` is not evaluated by policy")));
+            }
+            continue;
+        }
+        assignable(assigned_name(raw))?;
+    }
+    Ok(Construct::VariableAssignment)
+}
+
+/// `read [-opts] NAME…`: every option in `valued` takes a value; the values of `named` and
+/// every operand are variable names.
+fn names_after_options(rest: &[ShellWord], valued: &str, named: &[&str]) -> Result<Construct, ShellError> {
+    let mut i = 0;
+    while let Some(w) = rest.get(i) {
+        let text = literal(w)?;
+        i += 1;
+        if text == "--" {
+            break;
+        }
+        let Some(flags) = text.strip_prefix('-').filter(|f| !f.is_empty()) else {
+            i -= 1;
+            break;
+        };
+        for (pos, flag) in flags.char_indices() {
+            if valued.contains(flag) {
+                let attached = &flags[pos + flag.len_utf8()..];
+                let value = if attached.is_empty() {
+                    i += 1;
+                    rest.get(i - 1).map(literal).transpose()?.unwrap_or_default()
+                } else {
+                    attached.to_owned()
+                };
+                if named.contains(&flag.to_string().as_str()) {
+                    assignable(&value)?;
+                }
+                break;
+            }
+        }
+    }
+    for w in rest.get(i..).unwrap_or_default() {
+        assignable(&literal(w)?)?;
+    }
+    Ok(Construct::VariableAssignment)
+}
+
+/// `printf -v NAME`, `wait -p NAME`: an option that names a variable to set.
+fn option_named_variable(name: &str, rest: &[ShellWord]) -> Result<Option<Construct>, ShellError> {
+    let flag = if name == "printf" { 'v' } else { 'p' };
+    let mut found = false;
+    for (i, w) in rest.iter().enumerate() {
+        let text = w.text();
+        if text == "--" || !text.starts_with('-') {
+            break;
+        }
+        if let Some(pos) = text.find(flag) {
+            let attached = &text[pos + 1..];
+            let var =
+                if attached.is_empty() { rest.get(i + 1).map(literal).transpose()? } else { Some(attached.into()) };
+            assignable(&var.unwrap_or_default())?;
+            found = true;
+        }
+    }
+    Ok(found.then_some(Construct::VariableAssignment))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_changing_names_and_subscripts_are_refused() {
+        for bad in ["PATH", "LD_PRELOAD", "a[$(id)]", "BASH_ENV", "IFS", "1x", ""] {
+            assert!(assignable(bad).is_err(), "{bad}");
+        }
+        assert!(assignable("count").is_ok());
+        assert_eq!(assigned_name("X+=1"), "X");
+    }
+}
