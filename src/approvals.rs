@@ -4,8 +4,9 @@
 //!
 //! Owns: the request → decision → ticket life cycle, its timeout (`approval_timeout_seconds`,
 //! then denied), the audit records `approval_requested` / `approval_decided`, and the check
-//! that a ticket covers exactly the host and command (or transfer) being prepared. A ticket
-//! is the only way past an `ask` decision (`Service::prepare_with`). Never speaks a protocol
+//! that a ticket covers exactly the host and command (or transfer) being prepared, within
+//! its lifetime, and is consumed by that use (once per host; a runbook step's retries
+//! count). A ticket is the only way past an `ask` decision (`Service::prepare_with`). Never speaks a protocol
 //! and never decides policy.
 
 use std::sync::Arc;
@@ -37,6 +38,9 @@ pub struct ApprovalRequest {
     pub client: String,
     pub requested_at_ms: u64,
     pub timeout_seconds: u64,
+    /// How many times the ticket may run on each host (1; a runbook step: 1 + its retries).
+    #[serde(skip)]
+    pub uses_per_host: u32,
 }
 
 impl ApprovalRequest {
@@ -66,6 +70,15 @@ struct Entry {
     request: ApprovalRequest,
     state: watch::Sender<State>,
     created: Instant,
+    /// Uses so far, by host: a ticket is consumed, not shown.
+    used: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+impl Entry {
+    /// Whether the ticket is past its lifetime (the decision window plus `TICKET_LIFETIME`).
+    fn expired(&self) -> bool {
+        self.created.elapsed() >= TICKET_LIFETIME + Duration::from_secs(self.request.timeout_seconds)
+    }
 }
 
 /// Who can be asked: the client's user now (`Human`), or only an out-of-band approver.
@@ -97,8 +110,7 @@ impl Approvals {
     }
 
     fn prune(&self) {
-        self.entries
-            .retain(|_, e| e.created.elapsed() < TICKET_LIFETIME + Duration::from_secs(e.request.timeout_seconds));
+        self.entries.retain(|_, e| !e.expired());
     }
 
     /// Pending requests, oldest first.
@@ -110,9 +122,18 @@ impl Approvals {
         list
     }
 
-    /// Whether `id` names a known request for exactly `what` (a retried call's echo).
-    pub fn is_open_for(&self, id: &str, what: &str) -> bool {
-        self.entries.get(id).is_some_and(|e| e.request.what == what)
+    /// Whether `id` names a live request for exactly `what` on exactly `aliases` (the hosts
+    /// whose decision is `ask` now), asked by
+    /// `client` (a retried call's echo): a state echoed by another client, for other hosts or
+    /// past its lifetime opens nothing.
+    pub fn is_open_for(&self, id: &str, what: &str, aliases: &[String], client: &str) -> bool {
+        self.entries.get(id).is_some_and(|e| {
+            let mut want: Vec<&String> = e.request.aliases.iter().collect();
+            let mut got: Vec<&String> = aliases.iter().collect();
+            want.sort();
+            got.sort();
+            e.request.what == what && want == got && e.request.client == client && !e.expired()
+        })
     }
 
     /// Records a decision; the first one wins. `Err` names why nothing changed.
@@ -161,6 +182,7 @@ impl Service {
             client: client.to_owned(),
             requested_at_ms: crate::tasks::now_ms(),
             timeout_seconds,
+            uses_per_host: 1,
         })
     }
 
@@ -188,9 +210,10 @@ impl Service {
             false,
         );
         let (state, _) = watch::channel(State::Pending);
-        self.approvals
-            .entries
-            .insert(request.id.clone(), Entry { request: request.clone(), state, created: Instant::now() });
+        self.approvals.entries.insert(
+            request.id.clone(),
+            Entry { request: request.clone(), state, created: Instant::now(), used: Default::default() },
+        );
         let (svc, id, limit) = (Arc::downgrade(self), request.id.clone(), Duration::from_secs(request.timeout_seconds));
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
@@ -298,9 +321,23 @@ impl Service {
             )));
         };
         let entry = self.approvals.entries.get(id).ok_or_else(|| unknown_ticket(id))?;
+        if entry.expired() {
+            return Err(unknown_ticket(id));
+        }
         let covers = entry.request.what == what && entry.request.aliases.iter().any(|a| a == alias);
         match (&*entry.state.borrow(), covers) {
-            (State::Approved { .. }, true) => Ok(()),
+            (State::Approved { .. }, true) => {
+                // Consumed here, when the work is admitted: a replayed ticket runs nothing.
+                let mut used = entry.used.lock().map_err(|_| unknown_ticket(id))?;
+                let count = used.entry(alias.to_owned()).or_insert(0);
+                if *count >= entry.request.uses_per_host {
+                    return Err(ServiceError::ApprovalRequired(format!(
+                        "approval {id} was already used for `{what}` on {alias}; ask again"
+                    )));
+                }
+                *count += 1;
+                Ok(())
+            }
             (State::Approved { .. }, false) => Err(ServiceError::ApprovalRequired(format!(
                 "approval {id} covers `{}` on {}, not `{what}` on {alias}",
                 entry.request.what, entry.request.hosts

@@ -37,14 +37,28 @@ pub async fn run(sftp: &Sftp, cfg: &Config, p: &PreparedTransfer, ctx: &TaskCont
             }
         }
     };
+    // The resolved path gets the full decision, not just "not denied": a link from an
+    // `allow` tree into an `ask` tree must not skip the human, and the tighter `max_bytes`
+    // of the two paths applies.
+    let mut max_bytes = p.max_bytes();
     if resolved != path {
         let again = cfg.policy.judge_transfer(p.host(), req.direction, &resolved);
-        if !(again.decision.allowed || again.decision.ask) {
+        if again.decision.ask {
+            return Err(format!(
+                "{path} resolves on the host to {resolved}, which needs a human's approval ({}); no approval covers the resolved path, so ask for {resolved} itself",
+                again.decision.reason
+            ));
+        }
+        if !again.decision.allowed {
             return Err(format!(
                 "{path} resolves on the host to {resolved}, which the policy does not allow: {}",
                 again.decision.reason
             ));
         }
+        max_bytes = match (max_bytes, again.max_bytes) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
     let total = match req.direction {
         Direction::Read => sftp.stat(&resolved).await.and_then(|a| a.size),
@@ -72,22 +86,22 @@ pub async fn run(sftp: &Sftp, cfg: &Config, p: &PreparedTransfer, ctx: &TaskCont
     let moved = match (req.direction, &req.local) {
         (Direction::Write, Local::Content(bytes)) => {
             let mut reader: &[u8] = bytes.as_slice();
-            sftp.upload(&resolved, &mut reader, req.mode, p.max_bytes(), &progress, &ctx.cancel).await
+            sftp.upload(&resolved, &mut reader, req.mode, max_bytes, &progress, &ctx.cancel).await
         }
         (Direction::Write, _) => {
             let local = p.local_path().ok_or("upload needs content, content_base64 or local_path")?;
             let mut file = tokio::fs::File::open(local).await.map_err(|e| format!("{}: {e}", local.display()))?;
-            sftp.upload(&resolved, &mut file, req.mode, p.max_bytes(), &progress, &ctx.cancel).await
+            sftp.upload(&resolved, &mut file, req.mode, max_bytes, &progress, &ctx.cancel).await
         }
         (Direction::Read, Local::File(_)) => {
             let local = p.local_path().ok_or("download to a file needs local_path")?;
-            let r = download_to_file(sftp, &resolved, local, p.max_bytes(), &progress, ctx).await?;
+            let r = download_to_file(sftp, &resolved, local, max_bytes, &progress, ctx).await?;
             result["local_path"] = json!(local.display().to_string());
             Ok(r)
         }
         (Direction::Read, _) => {
             let mut buf: Vec<u8> = Vec::new();
-            let r = sftp.download(&resolved, &mut buf, p.max_bytes(), &progress, &ctx.cancel).await;
+            let r = sftp.download(&resolved, &mut buf, max_bytes, &progress, &ctx.cancel).await;
             if r.is_ok() {
                 let (content, encoding) = inline_content(buf);
                 result["content"] = json!(content);

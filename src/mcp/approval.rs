@@ -79,7 +79,7 @@ pub async fn gate(
     let Some(request) = svc.approval_needed(aliases, what, &client) else {
         return Gate::Proceed(None);
     };
-    if let Some(id) = state.filter(|id| svc.approvals.is_open_for(id, what)) {
+    if let Some(id) = state.filter(|id| svc.approvals.is_open_for(id, what, &request.aliases, &client)) {
         let answer = responses.as_ref().and_then(|r| r.get(INPUT_KEY)).and_then(|v| v.get("action").cloned());
         let accepted = answer.as_ref().and_then(|a| a.as_str()) == Some("accept");
         if answer.is_some() {

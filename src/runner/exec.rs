@@ -207,7 +207,9 @@ async fn run_step(
     // An `ask` step waits for an out-of-band approver (a run has no user to ask).
     let approval = match svc.approval_needed(&hosts, &rendered.command, client) {
         None => None,
-        Some(request) => {
+        Some(mut request) => {
+            // The human approves the step as written, retries included.
+            request.uses_per_host = step.retries.saturating_add(1);
             on_event(
                 &json!({ "event": "approval_requested", "step": sp.id, "approval_id": request.id, "hosts": request.hosts, "timeout_seconds": request.timeout_seconds }),
                 report,

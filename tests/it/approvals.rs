@@ -200,3 +200,28 @@ async fn out_of_band_approver_decides_and_the_agent_token_cannot() {
     );
     assert!(audit.contains("approvals need the approver token"));
 }
+
+/// A granted approval is a ticket for one use per host, bound to its hosts, command and
+/// client, and checked against its lifetime when used: a replay or a borrowed state runs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_is_consumed_and_bound_to_its_hosts_command_and_client() {
+    let fleet = ask_fleet();
+    let svc = crate::support::svc::service(&fleet);
+    let h1 = vec!["h1".to_owned()];
+    let request = svc.approval_needed(&h1, "echo approve-me", "client-a").expect("an ask rule");
+    svc.open_approval(&request);
+    svc.decide_approval(&request.id, true, "test").unwrap();
+    let id = request.id.as_str();
+    assert!(svc.approvals.is_open_for(id, "echo approve-me", &h1, "client-a"));
+    assert!(!svc.approvals.is_open_for(id, "echo approve-me", &h1, "client-b"), "another client's state");
+    assert!(!svc.approvals.is_open_for(id, "echo approve-me-too", &h1, "client-a"), "another command");
+    let both = vec!["h1".to_owned(), "h2".to_owned()];
+    assert!(!svc.approvals.is_open_for(id, "echo approve-me", &both, "client-a"), "more hosts than approved");
+    let other = svc.prepare_with("h2", "echo approve-me", None, Some("client-a"), Some(id)).await;
+    assert!(other.is_err(), "h2 was never approved");
+    let first = svc.prepare_with("h1", "echo approve-me", None, Some("client-a"), Some(id)).await;
+    assert!(first.is_ok(), "{:?}", first.err());
+    let replay = svc.prepare_with("h1", "echo approve-me", None, Some("client-a"), Some(id)).await;
+    let why = replay.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(why.contains("already used"), "a replayed ticket must be refused: {why}");
+}

@@ -237,3 +237,23 @@ async fn upload_download_under_files_rules() {
     assert!(audit.contains("\"event\":\"transfer_start\""));
     client.cancel().await.unwrap();
 }
+
+/// A link from an `allow` tree into an `ask` tree: the resolved path gets the full decision,
+/// so the upload needs a human (and none is there), instead of running with no one asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_into_an_ask_tree_is_not_an_allow() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let t = Tree::new();
+    let b = t.0.display();
+    fleet.write_config(&format!(
+        "files:\n  rules:\n    - action: allow\n      write: [\"{b}/releases/**\"]\n    - action: ask\n      write: [\"{b}/outside/**\"]\n"
+    ));
+    std::os::unix::fs::symlink(t.p("outside"), t.p("releases/linkdir")).unwrap();
+    let (client, _rec) = mcp::stdio(&fleet.config_dir()).await;
+    let (err, r) =
+        call(&client, "ssh_upload", json!({ "alias": "h1", "remote_path": t.p("releases/linkdir/x"), "content": "x" }))
+            .await;
+    let message = r["message"].as_str().unwrap_or_default();
+    assert!(err && message.contains("needs a human's approval"), "{r}");
+    assert!(!Path::new(&t.p("outside/x")).exists(), "nothing was written into the ask tree");
+}
