@@ -5,7 +5,10 @@
 //! task id *is* the sshwarden task id, so `tasks/get`, `tasks/cancel` and the tool API
 //! (ssh_get_task_status, ssh_cancel) see one task; cancelling it stops the remote command
 //! (rmcp's own `tasks/cancel` would only drop a future). A fan-out gets an `f…` id whose
-//! cancel stops every host's command. Never runs anything the tool path would not.
+//! cancel stops every host's command; it is tracked (shutdown waits for it), reports
+//! `cancelled` once cancelled, keeps its error's message, and expires `task_result_ttl`
+//! after it finished. A call that needs a human's approval is served as a normal call, so
+//! it meets the same gate as the plain tool. Never runs anything the tool path would not.
 
 use std::sync::{Arc, Mutex};
 
@@ -30,6 +33,8 @@ struct FanoutTask {
     created_ms: u64,
     cancel: CancellationToken,
     result: Mutex<Option<CallToolResult>>,
+    /// When the result arrived: it expires `task_result_ttl` later, like a task's.
+    finished_ms: Mutex<Option<u64>>,
 }
 
 #[derive(Clone, Default)]
@@ -93,6 +98,11 @@ impl McpTasks {
             Ok(t) => t,
             Err(e) => return Some(Err(e)),
         };
+        // An `ask` command goes through the same approval gate as the plain call (elicitation,
+        // input-required or the out-of-band approver): served as a normal call, not a task.
+        if svc.approval_needed(std::slice::from_ref(&alias), &command, &ops::client_of(ctx)).is_some() {
+            return None;
+        }
         let started = launch(svc, &alias, &command, timeout, ctx).await;
         Some(Ok(match started {
             Ok(task) => CallToolResponse::Task(CreateTaskResult::new(model(&task))),
@@ -111,31 +121,47 @@ impl McpTasks {
             created_ms: crate::tasks::now_ms(),
             cancel: CancellationToken::new(),
             result: Mutex::new(None),
+            finished_ms: Mutex::new(None),
         });
+        self.prune(handler.svc.config().policy.default_limits().task_result_ttl);
         self.fanouts.insert(id.clone(), entry.clone());
         let mut own = RequestContext::new(ctx.id.clone(), ctx.peer.clone());
         own.ct = entry.cancel.clone();
         let (handler, slot) = (handler.clone(), entry.clone());
-        tokio::spawn(async move {
+        let tracker = handler.svc.enders.clone();
+        // Tracked like every other spawned task: shutdown waits for it.
+        tracker.spawn(async move {
             let tcc = ToolCallContext::new(&handler, request, own);
+            let text = |m: String| CallToolResult::error(vec![rmcp::model::ContentBlock::text(m)]);
             let result = match handler.tool_router.call(tcc).await {
                 Ok(CallToolResponse::Complete(r)) => r,
-                Ok(_) => CallToolResult::error(vec![]),
-                Err(e) => CallToolResult::error(vec![rmcp::model::ContentBlock::text(e.message.to_string())]),
+                Ok(_) => text(
+                    "this fan-out needs a human's approval, which a task cannot ask for: call ssh_run_on_tag without task augmentation (or approve it out of band)".into(),
+                ),
+                Err(e) => text(e.message.to_string()),
             };
             *lock(&slot.result) = Some(result);
+            *lock(&slot.finished_ms) = Some(crate::tasks::now_ms());
         });
         let t = McpTask::new(id, TaskStatus::Working, iso(entry.created_ms), iso(entry.created_ms))
             .with_poll_interval_ms(1000);
         CallToolResponse::Task(CreateTaskResult::new(t))
     }
 
+    /// Forgets fan-out results older than the task TTL (the map never grows without bound).
+    fn prune(&self, ttl_seconds: u64) {
+        let now = crate::tasks::now_ms();
+        self.fanouts
+            .retain(|_, f| lock(&f.finished_ms).is_none_or(|done| now.saturating_sub(done) < ttl_seconds * 1000));
+    }
+
     pub async fn get(&self, svc: &Service, req: &GetTaskParams) -> Result<GetTaskResult, McpError> {
+        self.prune(svc.config().policy.default_limits().task_result_ttl);
         if let Some(f) = self.fanouts.get(&req.task_id) {
             let done = lock(&f.result).clone();
             let (status, payload) = match done {
+                _ if f.cancel.is_cancelled() => (TaskStatus::Cancelled, TaskPayload::Cancelled),
                 Some(r) => (TaskStatus::Completed, TaskPayload::Completed { result: to_object(&r) }),
-                None if f.cancel.is_cancelled() => (TaskStatus::Working, TaskPayload::Working),
                 None => (TaskStatus::Working, TaskPayload::Working),
             };
             let t = McpTask::new(req.task_id.clone(), status, iso(f.created_ms), iso(crate::tasks::now_ms()));

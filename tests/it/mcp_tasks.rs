@@ -129,3 +129,46 @@ async fn task_augmented_calls_share_the_task_manager_and_cancel_stops_the_comman
     assert_eq!(unknown["error"]["code"], -32602);
     let _ = raw.child.kill().await;
 }
+
+/// Task-augmented calls meet the same approval gate as plain ones (an `ask` command is
+/// served as a normal call, refused here because this client cannot ask a human), and a
+/// cancelled fan-out reports `cancelled`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_augmented_calls_meet_the_approval_gate_and_fanouts_report_cancelled() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let path = fleet.path("config/policy.yml");
+    let policy = std::fs::read_to_string(&path).unwrap();
+    let ask = "rules:\n  - id: needs-human\n    action: ask\n    commands: [\"echo approve-me*\"]\n";
+    std::fs::write(&path, policy.replacen("rules:\n", ask, 1)).unwrap();
+    let mut raw = Raw::start(&fleet.config_dir());
+    let r = raw
+        .request(
+            "tools/call",
+            json!({ "name": "ssh_run", "arguments": { "alias": "h1", "command": "echo approve-me" } }),
+        )
+        .await;
+    let text = r.to_string();
+    assert!(r["result"]["resultType"] != "task" && text.contains("cannot ask a human"), "{r}");
+
+    let tag = unique_tag();
+    let marker = format!("271.{tag}");
+    let r = raw
+        .request(
+            "tools/call",
+            json!({ "name": "ssh_run_on_tag", "arguments": { "target": "web", "command": format!("sleep {marker}") } }),
+        )
+        .await;
+    let fid = r["result"]["taskId"].as_str().unwrap().to_owned();
+    for _ in 0..200 {
+        if !remote_processes(&marker).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let c = raw.request("tasks/cancel", json!({ "taskId": fid })).await;
+    assert!(c.get("error").is_none(), "{c}");
+    gone_within(&marker, Duration::from_secs(3)).unwrap_or_else(|left| panic!("fan-out cancel left {left:?}"));
+    let g = raw.request("tasks/get", json!({ "taskId": fid })).await;
+    assert_eq!(g["result"]["status"], "cancelled", "{g}");
+    let _ = raw.child.kill().await;
+}
