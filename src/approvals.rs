@@ -132,7 +132,7 @@ impl Approvals {
             let mut got: Vec<&String> = aliases.iter().collect();
             want.sort();
             got.sort();
-            e.request.what == what && want == got && e.request.client == client && !e.expired()
+            e.request.what == what && want == got && same_client(&e.request.client, client) && !e.expired()
         })
     }
 
@@ -345,6 +345,12 @@ impl Service {
             _ => Err(ServiceError::ApprovalRequired(format!("approval {id} was not granted"))),
         }
     }
+}
+
+/// The same client across a retried call: its identity, not the request id it sends.
+fn same_client(asked: &str, now: &str) -> bool {
+    let identity = |c: &str| c.split(" req=").next().unwrap_or(c).to_owned();
+    identity(asked) == identity(now)
 }
 
 fn unknown_ticket(id: &str) -> ServiceError {

@@ -115,7 +115,7 @@ pub fn judge(name: &str, rest: &[ShellWord]) -> Result<Option<Construct>, ShellE
             Ok(Some(Construct::Arithmetic))
         }
         // These define code to run later or change which program a name runs.
-        "alias" | "trap" | "fc" | "bind" | "complete" | "compgen" | "enable" | "hash" => Ok(Some(Construct::Eval)),
+        "alias" | "fc" | "bind" | "complete" | "compgen" | "enable" | "hash" => Ok(Some(Construct::Eval)),
         "unalias" | "shopt" | "set" | "cd" | "pushd" | "popd" | "ulimit" | "umask" | "shift" => {
             Ok(Some(Construct::ShellState))
         }

@@ -118,8 +118,6 @@ impl Matcher {
         let names_path = |written: &str| written.contains('/') || !name.is_some_and(|n| n.contains('/'));
         match self {
             Matcher::Globs(patterns) => {
-                let patterns = patterns.iter().filter(|p| names_path(p.source.split(' ').next().unwrap_or_default()));
-                let patterns: Vec<&Pattern> = patterns.collect();
                 let text = if patterns.iter().any(|p| p.source.contains('/')) {
                     paths_normalized_text(argv)?
                 } else {

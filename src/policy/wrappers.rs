@@ -130,6 +130,7 @@ pub fn unwrap(argv: &[ShellWord]) -> Unwrapped {
             None => Unwrapped::Plain(None),
         },
         "su" => su(rest),
+        "trap" => trap(rest),
         "watch" => watch(rest),
         b if PRIVILEGE.contains(&b) => privilege(b, rest),
         b if SHELLS.contains(&b) => shell(b, rest),
@@ -318,6 +319,21 @@ fn shell(name: &str, rest: &[ShellWord]) -> Unwrapped {
         return Unwrapped::Plain(None);
     }
     Unwrapped::Plain(Some(Construct::InterpreterCode))
+}
+
+/// `trap CODE SIGNAL…`: the code runs later, on the signal; it is judged now like `sh -c`.
+/// `trap '' SIG` (ignore), `trap - SIG` (reset) and `trap -p`/`-l` run nothing.
+fn trap(rest: &[ShellWord]) -> Unwrapped {
+    let rest = match rest.first().and_then(|w| w.literal.as_deref()) {
+        Some("--") => &rest[1..],
+        _ => rest,
+    };
+    match rest.first() {
+        None => Unwrapped::Plain(None),
+        Some(w) if matches!(w.literal.as_deref(), Some("-" | "-p" | "-l")) => Unwrapped::Plain(None),
+        Some(code) if code.literal.as_deref().is_some_and(|c| c.trim().is_empty()) => Unwrapped::Plain(None),
+        Some(code) => code_of(code, None),
+    }
 }
 
 fn code_of(word: &ShellWord, construct: Option<Construct>) -> Unwrapped {

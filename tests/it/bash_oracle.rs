@@ -117,6 +117,8 @@ const SEEDS: &[&str] = &[
     "alias uptime=id; uptime",
     "shopt -s expand_aliases; alias uptime=id\nuptime",
     "trap id EXIT",
+    "trap -- id EXIT",
+    "trap 'uptime; id' INT",
     "enable -n echo; echo x",
     "BASH_ENV=/tmp/x sh -c uptime",
     "echo ${x/a/$(id)}",
