@@ -225,7 +225,10 @@ pub fn verify_syslog(path: &Path) -> Result<u64, String> {
     verify_lines(lines, true)
 }
 
-fn verify_lines(lines: impl Iterator<Item = (usize, Result<String, String>)>, remote: bool) -> Result<u64, String> {
+pub(crate) fn verify_lines(
+    lines: impl Iterator<Item = (usize, Result<String, String>)>,
+    remote: bool,
+) -> Result<u64, String> {
     let mut prev = GENESIS.to_owned();
     let mut expect_seq = if remote { None } else { Some(1) };
     let mut seen: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
@@ -271,16 +274,27 @@ fn verify_lines(lines: impl Iterator<Item = (usize, Result<String, String>)>, re
     Ok(count)
 }
 
-/// `sshwarden audit verify FILE` / `--from-syslog FILE`.
-pub fn verify_command(file: Option<&Path>, from_syslog: Option<&Path>) -> u8 {
+/// `sshwarden audit verify FILE` / `--from-syslog FILE [--app-name N] [--against FILE]`.
+pub fn verify_command(file: Option<&Path>, from_syslog: Option<&Path>, app_name: &str, against: Option<&Path>) -> u8 {
     let result = match (file, from_syslog) {
-        (_, Some(remote)) => verify_syslog(remote),
-        (Some(path), None) => verify(path),
+        (_, Some(remote)) => crate::audit_copy::verify_copy(remote, app_name, against).and_then(|r| {
+            let skipped = format!("{} line(s) from other programs or without a record skipped", r.skipped);
+            match r.missing.as_slice() {
+                [] => Ok((r.records, skipped)),
+                missing => Err(format!(
+                    "{} record(s) of the audit file are missing from the copy (first: seq {}); {skipped}",
+                    missing.len(),
+                    missing[0]
+                )),
+            }
+        }),
+        (Some(path), None) => verify(path).map(|n| (n, String::new())),
         (None, None) => Err("name an audit file or --from-syslog FILE".into()),
     };
     match result {
-        Ok(n) => {
-            let _ = writeln!(std::io::stdout(), "ok: {n} records, chain intact");
+        Ok((n, note)) => {
+            let note = if note.is_empty() { String::new() } else { format!("; {note}") };
+            let _ = writeln!(std::io::stdout(), "ok: {n} records, chain intact{note}");
             0
         }
         Err(e) => {

@@ -201,5 +201,13 @@ pub enum AuditCommand {
         /// line; resent duplicates are skipped; the copy may start mid-chain).
         #[arg(long, value_name = "FILE", conflicts_with = "file")]
         from_syslog: Option<PathBuf>,
+        /// With --from-syslog: the APP-NAME of sshwarden's lines (`audit.syslog.app_name`);
+        /// lines of other programs are skipped and counted.
+        #[arg(long, value_name = "NAME", default_value = "sshwarden", requires = "from_syslog")]
+        app_name: String,
+        /// With --from-syslog: the original audit file; every record of it (from the copy's
+        /// first record on) must be in the copy, so a truncated or lossy copy is reported.
+        #[arg(long, value_name = "AUDIT_FILE", requires = "from_syslog")]
+        against: Option<PathBuf>,
     },
 }

@@ -10,6 +10,7 @@
 pub mod approvals;
 pub mod approvals_http;
 pub mod audit;
+pub mod audit_copy;
 pub mod audit_syslog;
 pub mod call;
 pub mod cli;

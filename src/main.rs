@@ -86,9 +86,9 @@ fn main() -> ExitCode {
             Command::Call { config, url, token_file, json, tool, args } => {
                 commands::call(&config, url, token_file, json, &tool, &args).await
             }
-            Command::Audit { command: sshwarden::cli::AuditCommand::Verify { file, from_syslog } } => {
-                commands::audit_verify(file.as_deref(), from_syslog.as_deref())
-            }
+            Command::Audit {
+                command: sshwarden::cli::AuditCommand::Verify { file, from_syslog, app_name, against },
+            } => commands::audit_verify(file.as_deref(), from_syslog.as_deref(), &app_name, against.as_deref()),
         }
     });
     ExitCode::from(code)

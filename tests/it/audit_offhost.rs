@@ -86,6 +86,29 @@ async fn records_reach_rsyslog_survive_an_outage_and_verify() {
     let out = std::process::Command::new(BIN).args(["audit", "verify", "--from-syslog"]).arg(&edited).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("hash mismatch (record edited)"), "{err}");
+    // Another program's line in the collector's file is skipped and counted, not a record.
+    let mixed = fleet.path("mixed.log");
+    std::fs::write(&mixed, format!("2026-12-04T06:00:00Z host cron[7]: {{\"job\": 1}}\n{copy}")).unwrap();
+    let out = std::process::Command::new(BIN).args(["audit", "verify", "--from-syslog"]).arg(&mixed).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("1 line(s) from other programs"),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A copy that lost its last record verifies as a chain, but not against the file.
+    let truncated = fleet.path("truncated.log");
+    let lines: Vec<&str> = copy.lines().collect();
+    std::fs::write(&truncated, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "verify", "--from-syslog"])
+        .arg(&truncated)
+        .arg("--against")
+        .arg(fleet.path("audit.jsonl"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("missing from the copy"), "{err}");
     client.cancel().await.unwrap();
 }
 
