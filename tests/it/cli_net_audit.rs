@@ -228,11 +228,13 @@ async fn audit_is_fail_closed_and_lost_tasks_survive_a_restart() {
     // A task that started and never ended (the server died) is reported as lost.
     std::fs::write(fleet.path("audit.jsonl"), "").unwrap();
     let svc = service(&fleet);
-    let t = start(&svc, "h1", "sleep 30", None).await.unwrap();
+    // A marker of this test's own: the cleanup ends this sleep, never another test's.
+    let marker = format!("30.{}", crate::ssh_exec::unique_tag());
+    let t = start(&svc, "h1", &format!("sleep {marker}"), None).await.unwrap();
     drop(svc);
     let text = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
     assert!(text.contains("task_start"));
     let restarted = service(&fleet);
     assert!(restarted.lost_tasks().iter().any(|v| v["task_id"] == t.id.as_str()), "{:?}", restarted.lost_tasks());
-    let _ = Command::new("pkill").args(["-u", "swtest", "-f", "sleep 30"]).status();
+    let _ = Command::new("pkill").args(["-u", "swtest", "-f", &format!("sleep {marker}")]).status();
 }
