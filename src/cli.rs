@@ -10,8 +10,23 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "sshwarden", version, about = "Policy-gated async SSH orchestrator served over MCP")]
 pub struct Cli {
+    /// Log INFO lines on stderr (`-vv`: DEBUG). `serve` logs INFO without it; the terminal
+    /// commands print only their results and warnings. `SSHWARDEN_LOG` overrides both.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The log filter when `SSHWARDEN_LOG` is not set.
+    pub fn default_log_filter(&self) -> &'static str {
+        match (self.verbose, matches!(self.command, Command::Serve { .. })) {
+            (0, false) => "sshwarden=warn",
+            (0, true) | (1, _) => "sshwarden=info",
+            _ => "sshwarden=debug",
+        }
+    }
 }
 
 /// Where the configuration lives. Defaults: `./config`, then `<config>/../keys` and

@@ -13,7 +13,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SSHWARDEN_LOG").unwrap_or_else(|_| "sshwarden=info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("SSHWARDEN_LOG")
+                .unwrap_or_else(|_| cli.default_log_filter().into()),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

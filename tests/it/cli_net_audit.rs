@@ -238,3 +238,17 @@ async fn audit_is_fail_closed_and_lost_tasks_survive_a_restart() {
     assert!(restarted.lost_tasks().iter().any(|v| v["task_id"] == t.id.as_str()), "{:?}", restarted.lost_tasks());
     let _ = Command::new("pkill").args(["-u", "swtest", "-f", &format!("sleep {marker}")]).status();
 }
+
+/// The terminal commands print results, not INFO logs; `-v` brings the logs back.
+#[test]
+fn terminal_commands_are_quiet_unless_verbose() {
+    let dir = anchor_dir();
+    let c = dir.path().join("config");
+    let c = c.to_str().unwrap();
+    let (code, out, err) = sshwarden(&["call", "--config-dir", c, "ssh_list_hosts"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains("INFO"), "no INFO lines by default: {err}");
+    let (code, _, err) = sshwarden(&["-v", "call", "--config-dir", c, "ssh_list_hosts"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("INFO"), "-v logs INFO: {err}");
+}
