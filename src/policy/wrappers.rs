@@ -151,14 +151,20 @@ pub fn unwrap(argv: &[ShellWord]) -> Unwrapped {
 /// Reads the wrapper's options as its own parser does, skips `positional` fixed arguments
 /// (e.g. timeout's duration); what follows is the inner command.
 fn inner(program: &str, rest: &[ShellWord], spec: &Spec, positional: usize, construct: Option<Construct>) -> Unwrapped {
-    let parsed = match getopt::parse(program, spec, rest) {
+    let parsed = match options(program, spec, rest) {
         Ok(p) => p,
-        Err(why) => return Unwrapped::Opaque(format!("{why}; policy cannot see what it runs")),
+        Err(refused) => return refused,
     };
     match rest.get(parsed.operands + positional..) {
         Some(argv) if !argv.is_empty() => Unwrapped::Inner { argv: argv.to_vec(), construct },
         _ => Unwrapped::Plain(construct),
     }
+}
+
+/// The wrapper's options, or the refusal naming the one policy cannot read.
+fn options(program: &str, spec: &Spec, args: &[ShellWord]) -> Result<getopt::Parsed, Unwrapped> {
+    getopt::parse(program, spec, args)
+        .map_err(|why| Unwrapped::Opaque(format!("{why}; policy cannot see what it runs")))
 }
 
 fn env(rest: &[ShellWord]) -> Unwrapped {
@@ -171,9 +177,9 @@ fn env(rest: &[ShellWord]) -> Unwrapped {
     };
     // `env -` is `env -i`.
     let skip = usize::from(rest.first().is_some_and(|w| w.literal.as_deref() == Some("-")));
-    let parsed = match getopt::parse("env", &spec, &rest[skip.min(rest.len())..]) {
+    let parsed = match options("env", &spec, &rest[skip.min(rest.len())..]) {
         Ok(p) => p,
-        Err(why) => return Unwrapped::Opaque(format!("{why}; policy cannot see what it runs")),
+        Err(refused) => return refused,
     };
     let mut i = skip + parsed.operands;
     let mut construct = None;
@@ -277,9 +283,9 @@ fn watch(rest: &[ShellWord]) -> Unwrapped {
         long_optional: &["differences"],
         ..Spec::default()
     };
-    let parsed = match getopt::parse("watch", &spec, rest) {
+    let parsed = match options("watch", &spec, rest) {
         Ok(p) => p,
-        Err(why) => return Unwrapped::Opaque(format!("{why}; policy cannot see what it runs")),
+        Err(refused) => return refused,
     };
     let words = rest.get(parsed.operands..).unwrap_or_default();
     if words.is_empty() {
@@ -305,9 +311,9 @@ fn shell(name: &str, rest: &[ShellWord]) -> Unwrapped {
         plus: true,
         ..Spec::default()
     };
-    let parsed = match getopt::parse(name, &spec, rest) {
+    let parsed = match options(name, &spec, rest) {
         Ok(p) => p,
-        Err(why) => return Unwrapped::Opaque(format!("{why}; policy cannot see what it runs")),
+        Err(refused) => return refused,
     };
     if parsed.has("c") {
         return match rest.get(parsed.operands) {
