@@ -78,6 +78,16 @@ pub enum Command {
         #[arg(value_parser = ["servers", "credentials", "policy", "runbook"])]
         file: Option<String>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (sshwarden.1 and one per subcommand) into DIR.
+    Man {
+        /// Directory to write the pages into (created when missing).
+        dir: PathBuf,
+    },
     /// Serve MCP over stdio (default) or streamable HTTP.
     Serve {
         #[command(flatten)]
@@ -225,4 +235,29 @@ pub enum AuditCommand {
         #[arg(long, value_name = "AUDIT_FILE", requires = "from_syslog")]
         against: Option<PathBuf>,
     },
+}
+
+/// `sshwarden completions SHELL`: the script for `shell`, from the same definitions clap parses.
+pub fn completions(shell: clap_complete::Shell) -> u8 {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut cmd, "sshwarden", &mut std::io::stdout());
+    0
+}
+
+/// `sshwarden man DIR`: `sshwarden.1` and `sshwarden-SUB.1` for every subcommand.
+pub fn man_pages(dir: &std::path::Path) -> u8 {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let written = std::fs::create_dir_all(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| clap_mangen::generate_to(cmd, dir).map_err(|e| e.to_string()));
+    match written {
+        Ok(()) => {
+            eprintln!("man pages written to {}", dir.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("error: cannot write man pages to {}: {e}", dir.display());
+            1
+        }
+    }
 }

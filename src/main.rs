@@ -27,6 +27,8 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async move {
         match cli.command {
             Command::Check { config } => commands::check(&config),
+            Command::Completions { shell } => sshwarden::cli::completions(shell),
+            Command::Man { dir } => sshwarden::cli::man_pages(&dir),
             Command::Plan { config, json, per_host, pattern, command } => {
                 commands::plan(&config, json, per_host, &pattern, &command.join(" ")).await
             }

@@ -252,3 +252,18 @@ fn terminal_commands_are_quiet_unless_verbose() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("INFO"), "-v logs INFO: {err}");
 }
+
+/// Completions and man pages come from the same definitions clap parses.
+#[test]
+fn completions_and_man_pages() {
+    let (code, out, _) = sshwarden(&["completions", "bash"]);
+    assert!(code == 0 && out.contains("sshwarden") && out.contains("complete"), "{out}");
+    let (code, out, _) = sshwarden(&["completions", "zsh"]);
+    assert!(code == 0 && out.starts_with("#compdef sshwarden"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = sshwarden(&["man", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let page = std::fs::read_to_string(dir.path().join("sshwarden.1")).unwrap();
+    assert!(page.contains(".TH sshwarden") && page.contains("serve"), "{page}");
+    assert!(dir.path().join("sshwarden-call.1").exists());
+}
