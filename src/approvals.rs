@@ -81,6 +81,18 @@ impl Entry {
     }
 }
 
+/// Why a decision changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error("no approval request {0:?} (unknown or expired)")]
+    Unknown(String),
+    #[error("approval request {0:?} was already decided")]
+    AlreadyDecided(String),
+    /// The `approval_decided` record could not be written: an approval is not granted.
+    #[error("the decision could not be recorded, so it is not granted: {0}")]
+    NotRecorded(crate::audit::AuditError),
+}
+
 /// Who can be asked: the client's user now (`Human`), or only an out-of-band approver.
 pub enum Via<'a> {
     Human(&'a (dyn AskHuman + 'a)),
@@ -136,21 +148,38 @@ impl Approvals {
         })
     }
 
-    /// Records a decision; the first one wins. `Err` names why nothing changed.
-    fn decide(&self, id: &str, approve: bool, by: &str) -> Result<(ApprovalRequest, Instant), String> {
-        let entry = self.entries.get(id).ok_or_else(|| format!("no approval request {id:?} (unknown or expired)"))?;
+    /// Records a decision; the first one wins. `record` writes its audit record while the
+    /// request is held, before anyone can see the decision: an approval it cannot record is
+    /// not granted (the request stays pending); a denial stands anyway (denying is safe).
+    /// `Err` names why nothing changed.
+    fn decide(
+        &self,
+        id: &str,
+        approve: bool,
+        by: &str,
+        record: impl FnOnce(&ApprovalRequest, Instant) -> Result<(), crate::audit::AuditError>,
+    ) -> Result<(), DecideError> {
+        let entry = self.entries.get(id).ok_or_else(|| DecideError::Unknown(id.to_owned()))?;
         let state = if approve { State::Approved { by: by.to_owned() } } else { State::Denied { by: by.to_owned() } };
-        let mut changed = false;
+        let mut outcome = Err(DecideError::AlreadyDecided(id.to_owned()));
         entry.state.send_if_modified(|s| {
-            changed = *s == State::Pending;
-            if changed {
-                *s = state.clone();
+            if *s != State::Pending {
+                return false;
             }
-            changed
+            outcome = record(&entry.request, entry.created).map_err(DecideError::NotRecorded);
+            if outcome.is_err() && approve {
+                return false;
+            }
+            *s = state.clone();
+            true
         });
-        match changed {
-            true => Ok((entry.request.clone(), entry.created)),
-            false => Err(format!("approval request {id:?} was already decided")),
+        drop(entry);
+        match outcome {
+            Err(e @ DecideError::NotRecorded(_)) if !approve => {
+                tracing::warn!(target: "sshwarden::audit", approval_id = id, "denial not recorded: {e}");
+                Ok(())
+            }
+            other => other,
         }
     }
 }
@@ -187,15 +216,20 @@ impl Service {
     }
 
     /// Decides approval `id` (the first decision wins) and audits it: who, what, how fast.
-    pub fn decide_approval(&self, id: &str, approve: bool, by: &str) -> Result<(), String> {
-        let (request, created) = self.approvals.decide(id, approve, by)?;
-        let _ = self.audit(
-            Some(&request.client),
-            "approval_decided",
-            json!({ "approval_id": id, "decision": if approve { "approved" } else { "denied" }, "by": by, "latency_ms": created.elapsed().as_millis() as u64 }),
-            false,
-        );
-        Ok(())
+    pub fn decide_approval(&self, id: &str, approve: bool, by: &str) -> Result<(), DecideError> {
+        self.approvals.decide(id, approve, by, |request, created| {
+            let fields = json!({ "approval_id": id, "decision": if approve { "approved" } else { "denied" }, "by": by, "latency_ms": created.elapsed().as_millis() as u64 });
+            self.audit(Some(&request.client), "approval_decided", fields, true)
+        })
+    }
+
+    /// A human's answer from the client: an approval the audit cannot record is turned
+    /// into a denial at once, rather than leaving the caller waiting for the timeout.
+    pub fn decide_or_deny(&self, id: &str, approve: bool, by: &str) {
+        if let Err(DecideError::NotRecorded(e)) = self.decide_approval(id, approve, by) {
+            tracing::warn!(target: "sshwarden::audit", approval_id = id, "approval refused: {e}");
+            let _ = self.decide_approval(id, false, "audit log unwritable");
+        }
     }
 
     /// Registers `request` as pending (audited) so a human or an approver can decide it;
@@ -203,11 +237,10 @@ impl Service {
     /// input-required round the client never retried).
     pub fn open_approval(self: &Arc<Self>, request: &ApprovalRequest) {
         self.approvals.prune();
-        let _ = self.audit(
+        self.audit_or_warn(
             Some(&request.client),
             "approval_requested",
             json!({ "approval_id": request.id, "hosts": request.hosts, "command": request.what, "rule": request.rule, "reason": request.reason }),
-            false,
         );
         let (state, _) = watch::channel(State::Pending);
         self.approvals.entries.insert(
@@ -245,9 +278,7 @@ impl Service {
             let limit = Duration::from_secs(request.timeout_seconds);
             tokio::select! {
                 answer = tokio::time::timeout(limit, asker.ask(request)) => match answer {
-                    Ok(Some(yes)) => {
-                        let _ = self.decide_approval(&request.id, yes, "elicitation");
-                    }
+                    Ok(Some(yes)) => self.decide_or_deny(&request.id, yes, "elicitation"),
                     Ok(None) if !self.approvals.out_of_band() => {
                         let _ = self.decide_approval(&request.id, false, "this client cannot ask a human");
                     }

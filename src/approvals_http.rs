@@ -15,6 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::approvals::DecideError;
 use crate::config::Secret;
 use crate::service::Service;
 
@@ -38,7 +39,7 @@ pub fn router(svc: Arc<Service>, approver: Secret) -> axum::Router {
 
 async fn guard(req: Request, next: Next, approver: &Secret, svc: &Service) -> Response {
     if !crate::server::bearer_matches(crate::server::bearer(req.headers()), approver) {
-        let _ = svc.audit(None, "http_auth_failure", json!({ "reason": "approvals need the approver token" }), false);
+        svc.audit_or_warn(None, "http_auth_failure", json!({ "reason": "approvals need the approver token" }));
         let body = json!({ "error": "the approvals endpoints need the approver token (not the MCP bearer token)" });
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], axum::Json(body)).into_response();
     }
@@ -64,8 +65,12 @@ fn decide(svc: &Service, id: &str, approve: bool) -> Response {
             axum::Json(json!({ "approval_id": id, "decision": decision })).into_response()
         }
         Err(e) => {
-            let status = if e.contains("already decided") { StatusCode::CONFLICT } else { StatusCode::NOT_FOUND };
-            (status, axum::Json(json!({ "error": e }))).into_response()
+            let status = match e {
+                DecideError::Unknown(_) => StatusCode::NOT_FOUND,
+                DecideError::AlreadyDecided(_) => StatusCode::CONFLICT,
+                DecideError::NotRecorded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            (status, axum::Json(json!({ "error": e.to_string() }))).into_response()
         }
     }
 }

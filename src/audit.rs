@@ -129,8 +129,8 @@ impl Audit {
         // hold an exclusive lock and continue from the last record actually in the file.
         file.lock().map_err(|e| err(format!("cannot lock: {e}")))?;
         fields.insert("event".into(), json!(event));
-        let line = chained_line(file, &mut fields);
-        let written = self.admit_to_spool(&line).and_then(|spooled| {
+        let written = chained_line(file, &mut fields).and_then(|line| {
+            let spooled = self.admit_to_spool(&line)?;
             write_line(file, &line, durable)?;
             if let (true, Some(spool)) = (spooled, &self.spool)
                 && let Err(e) = spool.append(&line, durable)
@@ -148,15 +148,16 @@ impl Audit {
 }
 
 /// The next record of the chain as one JSONL line (seq, ts, prev and hash filled in),
-/// computed under the caller's lock.
-fn chained_line(file: &mut File, fields: &mut Map<String, Value>) -> String {
-    let (last_seq, prev) = last_record(file).unwrap_or((0, GENESIS.to_owned()));
+/// computed under the caller's lock. `Err` when the file's last record cannot be read:
+/// starting again at seq 1 would hide whatever cut the chain.
+fn chained_line(file: &mut File, fields: &mut Map<String, Value>) -> Result<String, String> {
+    let (last_seq, prev) = last_record(file)?.unwrap_or((0, GENESIS.to_owned()));
     fields.insert("seq".into(), json!(last_seq + 1));
     fields.insert("ts".into(), json!(iso8601_now()));
     fields.insert("prev".into(), json!(prev));
     let hash = record_hash(fields);
     fields.insert("hash".into(), json!(hash));
-    format!("{}\n", Value::Object(fields.clone()))
+    Ok(format!("{}\n", Value::Object(fields.clone())))
 }
 
 fn write_line(file: &mut File, line: &str, durable: bool) -> Result<(), String> {
@@ -168,18 +169,47 @@ fn write_line(file: &mut File, line: &str, durable: bool) -> Result<(), String> 
     Ok(())
 }
 
-/// The seq and hash of the last complete record, read from the end of the file.
-fn last_record(file: &mut File) -> Option<(u64, String)> {
+/// How much of the file's end is read to find the last record.
+const TAIL_WINDOW: u64 = 64 * 1024;
+
+/// The seq and hash of the file's last record (`None`: no record yet). `Err` names the
+/// byte offset of a last line that cannot be read: longer than the read window, not
+/// UTF-8, not a record.
+fn last_record(file: &mut File) -> Result<Option<(u64, String)>, String> {
     use std::io::{Read, Seek, SeekFrom};
-    let len = file.seek(SeekFrom::End(0)).ok()?;
-    let start = len.saturating_sub(64 * 1024);
-    file.seek(SeekFrom::Start(start)).ok()?;
-    let mut tail = String::new();
-    file.read_to_string(&mut tail).ok()?;
-    file.seek(SeekFrom::End(0)).ok()?;
-    let line = tail.lines().rev().find(|l| !l.trim().is_empty())?;
-    let v: Value = serde_json::from_str(line).ok()?;
-    Some((v["seq"].as_u64()?, v["hash"].as_str()?.to_owned()))
+    let io = |e: std::io::Error| format!("cannot read the last record: {e}");
+    let len = file.seek(SeekFrom::End(0)).map_err(io)?;
+    let start = len.saturating_sub(TAIL_WINDOW);
+    file.seek(SeekFrom::Start(start)).map_err(io)?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).map_err(io)?;
+    file.seek(SeekFrom::End(0)).map_err(io)?;
+    let end = tail.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    if end == 0 && start == 0 {
+        return Ok(None);
+    }
+    let refuse = |what: String| {
+        format!(
+            "{what}; refusing to restart the chain at seq 1 (move the file aside or repair it, then `sshwarden audit verify`)"
+        )
+    };
+    let from = match tail[..end].iter().rposition(|b| *b == b'\n') {
+        Some(nl) => nl + 1,
+        None if start == 0 => 0,
+        None => {
+            return Err(refuse(format!(
+                "the last record starts before byte offset {start}: longer than the {TAIL_WINDOW}-byte read window"
+            )));
+        }
+    };
+    let at = start + from as u64;
+    let bad = |what: &str| refuse(format!("the last record at byte offset {at} {what}"));
+    let line = std::str::from_utf8(&tail[from..end]).map_err(|_| bad("is not valid UTF-8 (a cut character?)"))?;
+    let v: Value = serde_json::from_str(line).map_err(|e| bad(&format!("is not a JSON record ({e})")))?;
+    match (v["seq"].as_u64(), v["hash"].as_str()) {
+        (Some(seq), Some(hash)) => Ok(Some((seq, hash.to_owned()))),
+        _ => Err(bad("has no seq or hash")),
+    }
 }
 
 impl Audit {

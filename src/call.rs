@@ -2,23 +2,31 @@
 //! (over an in-memory duplex) or a running `sshwarden serve --http`.
 //!
 //! Owns: argument typing from the tool's input schema, printing the structured result on
-//! stdout, progress on stderr, exit codes. Never bypasses the MCP layer.
+//! stdout, progress on stderr, exit codes, and stopping what the call started on SIGINT or
+//! SIGTERM (the request cancelled, the in-process service shut down; exit 130 or 143).
+//! Never bypasses the MCP layer.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, NumberOrString,
-    ProgressNotificationParam, ProgressToken, RequestMetaObject,
+    CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam, ClientCapabilities,
+    ClientConfig, ClientRequest, Implementation, NumberOrString, ProgressNotificationParam, ProgressToken,
+    RequestMetaObject, ServerResult,
 };
-use rmcp::service::NotificationContext;
+use rmcp::service::{NotificationContext, PeerRequestOptions};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::ConfigArgs;
 use crate::commands::{EXIT_DENIED, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 use crate::mcp::SshWarden;
 use crate::server::{SHUTDOWN_GRACE, read_token, start_service};
+
+/// Exit codes after SIGINT and SIGTERM (128 + the signal number).
+pub const EXIT_SIGINT: u8 = 130;
+pub const EXIT_SIGTERM: u8 = 143;
 
 /// A client that prints progress notifications to stderr.
 #[derive(Clone)]
@@ -121,16 +129,31 @@ pub async fn call(
     kv: &[String],
 ) -> u8 {
     let request = CallRequest { tool: tool.to_owned(), json_arg, kv: kv.to_vec() };
+    // Listening from the start: a signal that comes while connecting waits in the stream and
+    // cancels the call as soon as it is sent, instead of killing us with the command running.
+    let mut stop = match Stop::listen() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot listen for SIGINT/SIGTERM: {e}");
+            return EXIT_ERROR;
+        }
+    };
     let result = match connect(args, url, token_file).await {
         Ok(conn) => {
-            let r = run_call(&conn.client, request).await;
+            let r = run_call(&conn.client, request, &mut stop).await;
+            // In process, closing shuts the service down: its tasks are cancelled and their
+            // remote commands stopped, within SHUTDOWN_GRACE.
             conn.close().await;
             r
         }
         Err(e) => Err(e),
     };
     match result {
-        Ok(r) => {
+        Ok(Called::Interrupted(code)) => {
+            eprintln!("interrupted: the call was cancelled and its remote command stopped");
+            code
+        }
+        Ok(Called::Done(r)) => {
             let body = crate::mcp::error_body(&r)
                 .or_else(|| r.structured_content.clone())
                 .unwrap_or_else(|| json!({ "content": r.content }));
@@ -151,7 +174,33 @@ struct CallRequest {
     kv: Vec<String>,
 }
 
-async fn run_call(client: &Client, req: CallRequest) -> Result<CallToolResult, String> {
+/// How a call ended: with the tool's result, or cancelled by a signal (the exit code).
+enum Called {
+    Done(CallToolResult),
+    Interrupted(u8),
+}
+
+/// SIGINT and SIGTERM while a call runs.
+struct Stop {
+    int: Signal,
+    term: Signal,
+}
+
+impl Stop {
+    fn listen() -> std::io::Result<Self> {
+        Ok(Self { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+    }
+
+    /// The exit code of the first signal: 128 + its number, as a shell reports it.
+    async fn next(&mut self) -> u8 {
+        tokio::select! {
+            _ = self.int.recv() => EXIT_SIGINT,
+            _ = self.term.recv() => EXIT_SIGTERM,
+        }
+    }
+}
+
+async fn run_call(client: &Client, req: CallRequest, stop: &mut Stop) -> Result<Called, String> {
     let tools = client.list_all_tools().await.map_err(|e| e.to_string())?;
     let Some(tool) = tools.iter().find(|t| t.name == req.tool) else {
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
@@ -160,7 +209,28 @@ async fn run_call(client: &Client, req: CallRequest) -> Result<CallToolResult, S
     let arguments = parse_args(req.json_arg, &req.kv, &tool.input_schema)?;
     let mut params = CallToolRequestParams::new(req.tool.clone()).with_arguments(arguments);
     params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(NumberOrString::String("call".into()))));
-    client.call_tool(params).await.map_err(|e| e.to_string())
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+    let handle = client
+        .peer()
+        .send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await
+        .map_err(|e| e.to_string())?;
+    let id = handle.id.clone();
+    tokio::select! {
+        r = handle.await_response() => match r.map_err(|e| e.to_string())? {
+            ServerResult::CallToolResult(r) => Ok(Called::Done(r)),
+            other => Err(format!("unexpected answer to tools/call: {other:?}")),
+        },
+        code = stop.next() => {
+            // notifications/cancelled: the server cancels the task behind the request (its
+            // remote command is signalled TERM then KILL), as for any MCP client.
+            let cancelled = CancelledNotificationParam::new(Some(id), Some(format!("sshwarden call: signal (exit {code})")));
+            if let Err(e) = client.peer().notify_cancelled(cancelled).await {
+                tracing::warn!("could not tell the server to cancel the call: {e}");
+            }
+            Ok(Called::Interrupted(code))
+        }
+    }
 }
 
 pub(crate) type Client = rmcp::service::RunningService<RoleClient, CallClient>;

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::select;
 use crate::service::{Service, ServiceError, check_command};
-use crate::tasks::{Task, TaskState};
+use crate::tasks::{FailureKind, Task, TaskState};
 
 #[derive(Debug, Clone)]
 pub struct FanoutOptions {
@@ -174,10 +174,14 @@ async fn one(
             };
             (HostStatus::Failed, Some(why))
         }
-        TaskState::Failed { error } if error.starts_with("connect to") || error.contains("timed out after") => {
-            (HostStatus::Unreachable, Some(error.clone()))
+        TaskState::Failed { error, kind } => {
+            let status = match kind {
+                FailureKind::Unreachable => HostStatus::Unreachable,
+                FailureKind::Denied => HostStatus::Denied,
+                FailureKind::Error => HostStatus::Failed,
+            };
+            (status, Some(error.clone()))
         }
-        TaskState::Failed { error } => (HostStatus::Failed, Some(error.clone())),
         other => (HostStatus::Failed, Some(other.name().to_owned())),
     };
     entry(status, reason, Some(task))

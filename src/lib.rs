@@ -20,6 +20,7 @@ pub mod fanout;
 pub mod hostset;
 pub mod import;
 pub mod json_schema;
+pub mod lost;
 pub mod masking;
 pub mod mcp;
 pub mod net;

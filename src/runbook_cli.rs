@@ -186,6 +186,11 @@ async fn drive(
     let result =
         call(client, "ssh_get_task_result", json!({ "task_id": task_id })).await.map(|r| body(&r)).unwrap_or_default();
     let report = &result["runbook"];
+    if report.is_null() {
+        // No report: the run never started (its runbook_start audit record was refused).
+        eprintln!("runbook not run: {}", result["error"].as_str().unwrap_or("no report returned"));
+        return EXIT_FAILED;
+    }
     display.finish(report);
     if json_events {
         out(&json!({ "event": "report", "report": report }).to_string());

@@ -2,7 +2,7 @@
 //! bearer token (`sshwarden serve`). `call.rs` is the client side.
 //!
 //! Owns: transports, HTTP authentication (constant-time token compare, Origin check,
-//! loopback rules, body limit), graceful shutdown on stdin close, SIGINT and SIGTERM.
+//! loopback rules, body limit), graceful shutdown on stdin close, SIGINT and SIGTERM; SIGHUP reloads the configuration.
 //! Never writes to stdout except through the MCP stdio transport and `call`'s result.
 
 use std::net::SocketAddr;
@@ -49,10 +49,14 @@ pub(crate) fn start_service(args: &ConfigArgs) -> Option<Arc<Service>> {
             for w in &cfg.warnings {
                 tracing::warn!("{w}");
             }
-            if !s.lost_tasks().is_empty() {
+            let lost = s.lost_tasks();
+            if !lost.is_empty() {
+                let ids: Vec<&str> = lost.iter().filter_map(|v| v["task_id"].as_str()).collect();
                 tracing::warn!(
-                    count = s.lost_tasks().len(),
-                    "tasks were running when sshwarden last stopped; ssh_list_tasks shows them as lost"
+                    count = lost.len(),
+                    ids = %ids.join(","),
+                    "tasks were running when sshwarden last stopped (ssh_list_tasks shows them as lost); {}",
+                    crate::lost::HOW_TO_CLEAR
                 );
             }
             tracing::info!(hosts = cfg.hosts.len(), rules = cfg.policy.rules.len(), config_hash = %cfg.hash, "configuration loaded");
@@ -143,13 +147,45 @@ pub async fn serve(
     let Some(svc) = start_service(args) else {
         return EXIT_ERROR;
     };
+    // Registered before serving: from here on SIGHUP reloads instead of killing us.
+    let hangups = reload_on_sighup(svc.clone());
     let code = match (http, token) {
         (Some(addr), Some(token)) => serve_http(svc.clone(), addr, token, approver).await,
         _ => serve_stdio(svc.clone()).await,
     };
+    hangups.abort();
     svc.shutdown(SHUTDOWN_GRACE).await;
     tracing::info!("stopped");
     code
+}
+
+/// SIGHUP reloads the configuration as `ssh_reload_config` does (`Service::reload`: all
+/// files validated, the old config kept on any error) and logs the outcome.
+fn reload_on_sighup(svc: Arc<Service>) -> tokio::task::JoinHandle<()> {
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    tokio::spawn(async move {
+        let mut hup = match hup {
+            Ok(h) => h,
+            Err(e) => return tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with ssh_reload_config"),
+        };
+        while hup.recv().await.is_some() {
+            match svc.reload(Some("signal SIGHUP")) {
+                Ok((old, new)) => {
+                    for w in &new.warnings {
+                        tracing::warn!("{w}");
+                    }
+                    tracing::info!(config_hash = %new.hash, previous_hash = %old.hash, hosts = new.hosts.len(), rules = new.policy.rules.len(), "SIGHUP: configuration reloaded");
+                }
+                Err(ServiceError::Config(e)) => {
+                    for d in &e.diagnostics {
+                        tracing::warn!("{d}");
+                    }
+                    tracing::error!(config_hash = %svc.config().hash, "SIGHUP: configuration not reloaded; the previous configuration stays active");
+                }
+                Err(e) => tracing::error!("SIGHUP: configuration not reloaded: {e}"),
+            }
+        }
+    })
 }
 
 async fn serve_stdio(svc: Arc<Service>) -> u8 {
@@ -286,14 +322,13 @@ async fn authorize(req: Request, next: Next, token: &Secret, svc: &Service) -> R
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
         && !is_loopback_origin(origin)
     {
-        let _ =
-            svc.audit(None, "http_auth_failure", json!({ "reason": "origin not allowed", "origin": origin }), false);
+        svc.audit_or_warn(None, "http_auth_failure", json!({ "reason": "origin not allowed", "origin": origin }));
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     let offered = bearer(headers);
     if !bearer_matches(offered, token) {
         let reason = if offered.is_empty() { "missing bearer token" } else { "wrong bearer token" };
-        let _ = svc.audit(None, "http_auth_failure", json!({ "reason": reason }), false);
+        svc.audit_or_warn(None, "http_auth_failure", json!({ "reason": reason }));
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "unauthorized").into_response();
     }
     next.run(req).await

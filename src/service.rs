@@ -62,7 +62,8 @@ pub struct Service {
     resolver: Arc<dyn Resolve>,
     audit: Audit,
     started: Instant,
-    lost: Vec<Value>,
+    /// Tasks a restart lost (`lost.rs`): listed until acknowledged.
+    pub(crate) lost: std::sync::Mutex<Vec<Value>>,
     /// Audit writers for task ends; shutdown waits for them so no end record is lost.
     pub(crate) enders: tokio_util::task::TaskTracker,
     /// Stops the syslog shipper (`audit.syslog`) after its last bounded round.
@@ -124,7 +125,7 @@ impl Service {
             resolver,
             audit,
             started: Instant::now(),
-            lost,
+            lost: std::sync::Mutex::new(lost),
             enders: tokio_util::task::TaskTracker::new(),
             shipper_stop,
             shipper,
@@ -132,7 +133,7 @@ impl Service {
             approvals: Default::default(),
         });
         let hash = svc.config().hash.clone();
-        let _ = svc.audit(None, "config_loaded", json!({ "config_hash": hash }), false);
+        svc.audit_or_warn(None, "config_loaded", json!({ "config_hash": hash }));
         Ok(svc)
     }
 
@@ -148,11 +149,6 @@ impl Service {
         &self.pool
     }
 
-    /// Tasks that started before the last restart and never ended (from the audit log).
-    pub fn lost_tasks(&self) -> &[Value] {
-        &self.lost
-    }
-
     pub fn audit(&self, client: Option<&str>, event: &str, fields: Value, durable: bool) -> Result<(), AuditError> {
         let mut map = match fields {
             Value::Object(m) => m,
@@ -165,12 +161,19 @@ impl Service {
         self.audit.record(event, map, durable)
     }
 
+    /// A record that gates nothing: a write failure is logged (the reason names the file,
+    /// never a field) and the caller goes on.
+    pub fn audit_or_warn(&self, client: Option<&str>, event: &str, fields: Value) {
+        if let Err(e) = self.audit(client, event, fields, false) {
+            tracing::warn!(target: "sshwarden::audit", event, "audit record not written: {e}");
+        }
+    }
+
     /// Validates the new files fully and swaps them in, or keeps the old config.
     pub fn reload(&self, client: Option<&str>) -> Result<(Arc<Config>, Arc<Config>), ServiceError> {
         let new = Arc::new(config::load(&self.dirs).map_err(ServiceError::Config)?);
         let old = std::mem::replace(&mut *self.config.write().unwrap_or_else(|p| p.into_inner()), new.clone());
-        let _ =
-            self.audit(client, "config_reloaded", json!({ "config_hash": new.hash, "previous_hash": old.hash }), false);
+        self.audit_or_warn(client, "config_reloaded", json!({ "config_hash": new.hash, "previous_hash": old.hash }));
         Ok((old, new))
     }
 
@@ -229,18 +232,18 @@ impl Service {
         let limits = cfg.policy.limits_for(&host);
         let decision = cfg.policy.evaluate(&host, command);
         let sha = command_sha256(command);
-        let _ = self.audit(client, "decision", json!({ "alias": alias, "command": command, "allowed": decision.allowed, "ask": decision.ask, "rule": decision.rule, "reason": decision.reason }), false);
+        self.audit_or_warn(client, "decision", json!({ "alias": alias, "command": command, "allowed": decision.allowed, "ask": decision.ask, "rule": decision.rule, "reason": decision.reason }));
         let (decision, approval) = self.admit(decision, approval, alias, command)?;
         let credential =
             cfg.credential_for(&host).cloned().ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?;
         let target = match self.precheck(&host).await {
             Ok(t) => t,
             Err(e) => {
-                let _ = self.audit(
+                let reason = e.to_string();
+                self.audit_or_warn(
                     client,
                     "precheck",
-                    json!({ "alias": alias, "command_sha256": sha, "allowed": false, "reason": e.to_string() }),
-                    false,
+                    json!({ "alias": alias, "command_sha256": sha, "allowed": false, "reason": reason }),
                 );
                 return Err(ServiceError::Network(e));
             }
@@ -248,12 +251,8 @@ impl Service {
         let route = match self.route(&host).await {
             Ok(r) => r,
             Err(e) => {
-                let _ = self.audit(
-                    client,
-                    "precheck",
-                    json!({ "alias": alias, "command_sha256": sha, "allowed": false, "reason": e.to_string(), "via": host.proxy_jump }),
-                    false,
-                );
+                let reason = e.to_string();
+                self.audit_or_warn(client, "precheck", json!({ "alias": alias, "command_sha256": sha, "allowed": false, "reason": reason, "via": host.proxy_jump }));
                 return Err(e);
             }
         };
@@ -292,6 +291,7 @@ impl Service {
             command_sha256: command_sha256(&p.command),
             host_slots: p.host.max_concurrency as usize,
             timeout: p.timeout,
+            stop_grace: tasks::STOP_GRACE,
             ttl: Duration::from_secs(p.limits.task_result_ttl),
             output_cap: p.limits.max_output_bytes,
             kill_on_output_limit: p.limits.on_output_limit == OnOutputLimit::Kill,
@@ -334,7 +334,7 @@ impl Service {
                     Ok(ExecOutcome::Finished { exit_code, exit_signal, .. }) => {
                         WorkOutcome::Exited { exit_code, exit_signal }
                     }
-                    Err(e) => WorkOutcome::Failed(e.to_string()),
+                    Err(e) => WorkOutcome::Failed((&e).into()),
                 }
             })
         });
@@ -343,7 +343,7 @@ impl Service {
         self.enders.spawn(async move {
             let state = t.finished().await;
             let snap = t.snapshot();
-            let _ = svc.audit(None, "task_end", json!({ "task_id": t.id, "alias": t.spec.alias, "state": state, "stdout_bytes": snap.stdout_bytes, "stderr_bytes": snap.stderr_bytes, "duration_ms": snap.elapsed_ms }), false);
+            svc.audit_or_warn(None, "task_end", json!({ "task_id": t.id, "alias": t.spec.alias, "state": state, "stdout_bytes": snap.stdout_bytes, "stderr_bytes": snap.stderr_bytes, "duration_ms": snap.elapsed_ms }));
         });
         Ok(task)
     }
@@ -385,7 +385,7 @@ impl Service {
 
     pub fn cancel(&self, task_id: &str, client: Option<&str>) -> Result<tasks::TaskState, ServiceError> {
         let before = self.tasks.cancel(task_id, CancelledBy::Client).map_err(ServiceError::Task)?;
-        let _ = self.audit(client, "cancel", json!({ "task_id": task_id, "state_before": before.name() }), false);
+        self.audit_or_warn(client, "cancel", json!({ "task_id": task_id, "state_before": before.name() }));
         Ok(before)
     }
 

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::config::{Credential, Host, Limits};
 use crate::net::Target;
 use crate::policy::files::Direction;
-use crate::policy::paths;
+use crate::policy::paths::{self, TransferPathError};
 use crate::service::{Service, ServiceError, command_sha256};
 use crate::tasks::{self, Task, WorkOutcome};
 
@@ -66,6 +66,18 @@ pub struct PreparedTransfer {
     approval: Option<String>,
 }
 
+/// The denial a transfer task found while running (the path the host resolved is outside
+/// the `files:` rules), as the same error a denial before the run is.
+pub fn denied(reason: String) -> ServiceError {
+    ServiceError::Denied(crate::policy::Decision {
+        allowed: false,
+        ask: false,
+        rule: None,
+        reason,
+        denied_command: None,
+    })
+}
+
 fn invalid(msg: String) -> ServiceError {
     ServiceError::InvalidInput(msg)
 }
@@ -101,7 +113,14 @@ impl Service {
         client: Option<&str>,
         approval: Option<&str>,
     ) -> Result<PreparedTransfer, ServiceError> {
-        paths::transfer_path(&request.remote_path).map_err(invalid)?;
+        // A path to spell differently is the caller's error; a `..` (or a control character)
+        // is the policy's refusal, which `judge_transfer` below turns into an audited denial.
+        match paths::transfer_path(&request.remote_path) {
+            Err(e @ (TransferPathError::NotAbsolute(_) | TransferPathError::NotNormalized(_))) => {
+                return Err(invalid(e.to_string()));
+            }
+            Ok(()) | Err(TransferPathError::Refused(_)) => {}
+        }
         let cfg = self.config();
         let alias = request.alias.as_str();
         let host = cfg.host(alias).ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?.clone();
@@ -109,7 +128,7 @@ impl Service {
         let judged = cfg.policy.judge_transfer(&host, request.direction, &request.remote_path);
         let decision = judged.decision;
         let what = request.what();
-        let _ = self.audit(client, "decision", json!({ "alias": alias, "command": what, "transfer": request.direction.name(), "path": request.remote_path, "allowed": decision.allowed, "ask": decision.ask, "rule": decision.rule, "reason": decision.reason }), false);
+        self.audit_or_warn(client, "decision", json!({ "alias": alias, "command": what, "transfer": request.direction.name(), "path": request.remote_path, "allowed": decision.allowed, "ask": decision.ask, "rule": decision.rule, "reason": decision.reason }));
         let (_, approval) = self.admit(decision, approval, alias, &what)?;
         let local_path = match &request.local {
             Local::File(p) => {
@@ -153,6 +172,7 @@ impl Service {
             command_sha256: command_sha256(&what),
             host_slots: p.host.max_concurrency as usize,
             timeout: Duration::from_secs(p.limits.max_seconds.max(3600)),
+            stop_grace: tasks::STOP_GRACE,
             ttl: Duration::from_secs(p.limits.task_result_ttl),
             output_cap: p.limits.max_output_bytes,
             kill_on_output_limit: false,
@@ -166,7 +186,7 @@ impl Service {
         self.enders.spawn(async move {
             let state = t.finished().await;
             let d = t.detail().unwrap_or(Value::Null);
-            let _ = svc.audit(None, "transfer_end", json!({ "task_id": t.id, "alias": t.spec.alias, "state": state, "transfer": d["direction"], "path": d["remote_path"], "resolved_path": d["resolved_path"], "bytes": d["bytes"], "sha256": d["sha256"] }), false);
+            svc.audit_or_warn(None, "transfer_end", json!({ "task_id": t.id, "alias": t.spec.alias, "state": state, "transfer": d["direction"], "path": d["remote_path"], "resolved_path": d["resolved_path"], "bytes": d["bytes"], "sha256": d["sha256"] }));
         });
         Ok(task)
     }
@@ -179,7 +199,7 @@ impl Service {
         let sftp = match opened.await {
             Ok(Some(s)) => s,
             Ok(None) => return WorkOutcome::Stopped,
-            Err(e) => return WorkOutcome::Failed(e.to_string()),
+            Err(e) => return WorkOutcome::Failed((&e).into()),
         };
         ctx.set_running();
         let r = crate::transfer_io::run(&sftp, &cfg, &p, &ctx).await;
@@ -190,7 +210,7 @@ impl Service {
                 WorkOutcome::Exited { exit_code: Some(0), exit_signal: None }
             }
             Err(e) if ctx.cancel.is_cancelled() => {
-                ctx.task().set_detail(json!({ "error": e }));
+                ctx.task().set_detail(json!({ "error": e.error }));
                 WorkOutcome::Stopped
             }
             Err(e) => WorkOutcome::Failed(e),

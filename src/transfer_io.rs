@@ -14,11 +14,12 @@ use tokio::io::AsyncWriteExt;
 use crate::config::Config;
 use crate::policy::files::Direction;
 use crate::ssh::Sftp;
-use crate::tasks::TaskContext;
+use crate::tasks::{Failure, FailureKind, TaskContext};
 use crate::transfer::{Local, PreparedTransfer, inline_content};
 
-/// Runs the transfer; `Ok` is the result object (the task's detail), `Err` says why not.
-pub async fn run(sftp: &Sftp, cfg: &Config, p: &PreparedTransfer, ctx: &TaskContext) -> Result<Value, String> {
+/// Runs the transfer; `Ok` is the result object (the task's detail), `Err` says why not
+/// (`FailureKind::Denied` when the path the host resolved is outside the rules).
+pub async fn run(sftp: &Sftp, cfg: &Config, p: &PreparedTransfer, ctx: &TaskContext) -> Result<Value, Failure> {
     let req = p.request();
     let path = req.remote_path.as_str();
     // Resolve what the host will really touch: the file for a download, the directory
@@ -44,15 +45,21 @@ pub async fn run(sftp: &Sftp, cfg: &Config, p: &PreparedTransfer, ctx: &TaskCont
     if resolved != path {
         let again = cfg.policy.judge_transfer(p.host(), req.direction, &resolved);
         if again.decision.ask {
-            return Err(format!(
-                "{path} resolves on the host to {resolved}, which needs a human's approval ({}); no approval covers the resolved path, so ask for {resolved} itself",
-                again.decision.reason
+            return Err(Failure::new(
+                FailureKind::Denied,
+                format!(
+                    "{path} resolves on the host to {resolved}, which needs a human's approval ({}); no approval covers the resolved path, so ask for {resolved} itself",
+                    again.decision.reason
+                ),
             ));
         }
         if !again.decision.allowed {
-            return Err(format!(
-                "{path} resolves on the host to {resolved}, which the policy does not allow: {}",
-                again.decision.reason
+            return Err(Failure::new(
+                FailureKind::Denied,
+                format!(
+                    "{path} resolves on the host to {resolved}, which the policy does not allow: {}",
+                    again.decision.reason
+                ),
             ));
         }
         max_bytes = match (max_bytes, again.max_bytes) {

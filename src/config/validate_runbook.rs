@@ -2,7 +2,7 @@
 //! step ids, templates naming undeclared parameters, bad regexes, types, enums without
 //! values, defaults that fail their own checks. Pure: the file's text comes from `load.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::Severity;
@@ -170,17 +170,11 @@ impl Validator<'_> {
         let runbook =
             Runbook { name, description: raw.description, file: path.to_path_buf(), sha256, params, steps, rollback };
         for p in &runbook.params {
+            // The default alone, through the same check a given value gets.
             if let Some(d) = &p.default
-                && let Err(errors) = runbook.bind(&BTreeMap::from([(p.name.clone(), d.clone())]))
-                && let Some(e) = errors.iter().find(|e| e.contains(&format!("{:?}", p.name)) && !e.contains("required"))
+                && let Err(e) = p.check(d)
             {
-                self.push(
-                    Severity::Error,
-                    src,
-                    loc.key("default", None, 0),
-                    format!("params.{}.default", p.name),
-                    e.clone(),
-                );
+                self.push(Severity::Error, src, loc.key("default", None, 0), format!("params.{}.default", p.name), e);
             }
         }
         (self.error_count() == errors_before).then_some(runbook)

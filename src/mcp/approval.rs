@@ -83,7 +83,7 @@ pub async fn gate(
         let answer = responses.as_ref().and_then(|r| r.get(INPUT_KEY)).and_then(|v| v.get("action").cloned());
         let accepted = answer.as_ref().and_then(|a| a.as_str()) == Some("accept");
         if answer.is_some() {
-            let _ = svc.decide_approval(&id, accepted, "elicitation");
+            svc.decide_or_deny(&id, accepted, "elicitation");
         }
         return match svc.approval_verdict(&id).await {
             Ok(ticket) => Gate::Proceed(Some(ticket)),

@@ -361,6 +361,15 @@ pub fn ack(svc: &Service, id: &str) -> CallToolResult {
     if let Err(e) = check_task_id(id) {
         return e;
     }
+    // A lost task has no result to free: acknowledging it records that someone checked.
+    match svc.ack_lost_task(id, None) {
+        Some(Ok(())) => {
+            let text = format!("lost task {id} acknowledged: its end is recorded as lost and it is no longer listed");
+            return ok(json!({ "task_id": id, "acknowledged": true }), text);
+        }
+        Some(Err(e)) => return service_error(&crate::service::ServiceError::Audit(e)),
+        None => {}
+    }
     match svc.tasks.ack(id) {
         Ok(()) => ok(json!({ "task_id": id, "acknowledged": true }), format!("task {id} freed")),
         Err(e @ TaskError::StillRunning(_)) => task_error(&e),

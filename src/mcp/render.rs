@@ -27,7 +27,7 @@ pub fn run_result(task: &Task, inline_budget: u64, redactions: &[Regex]) -> RunR
     let (stderr, cut_err) = inline_text(&out.stderr, inline_budget as usize);
     let (exit_code, exit_signal, error) = match &snap.state {
         TaskState::Completed { exit_code, exit_signal } => (*exit_code, exit_signal.clone(), None),
-        TaskState::Failed { error } => (None, None, Some(error.clone())),
+        TaskState::Failed { error, .. } => (None, None, Some(error.clone())),
         TaskState::TimedOut => (
             None,
             None,

@@ -139,7 +139,10 @@ pub async fn run(svc: &Arc<Service>, p: RunbookRunParams, ctx: &RequestContext<R
         target_ip: String::new(),
         command_sha256: rb.sha256.clone(),
         host_slots: 16,
-        timeout: run_deadline(&rb, &plan, limits.max_seconds),
+        timeout: run_deadline(rb.steps.iter().chain(&rb.rollback), &plan.steps, limits.max_seconds),
+        // A run past its deadline is cancelled, and the rollback is what undoes it: give it
+        // its steps' own timeouts, not the few seconds a single command gets to stop.
+        stop_grace: run_deadline(&rb.rollback, plan.steps.get(rb.steps.len()..).unwrap_or(&[]), limits.max_seconds),
         ttl: Duration::from_secs(limits.task_result_ttl),
         output_cap: limits.max_output_bytes,
         kill_on_output_limit: false,
@@ -153,10 +156,13 @@ pub async fn run(svc: &Arc<Service>, p: RunbookRunParams, ctx: &RequestContext<R
                 tctx.task().set_detail(json!(report));
             })
             .await;
-            match report.outcome.as_str() {
-                "ok" => WorkOutcome::Exited { exit_code: Some(0), exit_signal: None },
-                "cancelled" => WorkOutcome::Stopped,
-                _ => WorkOutcome::Exited { exit_code: Some(4), exit_signal: None },
+            match report.as_ref().map(|r| r.outcome.as_str()) {
+                Ok("ok") => WorkOutcome::Exited { exit_code: Some(0), exit_signal: None },
+                Ok("cancelled") => WorkOutcome::Stopped,
+                Ok(_) => WorkOutcome::Exited { exit_code: Some(4), exit_signal: None },
+                Err(e) => WorkOutcome::Failed(
+                    format!("refused: the runbook_start audit record could not be written, nothing ran ({e})").into(),
+                ),
             }
         })
     });
@@ -205,12 +211,16 @@ fn step_line(report: &Value) -> String {
         .unwrap_or_default()
 }
 
-/// An upper bound for the whole run: every step's timeout × attempts × batches, plus
-/// retry delays, plus a minute.
-fn run_deadline(rb: &Runbook, plan: &crate::runner::RunbookPlan, max_seconds: u64) -> Duration {
-    let defs = rb.steps.iter().chain(&rb.rollback);
+/// An upper bound for running `defs` (planned as `plans`): every step's timeout × attempts
+/// × batches, plus retry delays, plus a minute.
+fn run_deadline<'a>(
+    defs: impl IntoIterator<Item = &'a crate::runbook::Step>,
+    plans: &[crate::runner::StepPlan],
+    max_seconds: u64,
+) -> Duration {
     let secs: u64 = defs
-        .zip(&plan.steps)
+        .into_iter()
+        .zip(plans)
         .map(|(d, p)| {
             let batches = p.rows.len().div_ceil(d.batch_size.unwrap_or(p.rows.len().max(1)).max(1)) as u64;
             let attempts = u64::from(d.retries) + 1;

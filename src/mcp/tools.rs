@@ -159,7 +159,7 @@ impl SshWarden {
     }
 
     #[tool(
-        description = "Acknowledge a finished task: free its result and output now instead of at TTL expiry.",
+        description = "Acknowledge a finished task: free its result and output now instead of at TTL expiry. A lost task (running when the server last stopped) is cleared from ssh_list_tasks once you checked its host.",
         annotations(destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
     async fn ssh_ack_task(&self, Parameters(p): Parameters<TaskIdParams>) -> ToolResult {

@@ -21,7 +21,7 @@ use super::progress::Reporter;
 use crate::fanout::{self, FanoutOptions, HostStatus};
 use crate::policy::files::Direction;
 use crate::service::{Service, ServiceError};
-use crate::tasks::{Task, TaskState};
+use crate::tasks::{FailureKind, Task, TaskState};
 use crate::transfer::{Local, TransferRequest};
 
 fn invalid(msg: &str) -> CallToolResponse {
@@ -214,6 +214,8 @@ async fn one(
             );
             ok(body, text)
         }
+        // The host resolved the path outside the rules: the policy's denial, not a failure.
+        TaskState::Failed { error, kind: FailureKind::Denied } => service_error(&crate::transfer::denied(error)),
         other => super::errors::tool_error(
             "transfer_failed",
             &format!(
@@ -221,7 +223,7 @@ async fn one(
                 task.spec.alias,
                 other.name(),
                 match &other {
-                    TaskState::Failed { error } => error.clone(),
+                    TaskState::Failed { error, .. } => error.clone(),
                     _ => other.name().to_owned(),
                 }
             ),

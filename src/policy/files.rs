@@ -88,7 +88,7 @@ pub fn judge_transfer(rules: &[FileRule], subject: &Subject, direction: Directio
         max_bytes: None,
     };
     if let Err(why) = paths::transfer_path(path) {
-        return deny(None, why);
+        return deny(None, why.to_string());
     }
     let matching: Vec<&FileRule> =
         rules.iter().filter(|r| r.applies_to(subject) && r.covers(direction, path)).collect();

@@ -90,15 +90,30 @@ pub fn normalize(path: &str) -> Result<String, String> {
 /// A remote path for a file transfer: absolute, and written exactly as its normalized form
 /// (a `..` component, `//`, `/./`, a trailing `/`, NUL or a control character is refused,
 /// not repaired, so what the caller sees is what is judged).
-pub fn transfer_path(path: &str) -> Result<(), String> {
+pub fn transfer_path(path: &str) -> Result<(), TransferPathError> {
     if !path.starts_with('/') {
-        return Err(format!("remote path {path:?} is not absolute"));
+        return Err(TransferPathError::NotAbsolute(format!("remote path {path:?} is not absolute")));
     }
-    let normalized = normalize(path).map_err(|why| format!("remote path {path:?} {why}"))?;
+    let normalized =
+        normalize(path).map_err(|why| TransferPathError::Refused(format!("remote path {path:?} {why}")))?;
     if normalized != path {
-        return Err(format!("remote path {path:?} is not normalized (it would be {normalized:?}); pass that form"));
+        return Err(TransferPathError::NotNormalized(format!(
+            "remote path {path:?} is not normalized (it would be {normalized:?}); pass that form"
+        )));
     }
     Ok(())
+}
+
+/// Why `transfer_path` refused a path. `Refused` is the policy's refusal (a `..` component,
+/// a control character): a denial. The others are the caller's spelling to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferPathError {
+    #[error("{0}")]
+    NotAbsolute(String),
+    #[error("{0}")]
+    NotNormalized(String),
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A `files:` pattern: `*`, `?` and `[…]` stay within one path component, `**` crosses

@@ -304,7 +304,7 @@ impl Runbook {
 }
 
 impl Param {
-    fn check(&self, v: &str) -> Result<(), String> {
+    pub fn check(&self, v: &str) -> Result<(), String> {
         let name = &self.name;
         let shown = if self.secret { "(secret)".to_owned() } else { format!("{v:?}") };
         if v.len() > 4096 || v.contains('\0') {

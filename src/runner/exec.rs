@@ -11,10 +11,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::report::groups;
+pub use super::report::{HostOutcome, HostReport, RunReport, StepReport, StepStatus};
 use super::{RunbookPlan, StepPlan};
 use crate::fanout::{self, FanoutOptions, HostEntry, HostStatus};
 use crate::runbook::{OnFailure, Runbook, Step};
@@ -24,54 +25,6 @@ use crate::tasks::ring::inline_text;
 
 /// Output kept per host in a run report (head+tail).
 const REPORT_OUTPUT_BYTES: usize = 2048;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct HostReport {
-    pub alias: String,
-    /// ok, failed, denied, unreachable, skipped or cancelled.
-    pub status: String,
-    pub exit_code: Option<u32>,
-    pub duration_ms: Option<u64>,
-    pub task_id: Option<String>,
-    pub attempts: u32,
-    pub reason: Option<String>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct StepReport {
-    pub id: String,
-    pub phase: &'static str,
-    /// pending, running, ok, failed, skipped or cancelled.
-    pub status: String,
-    /// Hosts with the same outcome folded (`h[1-98]`), largest first, as `ssh_run_on_tag`.
-    pub groups: Vec<Value>,
-    pub hosts: Vec<HostReport>,
-}
-
-/// Folds a step's hosts by (status, exit code, stdout, stderr).
-fn groups(hosts: &[HostReport]) -> Vec<Value> {
-    crate::hostset::group_by(hosts, |h| (&h.status, h.exit_code, &h.stdout, &h.stderr))
-        .into_iter()
-        .map(|members| {
-            let h = &hosts[members[0]];
-            let aliases: Vec<&str> = members.iter().map(|&i| hosts[i].alias.as_str()).collect();
-            json!({ "hosts": crate::hostset::fold(&aliases), "count": members.len(), "status": h.status, "exit_code": h.exit_code, "stdout": h.stdout, "stderr": h.stderr, "task_id": h.task_id })
-        })
-        .collect()
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    pub run_id: String,
-    pub runbook: String,
-    pub plan_hash: String,
-    /// running, ok, failed or cancelled.
-    pub outcome: String,
-    pub rollback_ran: bool,
-    pub steps: Vec<StepReport>,
-}
 
 /// Why a run did not start.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -121,7 +74,7 @@ pub async fn execute(
     client: &str,
     cancel: &CancellationToken,
     mut on_event: impl FnMut(&Value, &RunReport),
-) -> RunReport {
+) -> Result<RunReport, crate::audit::AuditError> {
     let run_id = format!("r{:032x}", rand::random::<u128>());
     svc.register_secrets(&run_id, runbook.secrets(values));
     let step_client = format!("{client} run={run_id}");
@@ -137,14 +90,18 @@ pub async fn execute(
             .map(|s| StepReport {
                 id: s.id.clone(),
                 phase: s.phase,
-                status: "pending".into(),
+                status: StepStatus::Pending,
                 groups: Vec::new(),
                 hosts: Vec::new(),
             })
             .collect(),
     };
     let start = json!({ "run_id": run_id, "runbook": runbook.name, "runbook_sha256": runbook.sha256, "params": plan.params, "plan_hash": plan.plan_hash });
-    let _ = svc.audit(Some(client), "runbook_start", start.clone(), true);
+    // No durable start record, no run: the steps would run unaccounted for as a run.
+    if let Err(e) = svc.audit(Some(client), "runbook_start", start.clone(), true) {
+        svc.forget_secrets(&run_id);
+        return Err(e);
+    }
     on_event(&json!({ "event": "run_started", "run": start }), &report);
 
     let definitions: Vec<&Step> = runbook.steps.iter().chain(&runbook.rollback).collect();
@@ -152,7 +109,7 @@ pub async fn execute(
     let mut ran_commands = false;
     for (i, sp) in plan.steps.iter().enumerate().filter(|(_, s)| s.phase == "step") {
         if aborted || cancel.is_cancelled() {
-            report.steps[i].status = if cancel.is_cancelled() { "cancelled" } else { "skipped" }.into();
+            report.steps[i].status = if cancel.is_cancelled() { StepStatus::Cancelled } else { StepStatus::Skipped };
             continue;
         }
         let ok = run_step(svc, sp, definitions[i], &step_client, cancel, i, &mut report, &mut on_event).await;
@@ -168,10 +125,10 @@ pub async fn execute(
             run_step(svc, sp, definitions[i], &step_client, &rollback_cancel, i, &mut report, &mut on_event).await;
         }
     }
-    for s in report.steps.iter_mut().filter(|s| s.status == "pending") {
-        s.status = "skipped".into();
+    for s in report.steps.iter_mut().filter(|s| s.status == StepStatus::Pending) {
+        s.status = StepStatus::Skipped;
     }
-    let failed = report.steps.iter().any(|s| s.phase == "step" && s.status == "failed");
+    let failed = report.steps.iter().any(|s| s.phase == "step" && s.status == StepStatus::Failed);
     report.outcome = if cancel.is_cancelled() {
         "cancelled"
     } else if failed {
@@ -181,10 +138,10 @@ pub async fn execute(
     }
     .into();
     let end = json!({ "run_id": run_id, "runbook": runbook.name, "outcome": report.outcome, "rollback_ran": report.rollback_ran });
-    let _ = svc.audit(Some(client), "runbook_end", end.clone(), false);
+    svc.audit_or_warn(Some(client), "runbook_end", end.clone());
     on_event(&json!({ "event": "run_done", "run": end }), &report);
     svc.forget_secrets(&run_id);
-    report
+    Ok(report)
 }
 
 /// One step: batches of hosts, expect, retries, the failure threshold. `true` when every
@@ -202,7 +159,7 @@ async fn run_step(
 ) -> bool {
     let Some(rendered) = &sp.rendered else { return false };
     let hosts: Vec<String> = sp.rows.iter().map(|r| r.alias.clone()).collect();
-    report.steps[index].status = "running".into();
+    report.steps[index].status = StepStatus::Running;
     on_event(&json!({ "event": "step_started", "step": sp.id, "phase": sp.phase, "hosts": hosts.len() }), report);
     // An `ask` step waits for an out-of-band approver (a run has no user to ask).
     let approval = match svc.approval_needed(&hosts, &rendered.command, client) {
@@ -217,11 +174,7 @@ async fn run_step(
             match svc.obtain_approval(&request, crate::approvals::Via::OutOfBand).await {
                 Ok(id) => Some(id),
                 Err(e) => {
-                    for alias in &hosts {
-                        report.steps[index].hosts.push(skipped(alias, &e.to_string()));
-                    }
-                    report.steps[index].status = "failed".into();
-                    return false;
+                    return fail_step(sp, index, &hosts, HostOutcome::Skipped, &e.to_string(), report, on_event);
                 }
             }
         }
@@ -240,7 +193,7 @@ async fn run_step(
         if stopped || cancel.is_cancelled() {
             for alias in chunk {
                 let why = if stopped { "max_fail_percentage reached" } else { "cancelled" };
-                report.steps[index].hosts.push(skipped(alias, why));
+                report.steps[index].hosts.push(HostReport::without_task(alias, HostOutcome::Skipped, why));
             }
             continue;
         }
@@ -248,15 +201,21 @@ async fn run_step(
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let entries = fanout::run(svc, &pending, &rendered.command, &opts, Some(client), cancel, |_, _, _| {})
-                .await
-                .unwrap_or_default();
+            let entries =
+                match fanout::run(svc, &pending, &rendered.command, &opts, Some(client), cancel, |_, _, _| {}).await {
+                    Ok(entries) => entries,
+                    // Refused before any host started (the command itself): the step failed,
+                    // it did not succeed on zero hosts.
+                    Err(e) => {
+                        return fail_step(sp, index, &hosts, HostOutcome::Failed, &e.to_string(), report, on_event);
+                    }
+                };
             let mut retry = Vec::new();
             for e in entries {
                 let mut host = judge(&e, step, attempt);
                 svc.mask_text(&mut host.stdout);
                 svc.mask_text(&mut host.stderr);
-                let done = host.status == "ok" || attempt > step.retries || cancel.is_cancelled();
+                let done = host.status == HostOutcome::Ok || attempt > step.retries || cancel.is_cancelled();
                 on_event(
                     &json!({ "event": "host_done", "step": sp.id, "alias": host.alias, "status": host.status, "exit_code": host.exit_code, "attempt": attempt, "final": done }),
                     report,
@@ -276,19 +235,18 @@ async fn run_step(
             }
             pending = retry;
         }
-        failures = report.steps[index].hosts.iter().filter(|h| h.status != "ok").count();
+        failures = report.steps[index].hosts.iter().filter(|h| h.status != HostOutcome::Ok).count();
         stopped = failures as f64 * 100.0 / hosts.len().max(1) as f64 > step.max_fail_percentage;
     }
     report.steps[index].groups = groups(&report.steps[index].hosts);
     let ok = failures == 0 && !cancel.is_cancelled();
     report.steps[index].status = if cancel.is_cancelled() {
-        "cancelled"
+        StepStatus::Cancelled
     } else if ok {
-        "ok"
+        StepStatus::Ok
     } else {
-        "failed"
-    }
-    .into();
+        StepStatus::Failed
+    };
     on_event(
         &json!({ "event": "step_done", "step": sp.id, "phase": sp.phase, "status": report.steps[index].status, "failed_hosts": failures }),
         report,
@@ -296,32 +254,38 @@ async fn run_step(
     ok
 }
 
-fn skipped(alias: &str, why: &str) -> HostReport {
-    HostReport {
-        alias: alias.to_owned(),
-        status: "skipped".into(),
-        exit_code: None,
-        duration_ms: None,
-        task_id: None,
-        attempts: 0,
-        reason: Some(why.into()),
-        stdout: String::new(),
-        stderr: String::new(),
-    }
+/// Ends a step as failed before its hosts ran: each host gets `status` and `why`.
+fn fail_step(
+    sp: &StepPlan,
+    index: usize,
+    hosts: &[String],
+    status: HostOutcome,
+    why: &str,
+    report: &mut RunReport,
+    on_event: &mut impl FnMut(&Value, &RunReport),
+) -> bool {
+    let step = &mut report.steps[index];
+    step.hosts.extend(hosts.iter().map(|alias| HostReport::without_task(alias, status, why)));
+    step.groups = groups(&step.hosts);
+    step.status = StepStatus::Failed;
+    on_event(
+        &json!({ "event": "step_done", "step": sp.id, "phase": sp.phase, "status": StepStatus::Failed, "failed_hosts": hosts.len(), "reason": why }),
+        report,
+    );
+    false
 }
 
 /// Judges one host's outcome by the step's `expect` (exit codes, stdout regex).
 fn judge(e: &HostEntry, step: &Step, attempt: u32) -> HostReport {
-    let mut h = skipped(&e.alias, "");
+    let status = match e.status {
+        HostStatus::Denied => HostOutcome::Denied,
+        HostStatus::Unreachable => HostOutcome::Unreachable,
+        HostStatus::Skipped => HostOutcome::Cancelled,
+        HostStatus::Ok | HostStatus::Failed => HostOutcome::Failed,
+    };
+    let mut h = HostReport::without_task(&e.alias, status, "");
     h.attempts = attempt;
     h.reason = e.reason.clone();
-    h.status = match e.status {
-        HostStatus::Denied => "denied",
-        HostStatus::Unreachable => "unreachable",
-        HostStatus::Skipped => "cancelled",
-        HostStatus::Ok | HostStatus::Failed => "failed",
-    }
-    .into();
     let Some(task) = &e.task else { return h };
     h.task_id = Some(task.id.clone());
     let snap = task.snapshot();
@@ -337,7 +301,7 @@ fn judge(e: &HostEntry, step: &Step, attempt: u32) -> HostReport {
             let exit_ok = exit_code.is_some_and(|c| step.expect.exit.contains(&c));
             let out_ok = step.expect.stdout_regex.as_ref().is_none_or(|re| re.is_match(&h.stdout));
             if exit_ok && out_ok {
-                h.status = "ok".into();
+                h.status = HostOutcome::Ok;
                 h.reason = None;
             } else if exit_ok {
                 h.reason = Some("stdout does not match expect.stdout_regex".into());
@@ -348,7 +312,7 @@ fn judge(e: &HostEntry, step: &Step, attempt: u32) -> HostReport {
                 });
             }
         }
-        TaskState::Cancelled { .. } => h.status = "cancelled".into(),
+        TaskState::Cancelled { .. } => h.status = HostOutcome::Cancelled,
         _ => {}
     }
     h

@@ -58,6 +58,7 @@ pub(super) async fn connect(
                     .await
                     .map_err(|e| SshError::Hop {
                         hop: hop.alias.clone(),
+                        unreachable: false,
                         reason: match e {
                             russh::Error::ChannelOpenFailure(r) => format!(
                                 "refused to forward to {addr} ({r:?}; check AllowTcpForwarding and PermitOpen on the jump host)"

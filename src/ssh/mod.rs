@@ -57,8 +57,9 @@ pub enum SshError {
     #[error("connection lost: {0}")]
     Disconnected(String),
     /// A jump host on the way failed (connect, host key, auth, or it refused to forward).
+    /// `unreachable`: the jump host itself could not be reached.
     #[error("via jump host {hop}: {reason}")]
-    Hop { hop: String, reason: String },
+    Hop { hop: String, reason: String, unreachable: bool },
 }
 
 impl SshError {
@@ -66,8 +67,27 @@ impl SshError {
     pub fn at_hop(self, hop: &str) -> Self {
         match self {
             e @ SshError::Hop { .. } => e,
-            e => SshError::Hop { hop: hop.to_owned(), reason: e.to_string() },
+            e => SshError::Hop { hop: hop.to_owned(), unreachable: e.is_unreachable(), reason: e.to_string() },
         }
+    }
+
+    /// The host (or a jump host on the way) could not be reached: nothing was refused, nothing
+    /// ran. Fan-outs report these hosts as `unreachable`.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            SshError::Connect { .. } | SshError::ConnectTimeout { .. } => true,
+            SshError::Hop { unreachable, .. } => *unreachable,
+            _ => false,
+        }
+    }
+}
+
+/// A task ended by an SSH error: its kind by the error's type (unreachable or not).
+impl From<&SshError> for crate::tasks::Failure {
+    fn from(e: &SshError) -> Self {
+        use crate::tasks::FailureKind;
+        let kind = if e.is_unreachable() { FailureKind::Unreachable } else { FailureKind::Error };
+        Self::new(kind, e.to_string())
     }
 }
 

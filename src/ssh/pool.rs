@@ -58,6 +58,9 @@ pub(super) struct Conn {
     pub(super) alias: String,
     pub(super) handle: Handle<Verifier>,
     slots: Arc<Semaphore>,
+    /// Slots given up because the server refused a session on them (its MaxSessions is
+    /// below ours): they never come back, and idle means every other slot is free.
+    refused: AtomicUsize,
     pub(super) last_used: Mutex<Instant>,
     /// Connections tunnelled through this one: it stays open while any is.
     tunnels: AtomicUsize,
@@ -143,7 +146,11 @@ impl Pool {
             for _ in 0..20 {
                 if let Some(hop) = lost_hop(&conn) {
                     self.discard(&key, &conn);
-                    return Err(SshError::Hop { hop, reason: "connection lost while the command ran".into() });
+                    return Err(SshError::Hop {
+                        hop,
+                        reason: "connection lost while the command ran".into(),
+                        unreachable: false,
+                    });
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -174,7 +181,10 @@ impl Pool {
             match conn.handle.channel_open_session().await {
                 Ok(channel) => return Ok(Some((channel, conn, permit))),
                 Err(russh::Error::ChannelOpenFailure(reason)) => {
-                    // The server's MaxSessions is below ours: this connection is full.
+                    // The server's MaxSessions is below ours: this connection is full. The
+                    // slot is given up for good, and counted so the reaper still sees the
+                    // connection as idle once its other sessions end.
+                    conn.refused.fetch_add(1, Ordering::SeqCst);
                     permit.forget();
                     last_error = Some(SshError::Channel(format!(
                         "server refused a session ({reason:?}); its MaxSessions is below max_sessions_per_connection"
@@ -288,6 +298,7 @@ impl Pool {
             alias: target.alias.clone(),
             handle,
             slots: Arc::new(Semaphore::new(self.settings.max_sessions_per_connection)),
+            refused: AtomicUsize::new(0),
             last_used: Mutex::new(Instant::now()),
             tunnels: AtomicUsize::new(0),
             _via: via.map(Tunnel::new),
@@ -315,8 +326,8 @@ impl Pool {
         for list in conns.values_mut() {
             list.retain(|c| {
                 let idle = now.duration_since(*lock(&c.last_used)) >= self.settings.idle;
-                let unused = c.slots.available_permits() == self.settings.max_sessions_per_connection
-                    && c.tunnels.load(Ordering::SeqCst) == 0;
+                let free = c.slots.available_permits() + c.refused.load(Ordering::SeqCst);
+                let unused = free >= self.settings.max_sessions_per_connection && c.tunnels.load(Ordering::SeqCst) == 0;
                 let keep = !(c.handle.is_closed() || idle && unused);
                 if !keep {
                     closing.push(c.clone());

@@ -47,10 +47,15 @@ pub struct Sftp {
 }
 
 fn sftp_error(what: &str, path: &str, e: impl std::fmt::Display) -> SshError {
-    let e = e.to_string();
-    // OpenSSH answers a failed write with the generic SSH_FX_FAILURE ("Failure").
-    let hint = if what == "write" && e.contains("Failure") { " (the host's disk may be full)" } else { "" };
-    SshError::Sftp(format!("SFTP {what} {path}: {e}{hint}"))
+    SshError::Sftp(format!("SFTP {what} {path}: {e}"))
+}
+
+/// A failed write, with a hint when its status says so: OpenSSH answers a full disk with
+/// the generic SSH_FX_FAILURE (judged by the status code, not the message).
+fn write_error(path: &str, e: russh_sftp::client::error::Error) -> SshError {
+    let full = matches!(&e, russh_sftp::client::error::Error::Status(s) if matches!(s.status_code, russh_sftp::protocol::StatusCode::Failure));
+    let hint = if full { " (the host's disk may be full)" } else { "" };
+    sftp_error("write", path, format!("{e}{hint}"))
 }
 
 impl Pool {
@@ -167,7 +172,7 @@ impl Sftp {
                 continue;
             }
             if let Some(r) = pending.next().await {
-                r.map_err(|e| sftp_error("write", temp, e))?;
+                r.map_err(|e| write_error(temp, e))?;
                 progress(offset);
             }
         }

@@ -23,11 +23,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use ring::Stream;
-pub use state::{CancelledBy, Output, TaskState, WorkOutcome, now_ms};
+pub use state::{CancelledBy, Failure, FailureKind, Output, TaskState, WorkOutcome, now_ms};
 pub use task::{Task, TaskSnapshot};
 
-/// How long a timed-out or cancelled task's work gets to stop the remote command.
-const STOP_GRACE: Duration = Duration::from_secs(6);
+/// How long a timed-out task's work gets to stop the remote command (`TaskSpec::stop_grace`
+/// of a single command or transfer).
+pub const STOP_GRACE: Duration = Duration::from_secs(6);
 /// How many expired ids are remembered, so status can say "expired" rather than "unknown".
 const EXPIRED_MEMORY: usize = 10_000;
 
@@ -57,6 +58,9 @@ pub struct TaskSpec {
     pub command_sha256: String,
     pub host_slots: usize,
     pub timeout: Duration,
+    /// How long the work may still run after its timeout fired: `STOP_GRACE` to stop a
+    /// remote command; a runbook's rollback steps' own timeouts.
+    pub stop_grace: Duration,
     pub ttl: Duration,
     pub output_cap: u64,
     pub kill_on_output_limit: bool,
@@ -324,7 +328,7 @@ async fn run(inner: Arc<Inner>, task: Arc<Task>, work: Work) {
         _ = tokio::time::sleep(task.spec.timeout) => {
             task.timed_out.store(true, Ordering::SeqCst);
             task.cancel.cancel();
-            tokio::time::timeout(STOP_GRACE, fut).await.unwrap_or(WorkOutcome::Stopped)
+            tokio::time::timeout(task.spec.stop_grace, fut).await.unwrap_or(WorkOutcome::Stopped)
         }
     };
     let cancelled_by = *lock(&task.cancelled_by);
@@ -333,7 +337,7 @@ async fn run(inner: Arc<Inner>, task: Arc<Task>, work: Work) {
         WorkOutcome::Exited { exit_code, exit_signal } if cancelled_by.is_none() || exit_signal.is_none() => {
             TaskState::Completed { exit_code, exit_signal }
         }
-        WorkOutcome::Failed(error) if cancelled_by.is_none() => TaskState::Failed { error },
+        WorkOutcome::Failed(f) if cancelled_by.is_none() => TaskState::Failed { error: f.error, kind: f.kind },
         _ => TaskState::Cancelled { by: cancelled_by.unwrap_or(CancelledBy::Client) },
     };
     inner.finish(&task, state);

@@ -26,7 +26,46 @@ pub enum WorkOutcome {
     },
     /// The work saw its cancellation and stopped (the remote command was signalled).
     Stopped,
-    Failed(String),
+    Failed(Failure),
+}
+
+/// What kind of failure ended a task, carried as a value so callers (fan-out statuses, tool
+/// error kinds) classify it by type, never by reading the message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    #[default]
+    Error,
+    /// The host could not be reached (connect refused or timed out, also behind a jump host).
+    Unreachable,
+    /// The policy refused what the run found (a transfer path the host resolved outside the
+    /// `files:` rules): a denial, not an error.
+    Denied,
+}
+
+/// A failed task's kind and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub error: String,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, error: impl Into<String>) -> Self {
+        Self { kind, error: error.into() }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(error: String) -> Self {
+        Self::new(FailureKind::Error, error)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(error: &str) -> Self {
+        Self::new(FailureKind::Error, error)
+    }
 }
 
 /// The state of one task.
@@ -35,11 +74,23 @@ pub enum WorkOutcome {
 pub enum TaskState {
     Queued,
     Connecting,
-    Running { started_at: u64 },
-    Completed { exit_code: Option<u32>, exit_signal: Option<String> },
-    Failed { error: String },
+    Running {
+        started_at: u64,
+    },
+    Completed {
+        exit_code: Option<u32>,
+        exit_signal: Option<String>,
+    },
+    Failed {
+        error: String,
+        /// Not serialized: the published state stays `{state: failed, error}`.
+        #[serde(skip)]
+        kind: FailureKind,
+    },
     TimedOut,
-    Cancelled { by: CancelledBy },
+    Cancelled {
+        by: CancelledBy,
+    },
 }
 
 impl TaskState {

@@ -267,3 +267,24 @@ fn completions_and_man_pages() {
     assert!(page.contains(".TH sshwarden") && page.contains("serve"), "{page}");
     assert!(dir.path().join("sshwarden-call.1").exists());
 }
+
+#[test]
+fn a_lost_task_is_cleared_by_ssh_ack_task_and_the_warning_says_how() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let path = fleet.path("audit.jsonl");
+    let id = format!("t{:032x}", u128::from(std::process::id()) * 7919 + 3);
+    // A task_start with no task_end: the server stopped while the task ran.
+    let Value::Object(start) = json!({ "task_id": id, "alias": "h1" }) else { unreachable!() };
+    Audit::open(&path, false, None).unwrap().record("task_start", start, true).unwrap();
+    let config = fleet.config_dir();
+    let call = |args: &[&str]| sshwarden(&[&["call", "--config-dir", config.to_str().unwrap()], args].concat());
+    let (code, out, err) = call(&["ssh_list_tasks"]);
+    assert!(code == 0 && out.contains(&id) && out.contains("\"lost\""), "{out}");
+    assert!(err.contains(&id) && err.contains("sshwarden call ssh_ack_task task_id=ID"), "the warning says how: {err}");
+    let (code, out, err) = call(&["ssh_ack_task", &format!("task_id={id}")]);
+    assert!(code == 0 && out.contains("\"acknowledged\": true"), "a lost id is accepted: {out}{err}");
+    let (code, out, err) = call(&["ssh_list_tasks"]);
+    assert!(code == 0 && !out.contains(&id) && !err.contains("last stopped"), "cleared for good: {out}{err}");
+    assert!(std::fs::read_to_string(&path).unwrap().contains("\"state\":\"lost\""));
+    assert!(verify(&path).is_ok(), "the chain goes on");
+}

@@ -151,3 +151,16 @@ fn secrets_come_from_env_first_and_files_over_10_mib_are_refused() {
     std::fs::remove_file(dir.path("config/servers.yml")).unwrap();
     assert!(dir.load().unwrap_err().to_string().contains("servers.yml"));
 }
+
+#[test]
+fn a_runbook_default_is_checked_alone_like_a_given_value() {
+    let dir = CfgDir::new(&servers(&[("a", &[])]), CREDS, "");
+    std::fs::create_dir_all(dir.path("runbooks")).unwrap();
+    dir.write(
+        "runbooks/r.yml",
+        "params:\n  - {name: n, type: integer, default: abc}\n  - {name: req, required: true}\n  - {name: ok, pattern: \"^[a-z]+$\", default: fine}\nsteps:\n  - id: s\n    target: a\n    command: \"echo {{ n }} {{ req }} {{ ok }}\"\n",
+    );
+    let err = dir.load().unwrap_err().to_string();
+    assert!(err.contains("params.n.default"), "{err}");
+    assert!(!err.contains("params.req") && !err.contains("params.ok"), "only the bad default is named: {err}");
+}

@@ -33,10 +33,10 @@ async fn closed_port_and_silent_peer_fail_clearly_within_their_timeout() {
     });
     fleet.add_hosts(&format!("  - alias: closed\n    host: {closed}\n    port: 24022\n    credentials: key\n  - alias: silent\n    host: {silent}\n    port: 24022\n    credentials: key\n    connect_timeout: 2\n"));
     let svc = service(&fleet);
-    let TaskState::Failed { error } = run(&svc, "closed", "true").await.0 else { panic!() };
+    let TaskState::Failed { error, .. } = run(&svc, "closed", "true").await.0 else { panic!() };
     assert!(error.contains(&format!("connect to {closed}:24022 failed")) && error.contains("refused"), "{error}");
     let t0 = std::time::Instant::now();
-    let TaskState::Failed { error } = run(&svc, "silent", "true").await.0 else { panic!() };
+    let TaskState::Failed { error, .. } = run(&svc, "silent", "true").await.0 else { panic!() };
     assert!(error.contains("timed out after 2 s"), "{error}");
     assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
     assert_eq!(run(&svc, "h1", "echo next").await.1, "next\n", "the next request is served");
@@ -221,7 +221,7 @@ async fn keepalives_detect_a_peer_that_went_silent() {
         tokio::time::timeout(Duration::from_secs(20), task.finished()).await.expect("a dead peer went unnoticed");
     fleet.hosts[0].signal_sessions("CONT");
     let _ = std::process::Command::new("pkill").args(["-u", "swtest", "-f", &format!("316.{tag}")]).status();
-    let TaskState::Failed { error } = state else { panic!("{state:?}") };
+    let TaskState::Failed { error, .. } = state else { panic!("{state:?}") };
     assert!(error.contains("connection closed before the command's exit status"), "{error}");
     assert!(t0.elapsed() < Duration::from_secs(10), "detected after {:?}", t0.elapsed());
     assert_eq!(run(&svc, "h1", "echo fresh-connection").await.1, "fresh-connection\n");

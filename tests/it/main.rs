@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
 
 mod approvals;
+mod audit_gates;
 mod audit_offhost;
 mod bash_oracle;
 mod bypass_corpus;
@@ -20,6 +21,7 @@ mod python_interop;
 mod rpc;
 mod runbooks;
 mod secrets;
+mod serve_signals;
 mod ssh_exec;
 mod support;
 mod tasks_engine;

@@ -298,3 +298,35 @@ fn a_missing_config_file_is_named_without_a_fake_position() {
     assert!(err.contains("cannot read /nonexistent-sshwarden/servers.yml: No such file or directory"), "{err}");
     assert!(!err.contains(":0:0"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_whose_fanout_is_refused_fails_and_rolls_back() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let undo = marker("fanout-undo");
+    write_runbook(
+        &fleet,
+        "refused",
+        &format!(
+            "steps:\n  - id: first\n    target: h1\n    command: echo one\n  - id: second\n    target: h1\n    command: echo two\nrollback:\n  - id: undo\n    target: h1\n    command: touch {undo}\n"
+        ),
+    );
+    let svc = crate::support::svc::service(&fleet);
+    let rb = svc.config().runbooks["refused"].clone();
+    let (mut plan, values) = sshwarden::runner::exec::start(&svc, &rb, &Default::default(), None).await.unwrap();
+    // A command the fan-out refuses before any host starts (the plan judged another one).
+    plan.steps[1].rendered.as_mut().unwrap().command = " ".into();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let report = sshwarden::runner::exec::execute(&svc, &rb, &plan, &values, "test", &cancel, |_, _| {}).await.unwrap();
+    let r = serde_json::to_value(&report).unwrap();
+    assert_eq!(step(&r, "first")["status"], "ok", "{r}");
+    let second = step(&r, "second");
+    assert_eq!(second["status"], "failed", "zero hosts ran: not a success: {r}");
+    assert_eq!(
+        (second["hosts"][0]["status"].as_str(), second["hosts"][0]["reason"].as_str()),
+        (Some("failed"), Some("command is empty")),
+        "{r}"
+    );
+    assert_eq!((r["outcome"].as_str(), r["rollback_ran"].as_bool()), (Some("failed"), Some(true)), "{r}");
+    assert!(Path::new(&undo).exists(), "rollback did not run");
+    let _ = std::fs::remove_file(&undo);
+}

@@ -54,7 +54,7 @@ async fn authentication_methods_and_failures() {
         ("nopass", "encrypted; set key_passphrase_secret"),
     ] {
         let (state, _, _) = run(&svc, alias, "true").await;
-        let TaskState::Failed { error } = state else { panic!("{alias}: {state:?}") };
+        let TaskState::Failed { error, .. } = state else { panic!("{alias}: {state:?}") };
         assert!(error.contains("authentication as \"swtest\" failed") && error.contains(want), "{alias}: {error}");
         assert!(!error.contains("not-the-password") && !error.contains("correct horse"), "secret leaked: {error}");
     }
@@ -69,14 +69,14 @@ async fn host_keys_unknown_changed_revoked() {
     // Unknown: only h1 is listed.
     std::fs::write(&kh, original.lines().next().unwrap()).unwrap();
     let svc = service(&fleet);
-    let TaskState::Failed { error } = run(&svc, "h2", "true").await.0 else { panic!() };
+    let TaskState::Failed { error, .. } = run(&svc, "h2", "true").await.0 else { panic!() };
     assert!(
         error.contains("unknown host key for [") && error.contains("SHA256:") && error.contains(&h2_line),
         "{error}"
     );
     // Revoked: listed and revoked.
     std::fs::write(&kh, format!("{original}@revoked * {}\n", fleet.hosts[1].host_pub())).unwrap();
-    let TaskState::Failed { error } = run(&svc, "h2", "true").await.0 else { panic!() };
+    let TaskState::Failed { error, .. } = run(&svc, "h2", "true").await.0 else { panic!() };
     assert!(error.contains("is revoked by") && error.contains("line 3"), "{error}");
     // Hashed known_hosts works.
     std::fs::write(&kh, &original).unwrap();
@@ -87,7 +87,7 @@ async fn host_keys_unknown_changed_revoked() {
     std::fs::write(&kh, &original).unwrap();
     fleet.hosts[0].restart_with_new_key();
     let svc = service(&fleet);
-    let TaskState::Failed { error } = run(&svc, "h1", "true").await.0 else { panic!() };
+    let TaskState::Failed { error, .. } = run(&svc, "h1", "true").await.0 else { panic!() };
     assert!(error.contains("HOST KEY CHANGED") && error.contains("lines [1]"), "{error}");
 }
 
@@ -173,10 +173,10 @@ async fn sshd_killed_mid_command_fails_clearly_and_the_pool_recovers() {
     wait_for(|| !remote_processes(&format!("308.{tag}")).is_empty()).await;
     fleet.hosts[0].kill_with_sessions();
     let state = tokio::time::timeout(Duration::from_secs(20), task.finished()).await.unwrap();
-    let TaskState::Failed { error } = state else { panic!("{state:?}") };
+    let TaskState::Failed { error, .. } = state else { panic!("{state:?}") };
     assert!(error.contains("connection closed before the command's exit status"), "{error}");
     let _ = std::process::Command::new("pkill").args(["-u", "swtest", "-f", &format!("308.{tag}")]).status();
-    let TaskState::Failed { error } = run(&svc, "h1", "true").await.0 else { panic!("sshd is down") };
+    let TaskState::Failed { error, .. } = run(&svc, "h1", "true").await.0 else { panic!("sshd is down") };
     assert!(error.contains("connect to") && error.contains("refused"), "{error}");
     fleet.hosts[0].restart_with_new_key();
     std::fs::write(
@@ -267,4 +267,27 @@ async fn idle_connections_close_and_output_limit_kill_stops_the_command() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(svc.pool().connection_count(), 0, "idle connection not closed");
     assert_eq!(run(&svc, "h1", "echo reconnected").await.1, "reconnected\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_with_sessions_the_server_refused_still_closes_when_idle() {
+    // sshd allows 2 sessions per connection, the pool assumes 8: the slots sshd refused are
+    // given up, and the connection must still count as idle once its sessions end.
+    let fleet = Fleet::start(FleetOptions { hosts: 1, max_sessions: 2 });
+    fleet.write_config("execution:\n  connection_idle_seconds: 1\n");
+    let svc = service(&fleet);
+    let handles: Vec<_> = (0..6)
+        .map(|i| {
+            let svc = svc.clone();
+            tokio::spawn(async move { run(&svc, "h1", &format!("sleep 1; echo {i}")).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for h in handles {
+        ok += usize::from(h.await.unwrap().0 == completed(0));
+    }
+    assert!(ok >= 2, "sshd ran at least its MaxSessions at once");
+    assert!(svc.pool().connection_count() >= 1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(svc.pool().connection_count(), 0, "a connection with refused sessions was kept forever");
 }

@@ -14,6 +14,7 @@ fn spec(alias: &str, ttl: u64) -> TaskSpec {
         command_sha256: String::new(),
         host_slots: 1,
         timeout: Duration::from_secs(30),
+        stop_grace: sshwarden::tasks::STOP_GRACE,
         ttl: Duration::from_secs(ttl),
         output_cap: 1024,
         kill_on_output_limit: false,
@@ -125,4 +126,28 @@ async fn ids_are_unguessable_and_the_budget_evicts_oldest_finished_first() {
     assert!(used <= 64 * 1024 + 3 * 40 * 1024, "budget {used}");
     assert!(tasks[0].snapshot().output_evicted, "the oldest result gave up its buffers");
     assert!(!tasks[5].snapshot().output_evicted, "the newest kept its output");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_task_gets_its_own_stop_grace_not_a_fixed_six_seconds() {
+    // A runbook's rollback runs after the run's deadline: its work needs its steps' own
+    // timeouts to finish, here 20 s, far past the 6 s a single command gets to stop.
+    let tm = manager(4, 10);
+    let mut s = spec("runbook:r", 60);
+    s.timeout = Duration::from_secs(1);
+    s.stop_grace = Duration::from_secs(30);
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = finished.clone();
+    let work: Work = Box::new(move |ctx| {
+        Box::pin(async move {
+            ctx.set_running();
+            ctx.cancel.cancelled().await;
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            WorkOutcome::Exited { exit_code: Some(0), exit_signal: None }
+        })
+    });
+    let t = tm.spawn(s, work).unwrap();
+    assert_eq!(t.finished().await, TaskState::TimedOut);
+    assert!(finished.load(std::sync::atomic::Ordering::SeqCst), "the work was cut off before its end");
 }

@@ -107,7 +107,7 @@ async fn upload_download_under_files_rules() {
         ("ssh_upload", t.p("logs/x"), "policy_denied"),
         ("ssh_download", "/etc/shadow".to_owned(), "policy_denied"),
         ("ssh_download", t.p("logs/secret.key"), "policy_denied"),
-        ("ssh_download", format!("{b}/releases/../../../etc/shadow"), "invalid_input"),
+        ("ssh_download", format!("{b}/releases/../../../etc/shadow"), "policy_denied"),
         ("ssh_download", format!("{b}//releases/a.txt"), "invalid_input"),
         ("ssh_download", "releases/a.txt".to_owned(), "invalid_input"),
     ] {
@@ -124,7 +124,10 @@ async fn upload_download_under_files_rules() {
     std::os::unix::fs::symlink(t.p("outside/secret.txt"), t.p("releases/escape")).unwrap();
     std::os::unix::fs::symlink(t.p("outside"), t.p("releases/linkdir")).unwrap();
     let (err, r) = call(&client, "ssh_download", json!({ "alias": "h1", "remote_path": t.p("releases/escape") })).await;
-    assert!(err && r["message"].as_str().unwrap().contains("resolves on the host to"), "{r}");
+    assert!(
+        err && r["kind"] == "policy_denied" && r["message"].as_str().unwrap().contains("resolves on the host to"),
+        "{r}"
+    );
     let (err, r) =
         call(&client, "ssh_upload", json!({ "alias": "h1", "remote_path": t.p("releases/linkdir/x"), "content": "x" }))
             .await;
@@ -180,7 +183,8 @@ async fn upload_download_under_files_rules() {
         json!({ "alias": "h1", "remote_path": format!("{full}/current"), "local_path": transfer.join("1m.bin") }),
     )
     .await;
-    assert!(err && r["message"].as_str().unwrap().contains("SFTP write"), "{r}");
+    let msg = r["message"].as_str().unwrap();
+    assert!(err && msg.contains("SFTP write") && msg.contains("disk may be full"), "{r}");
     assert_eq!((std::fs::read_to_string(format!("{full}/current")).unwrap(), leftovers(&full)), ("old".into(), vec![]));
 
     // 256 MiB each way through local_path: equal SHA-256, server memory bounded.
@@ -256,4 +260,42 @@ async fn a_link_into_an_ask_tree_is_not_an_allow() {
     let message = r["message"].as_str().unwrap_or_default();
     assert!(err && message.contains("needs a human's approval"), "{r}");
     assert!(!Path::new(&t.p("outside/x")).exists(), "nothing was written into the ask tree");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_found_while_transferring_are_denials() {
+    let fleet = Fleet::start(FleetOptions { hosts: 2, ..Default::default() });
+    let t = Tree::new();
+    let b = t.0.display();
+    fleet.write_config(&format!(
+        "files:\n  rules:\n    - action: allow\n      read: [\"{b}/releases/**\"]\n      write: [\"{b}/releases/**\"]\n"
+    ));
+    std::fs::write(t.p("outside/secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink(t.p("outside/secret.txt"), t.p("releases/escape")).unwrap();
+    std::os::unix::fs::symlink(t.p("outside"), t.p("releases/linkdir")).unwrap();
+    let cli = |args: &[&str]| {
+        let out =
+            Command::new(mcp::BIN).arg("call").arg("--config-dir").arg(fleet.config_dir()).args(args).output().unwrap();
+        (out.status.code(), serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default())
+    };
+    // A `..` in the path and a path the host resolves outside the rules: denied, exit 3.
+    for path in [format!("{b}/releases/../outside/secret.txt"), t.p("releases/escape")] {
+        let (code, r) = cli(&["ssh_download", "alias=h1", &format!("remote_path={path}")]);
+        assert_eq!((code, r["kind"].as_str()), (Some(3), Some("policy_denied")), "{path}: {r}");
+    }
+    let (code, r) =
+        cli(&["ssh_upload", "alias=h1", &format!("remote_path={}", t.p("releases/linkdir/x")), "content=x"]);
+    assert_eq!((code, r["kind"].as_str()), (Some(3), Some("policy_denied")), "{r}");
+    // A fan-out reports those hosts as denied, not failed.
+    let (client, _) = mcp::stdio(&fleet.config_dir()).await;
+    let (_, r) = call(
+        &client,
+        "ssh_upload",
+        json!({ "target": "web", "remote_path": t.p("releases/linkdir/y"), "content": "y" }),
+    )
+    .await;
+    let statuses: Vec<&str> = r["results"].as_array().unwrap().iter().filter_map(|h| h["status"].as_str()).collect();
+    assert_eq!(statuses, ["denied", "denied"], "{r}");
+    assert!(!Path::new(&t.p("outside/x")).exists() && !Path::new(&t.p("outside/y")).exists());
+    client.cancel().await.unwrap();
 }
