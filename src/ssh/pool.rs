@@ -112,7 +112,7 @@ impl Pool {
 
     /// Runs `command` on `target` as `cred` and streams its output into `sink`.
     /// `cancel` stops it: before it starts, nothing runs; after, the remote process gets
-    /// INT, TERM, KILL and the channel is closed.
+    /// TERM, then KILL (see ARCHITECTURE.md for why not INT first), and the channel is closed.
     #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &self,
