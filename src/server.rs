@@ -247,10 +247,16 @@ async fn serve_http(svc: Arc<Service>, addr: SocketAddr, token: Secret, approver
             async move { authorize(req, next, &token, &svc).await }
         }),
     );
+    let with_approvals = approver.is_some();
     let app = match approver {
         Some(a) => app.merge(crate::approvals_http::router(svc.clone(), a)),
         None => app,
     };
+    // Added after the guards' layers, so neither needs a token: liveness tells nothing, and an
+    // unknown path is told which paths exist (not a 401 from whichever guard came last).
+    let app = app
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .fallback(move |uri: axum::http::Uri| async move { not_found(&uri, with_approvals) });
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -332,4 +338,16 @@ async fn authorize(req: Request, next: Next, token: &Secret, svc: &Service) -> R
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "unauthorized").into_response();
     }
     next.run(req).await
+}
+
+/// 404 with the paths this server answers, as JSON.
+fn not_found(uri: &axum::http::Uri, with_approvals: bool) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut paths = vec!["/mcp (MCP streamable HTTP, bearer token)", "/rpc (JSON-RPC, bearer token)", "/healthz"];
+    if with_approvals {
+        paths.push("/approvals (approver token)");
+    }
+    let hint = if uri.path() == "/" { " (MCP clients connect to /mcp)" } else { "" };
+    let body = serde_json::json!({ "error": format!("no such path: {}{hint}", uri.path()), "paths": paths });
+    (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }

@@ -339,3 +339,38 @@ fn call_prints_json_and_exits_0_ok_3_denied_4_failed() {
     assert_eq!(call(&["ssh_run", "alias=h1", "comand=true"]).0, 1, "unknown parameter is a usage error");
     assert_eq!(call(&["ssh_nope"]).0, 1);
 }
+
+/// Raw `GET path` over HTTP/1.1: the status line and the body.
+fn http_get(port: u16, path: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+/// `/healthz` needs no token; an unknown path is a 404 naming the served paths, not a 401.
+#[test]
+fn unknown_paths_are_404_with_the_served_paths_and_healthz_is_open() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let approver = fleet.path("approver-token");
+    std::fs::write(&approver, "approver-secret-0123456789abcdef").unwrap();
+    let server = http_server_with(
+        &fleet,
+        "agent-secret-0123456789abcdef",
+        &["--approver-token-file", approver.to_str().unwrap()],
+    );
+    let (status, body) = http_get(server.1, "/healthz");
+    assert!(status.contains(" 200 ") && body.contains("ok"), "{status} {body}");
+    for path in ["/", "/metrics", "/nope"] {
+        let (status, body) = http_get(server.1, path);
+        assert!(
+            status.contains(" 404 ") && body.contains("/mcp") && body.contains("/approvals"),
+            "{path}: {status} {body}"
+        );
+    }
+    let (status, _) = http_get(server.1, "/approvals");
+    assert!(status.contains(" 401 "), "/approvals still needs the approver token: {status}");
+}
