@@ -344,7 +344,14 @@ pub fn list_tasks(svc: &Service, p: ListTasksParams) -> CallToolResult {
         .into_iter()
         .filter(|s| p.alias.as_ref().is_none_or(|a| *a == s.alias))
         .filter(|s| p.state.as_ref().is_none_or(|st| st == s.state.name()))
-        .map(|s| serde_json::to_value(s).unwrap_or_default())
+        .map(|s| {
+            let mut row = serde_json::to_value(s).unwrap_or_default();
+            // One type for every row, lost ones included: RFC 3339 text (a finished or queued
+            // task: when it was created).
+            let started = row["started_at"].as_u64().or(row["created_at_ms"].as_u64()).map(super::tasks_ext::iso);
+            row["started_at"] = json!(started);
+            row
+        })
         .collect();
     if p.state.as_deref().is_none_or(|s| s == "lost") {
         tasks.extend(

@@ -42,7 +42,8 @@ pub struct McpTasks {
     fanouts: Arc<DashMap<String, Arc<FanoutTask>>>,
 }
 
-fn iso(ms: u64) -> String {
+/// Milliseconds since the epoch as RFC 3339 text.
+pub(super) fn iso(ms: u64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())

@@ -374,3 +374,22 @@ fn unknown_paths_are_404_with_the_served_paths_and_healthz_is_open() {
     let (status, _) = http_get(server.1, "/approvals");
     assert!(status.contains(" 401 "), "/approvals still needs the approver token: {status}");
 }
+
+/// `ssh_list_tasks`: `started_at` is RFC 3339 text in every row, finished or running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_tasks_carry_started_at_as_rfc3339() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let (client, _) = mcp::stdio(&fleet.config_dir()).await;
+    let (err, r) = call(&client, "ssh_run", json!({ "alias": "h1", "command": "echo listed" })).await;
+    assert!(!err, "{r}");
+    let (err, r) = call(&client, "ssh_run_async", json!({ "alias": "h1", "command": "sleep 0.5" })).await;
+    assert!(!err, "{r}");
+    let (_, list) = call(&client, "ssh_list_tasks", json!({})).await;
+    let rows = list["tasks"].as_array().unwrap();
+    assert!(rows.len() >= 2, "{list}");
+    for row in rows {
+        let at = row["started_at"].as_str().unwrap_or_default();
+        assert!(at.len() >= 20 && at.contains('T'), "started_at must be RFC 3339 text: {row}");
+    }
+    client.cancel().await.unwrap();
+}
