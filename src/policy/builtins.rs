@@ -47,9 +47,44 @@ const RUN_CHANGING: &[&str] = &[
     "RUBYOPT",
     "RUBYLIB",
     "_",
+    // Variables bash evaluates as arithmetic (or treats specially) when assigned or read:
+    // a value like `a[$(id)]` runs `id`.
+    "OPTIND",
+    "OPTERR",
+    "SECONDS",
+    "RANDOM",
+    "SRANDOM",
+    "LINENO",
+    "FUNCNEST",
+    "HISTCMD",
+    "HISTSIZE",
+    "HISTFILESIZE",
+    "HISTFILE",
+    "TMOUT",
+    "MAILCHECK",
+    "COLUMNS",
+    "LINES",
+    "BASH_ARGV0",
+    "BASH_ARGC",
+    "BASH_ARGV",
+    "BASH_REMATCH",
+    "BASH_CMDS",
+    "BASH_ALIASES",
+    "EPOCHSECONDS",
+    "EPOCHREALTIME",
+    "INPUTRC",
+    "PROMPT_DIRTRIM",
+    "TIMEFORMAT",
+    "FIGNORE",
+    "HOSTFILE",
+    "MAIL",
+    "MAILPATH",
+    "OLDPWD",
+    "PWD",
 ];
 /// Prefixes of the same kind (the dynamic loader, exported functions, interpreters' hooks).
-const RUN_CHANGING_PREFIXES: &[&str] = &["LD_", "BASH_FUNC_", "DYLD_", "GIT_", "PYTHON", "GCONV_", "LOCPATH"];
+const RUN_CHANGING_PREFIXES: &[&str] =
+    &["LD_", "BASH_FUNC_", "DYLD_", "GIT_", "PYTHON", "GCONV_", "LOCPATH", "COMP_", "READLINE_"];
 
 /// Whether `name` may be assigned: an identifier, and not one that changes what runs.
 pub fn assignable(name: &str) -> Result<(), ShellError> {
@@ -82,7 +117,8 @@ pub fn judge(name: &str, rest: &[ShellWord]) -> Result<Option<Construct>, ShellE
         "declare" | "typeset" | "local" | "export" | "readonly" => declare(rest).map(Some),
         "read" => names_after_options(rest, "adnNptui", &["a"]).map(Some),
         "mapfile" | "readarray" => {
-            if rest.iter().any(|w| w.text().starts_with("-C") || w.text().starts_with("-c")) {
+            // `-C` anywhere in a cluster (`-tC cb`) names a callback.
+            if rest.iter().any(|w| w.text().starts_with('-') && w.text().contains('C')) {
                 return Err(ShellError::Opaque(format!("`{name} -C` runs a callback policy cannot read")));
             }
             names_after_options(rest, "dnOsuCc", &[]).map(Some)
