@@ -245,6 +245,7 @@ impl Walker {
         for item in suffix {
             self.item(item, depth, &mut cmd)?;
         }
+        varname_redirects(s, &mut cmd)?;
         if let Some(first) = cmd.argv.first()
             && (first.literal.is_none() || first.expands)
         {
@@ -371,6 +372,31 @@ impl Walker {
             extglob: facts.extglob,
         })
     }
+}
+
+/// `{name}>file` assigns a file descriptor number to `name` (and evaluates a subscript in it,
+/// `{a[_]}>…` running whatever `$_` holds). brush-parser reads `{name}` as a word, so a
+/// `{…}` word in a command with a redirection is judged as that assignment.
+fn varname_redirects(s: &ast::SimpleCommand, cmd: &mut SimpleCmd) -> Result<(), ShellError> {
+    let items = s.prefix.iter().flat_map(|p| p.0.iter()).chain(s.suffix.iter().flat_map(|p| p.0.iter()));
+    if !items.clone().any(|i| matches!(i, Item::IoRedirect(_))) {
+        return Ok(());
+    }
+    for (i, word) in cmd.argv.iter().enumerate() {
+        let Some(name) = word.raw.strip_prefix('{').and_then(|r| r.strip_suffix('}')) else { continue };
+        if word.braces {
+            continue;
+        }
+        if i == 0 {
+            return Err(ShellError::Opaque(format!(
+                "`{}` before the command is a `{{name}}>` redirection, not evaluated by policy",
+                word.raw
+            )));
+        }
+        builtins::assignable(name)?;
+        push_unique(&mut cmd.constructs, Construct::VariableAssignment);
+    }
+    Ok(())
 }
 
 fn push_unique(v: &mut Vec<Construct>, c: Construct) {

@@ -82,6 +82,10 @@ const SEEDS: &[&str] = &[
     "for LINENO in 'a[$(id)]'; do true; done",
     "mapfile -tC id -c 1 arr <<< x",
     "mapfile -C id -c 1 arr <<< x",
+    "echo 'b[$(id)]'; true {a[_]}>/dev/null",
+    "echo 'b[$(id)]'; {a[_]}>/dev/null true",
+    "echo 'b[$(id)]'; uptime {a[_]}</dev/null",
+    "true {PATH}>/dev/null; uptime",
     "f() { echo $(($1)); }; f 'a[$(id)]'",
     "uptime() { id; }; uptime",
     "watch --exec id",
@@ -412,6 +416,7 @@ fn every_named_bypass_class_is_refused_and_the_overblocks_are_allowed() {
         (".//uptime", "no allow rule"),
         ("/bin/df", "deny"),
         ("echo $\"x\"", "locale_string"),
+        ("echo 'b[$(id)]'; uptime {a[_]}>/dev/null", "subscript"),
     ];
     let mut wrong = Vec::new();
     for (command, why) in refused {
