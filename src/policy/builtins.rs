@@ -187,6 +187,12 @@ fn declare(rest: &[ShellWord]) -> Result<Construct, ShellError> {
             continue;
         }
         assignable(assigned_name(raw))?;
+        // `a=([i]=v)`: every subscript of a compound assignment is evaluated as arithmetic.
+        if raw.split_once('=').is_some_and(|(_, value)| value.starts_with('(')) {
+            return Err(ShellError::Opaque(format!(
+                "`{raw}` is a compound array assignment, whose subscripts bash evaluates as code; policy refuses it"
+            )));
+        }
     }
     Ok(Construct::VariableAssignment)
 }

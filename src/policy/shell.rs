@@ -232,6 +232,12 @@ impl Walker {
             match item {
                 Item::AssignmentWord(_, w) => {
                     builtins::assignable(builtins::assigned_name(&w.value))?;
+                    if w.value.split_once('=').is_some_and(|(_, v)| v.starts_with('(')) {
+                        return Err(ShellError::Opaque(format!(
+                            "`{}` is a compound array assignment, whose subscripts bash evaluates as code",
+                            w.value
+                        )));
+                    }
                     push_unique(&mut cmd.constructs, Construct::EnvAssignment);
                     self.word(&w.value, depth, &mut cmd.constructs)?;
                 }

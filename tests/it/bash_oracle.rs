@@ -86,6 +86,8 @@ const SEEDS: &[&str] = &[
     "echo 'b[$(id)]'; {a[_]}>/dev/null true",
     "echo 'b[$(id)]'; uptime {a[_]}</dev/null",
     "true {PATH}>/dev/null; uptime",
+    "echo 'b[$(id)]'; declare a=([_]=1)",
+    "echo 'b[$(id)]'; local a=([_]=1)",
     "f() { echo $(($1)); }; f 'a[$(id)]'",
     "uptime() { id; }; uptime",
     "watch --exec id",
