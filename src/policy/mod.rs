@@ -12,6 +12,7 @@
 mod builtins;
 pub mod files;
 mod getopt;
+mod interpreters;
 pub mod paths;
 mod rules;
 pub mod shell;

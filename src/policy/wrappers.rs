@@ -8,7 +8,7 @@
 
 use super::getopt::{self, Spec};
 use super::shell::ShellWord;
-use super::{Construct, builtins};
+use super::{Construct, builtins, interpreters};
 
 /// What a command really runs, as far as the policy can tell.
 #[derive(Debug)]
@@ -110,21 +110,7 @@ pub fn unwrap(argv: &[ShellWord]) -> Unwrapped {
             1,
             None,
         ),
-        "xargs" => inner(
-            base,
-            rest,
-            &Spec {
-                short_flags: "0rtpx",
-                short_valued: "ILnPdEsa",
-                short_optional: "eil",
-                long_flags: &["null", "no-run-if-empty", "verbose", "interactive", "exit"],
-                long_valued: &["max-args", "max-procs", "delimiter", "max-chars", "arg-file", "max-lines"],
-                long_optional: &["replace", "eof"],
-                ..Spec::default()
-            },
-            0,
-            Some(Construct::Xargs),
-        ),
+        "xargs" => xargs(rest),
         "busybox" => match rest.first() {
             Some(_) => Unwrapped::Inner { argv: rest.to_vec(), construct: None },
             None => Unwrapped::Plain(None),
@@ -134,7 +120,7 @@ pub fn unwrap(argv: &[ShellWord]) -> Unwrapped {
         "watch" => watch(rest),
         b if PRIVILEGE.contains(&b) => privilege(b, rest),
         b if SHELLS.contains(&b) => shell(b, rest),
-        b if is_interpreter(b) => interpreter(b, rest),
+        b if interpreters::is_interpreter(b) => interpreters::interpreter(b, rest),
         "find" => {
             let runs = rest.iter().any(|w| matches!(w.text(), "-exec" | "-execdir" | "-ok" | "-okdir"));
             Unwrapped::Plain(runs.then_some(Construct::InterpreterCode))
@@ -165,6 +151,42 @@ fn inner(program: &str, rest: &[ShellWord], spec: &Spec, positional: usize, cons
 fn options(program: &str, spec: &Spec, args: &[ShellWord]) -> Result<getopt::Parsed, Unwrapped> {
     getopt::parse(program, spec, args)
         .map_err(|why| Unwrapped::Opaque(format!("{why}; policy cannot see what it runs")))
+}
+
+/// `xargs`: what follows its options runs with arguments from input. With `-I R`/`-i`/
+/// `--replace`, input replaces `R` inside the words: such a word is computed at run time
+/// (`xargs -I% sh -c %` runs input as code), so it loses its literal text.
+fn xargs(rest: &[ShellWord]) -> Unwrapped {
+    let spec = Spec {
+        short_flags: "0rtpx",
+        short_valued: "ILnPdEsa",
+        short_optional: "eil",
+        long_flags: &["null", "no-run-if-empty", "verbose", "interactive", "exit"],
+        long_valued: &["max-args", "max-procs", "delimiter", "max-chars", "arg-file", "max-lines"],
+        long_optional: &["replace", "eof"],
+        ..Spec::default()
+    };
+    let parsed = match options("xargs", &spec, rest) {
+        Ok(p) => p,
+        Err(refused) => return refused,
+    };
+    let replace = parsed.options.iter().find_map(|(name, value)| match (name.as_str(), value.as_deref()) {
+        ("I", Some(r)) => Some(r.to_owned()),
+        ("i" | "replace", None | Some("")) => Some("{}".to_owned()),
+        ("i" | "replace", Some(r)) => Some(r.to_owned()),
+        _ => None,
+    });
+    let Some(argv) = rest.get(parsed.operands..).filter(|a| !a.is_empty()) else {
+        return Unwrapped::Plain(Some(Construct::Xargs));
+    };
+    let argv = argv
+        .iter()
+        .map(|w| match &replace {
+            Some(r) if !r.is_empty() && w.text().contains(r.as_str()) => ShellWord { literal: None, ..w.clone() },
+            _ => w.clone(),
+        })
+        .collect();
+    Unwrapped::Inner { argv, construct: Some(Construct::Xargs) }
 }
 
 fn env(rest: &[ShellWord]) -> Unwrapped {
@@ -347,41 +369,4 @@ fn code_of(word: &ShellWord, construct: Option<Construct>) -> Unwrapped {
         Some(code) => Unwrapped::Code { code: code.clone(), construct },
         None => Unwrapped::Opaque("shell code computed at run time is not evaluated by policy".into()),
     }
-}
-
-fn is_interpreter(base: &str) -> bool {
-    let stem = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    matches!(
-        stem,
-        "python"
-            | "perl"
-            | "ruby"
-            | "node"
-            | "nodejs"
-            | "php"
-            | "lua"
-            | "luajit"
-            | "tclsh"
-            | "Rscript"
-            | "awk"
-            | "gawk"
-            | "mawk"
-            | "nawk"
-            | "osascript"
-            | "pwsh"
-            | "deno"
-            | "bun"
-    )
-}
-
-/// Interpreters given code on the command line run something policy cannot read.
-fn interpreter(base: &str, rest: &[ShellWord]) -> Unwrapped {
-    let awk = base.ends_with("awk");
-    let code_flag = rest.iter().any(|w| {
-        let t = w.text();
-        matches!(t, "-c" | "-e" | "-E" | "-r" | "-p" | "--eval" | "--print" | "-m")
-            || (t.starts_with('-') && !t.starts_with("--") && (t.contains('c') || t.contains('e')) && !awk)
-    });
-    let awk_program = awk && !rest.iter().any(|w| w.text() == "-f");
-    Unwrapped::Plain((code_flag || awk_program).then_some(Construct::InterpreterCode))
 }

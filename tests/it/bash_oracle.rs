@@ -497,3 +497,19 @@ fn rendered_runbook_values_are_exactly_the_words_given() {
         assert!(Template::parse(bad).is_err(), "{bad} must be refused at load time");
     }
 }
+
+/// `xargs -I R`: input replaces R inside the words, so a word holding R is computed (the
+/// recorders cannot show this: xargs itself is a recorder in the sandbox).
+#[test]
+fn xargs_replacement_makes_its_words_computed() {
+    let cfg = policy("rules:\n  - {id: any, action: allow, commands: [\"*\"], allow_constructs: [xargs]}\n");
+    let subject = Subject { alias: "web1", tags: &["web".to_owned()], deny_substrings: &[] };
+    for command in
+        ["echo id | xargs -I% sh -c %", "echo id | xargs -i sh -c '{}'", "echo id | xargs --replace=@ sh -c @"]
+    {
+        let d = policy::evaluate(&cfg.policy.rules, &subject, command);
+        assert!(!d.allowed && d.reason.contains("computed"), "{command}: {d:?}");
+    }
+    let d = policy::evaluate(&cfg.policy.rules, &subject, "echo a | xargs -I% echo %");
+    assert!(d.allowed, "a replaced argument is still just an argument: {d:?}");
+}
