@@ -304,28 +304,14 @@ impl Walker {
                 T::Fd(_) => {}
                 T::Duplicate(w) => {
                     let word = self.word(&w.value, depth, out)?;
-                    // `>&/dev/null` is `>/dev/null 2>&1`.
-                    let is_fd = word
-                        .literal
-                        .as_deref()
-                        .is_some_and(|t| t == "-" || t == "/dev/null" || t.chars().all(|c| c.is_ascii_digit()));
-                    if !is_fd {
-                        push_unique(out, Construct::OutputRedirect);
-                    }
+                    duplicate_target(&word, out)?;
                 }
                 T::Filename(w) => {
                     let word = self.word(&w.value, depth, out)?;
                     let construct = match kind {
                         _ if word.literal.as_deref() == Some("/dev/null") => return Ok(()),
                         K::Read => Construct::InputRedirect,
-                        K::DuplicateInput | K::DuplicateOutput
-                            if word
-                                .literal
-                                .as_deref()
-                                .is_some_and(|t| t.chars().all(|c| c.is_ascii_digit() || c == '-')) =>
-                        {
-                            return Ok(());
-                        }
+                        K::DuplicateInput | K::DuplicateOutput => return duplicate_target(&word, out),
                         _ if word.literal.as_deref() == Some("/dev/null") => return Ok(()),
                         _ => Construct::OutputRedirect,
                     };
@@ -378,6 +364,29 @@ impl Walker {
             extglob: facts.extglob,
         })
     }
+}
+
+/// The word after `>&`/`<&`: a file descriptor number (`2`, `3-` moves it), `-` (close),
+/// `/dev/null`, or a plain file name (an output redirection). Bash evaluates a subscript in
+/// it first (`>&'a[$(id)]'` runs `id`; so can `>&$_`), so a `[` or a computed word is
+/// refused, however the rules read redirections.
+fn duplicate_target(word: &ShellWord, out: &mut Vec<Construct>) -> Result<(), ShellError> {
+    let fd = word.literal.as_deref().is_some_and(|t| {
+        let digits = t.strip_suffix('-').unwrap_or(t);
+        t == "-" || t == "/dev/null" || (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()))
+    });
+    if fd {
+        return Ok(());
+    }
+    // `>& file` is `&> file`: an output redirection, as long as nothing in it is evaluated.
+    if word.literal.as_deref().is_some_and(|t| !t.contains('[')) && !word.expands {
+        push_unique(out, Construct::OutputRedirect);
+        return Ok(());
+    }
+    Err(ShellError::Opaque(format!(
+        "`>&{}`/`<&{}` is not a file descriptor number: bash evaluates it as an expression; write `>file 2>&1`",
+        word.raw, word.raw
+    )))
 }
 
 /// `{name}>file` assigns a file descriptor number to `name` (and evaluates a subscript in it,

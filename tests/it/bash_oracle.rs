@@ -87,6 +87,10 @@ const SEEDS: &[&str] = &[
     "echo 'b[$(id)]'; uptime {a[_]}</dev/null",
     "true {PATH}>/dev/null; uptime",
     "echo 'b[$(id)]'; declare a=([_]=1)",
+    "true >&'a[$(id)]'",
+    "true <&'a[$(id)]'",
+    "echo 'a[$(id)]'; true 2>&$_",
+    "true 1>&'a[$(id)]'-",
     "echo 'b[$(id)]'; local a=([_]=1)",
     "f() { echo $(($1)); }; f 'a[$(id)]'",
     "uptime() { id; }; uptime",
@@ -418,6 +422,7 @@ fn every_named_bypass_class_is_refused_and_the_overblocks_are_allowed() {
         (".//uptime", "no allow rule"),
         ("/bin/df", "deny"),
         ("echo $\"x\"", "locale_string"),
+        ("echo 'a[$(id)]'; uptime >&$_", "file descriptor"),
         ("echo 'b[$(id)]'; uptime {a[_]}>/dev/null", "subscript"),
     ];
     let mut wrong = Vec::new();
