@@ -81,10 +81,21 @@ const RUN_CHANGING: &[&str] = &[
     "MAILPATH",
     "OLDPWD",
     "PWD",
+    // Locale: a multibyte charset (GBK) turns `中\;` into one character and a live `;`.
+    "LANG",
+    "LANGUAGE",
+    // Programs that run a command named by their environment.
+    "SUDO_ASKPASS",
+    "SSH_ASKPASS",
+    "TAR_OPTIONS",
+    "OPENSSL_CONF",
+    "LUA_INIT",
+    "LESS",
+    "LESSKEY",
 ];
 /// Prefixes of the same kind (the dynamic loader, exported functions, interpreters' hooks).
 const RUN_CHANGING_PREFIXES: &[&str] =
-    &["LD_", "BASH_FUNC_", "DYLD_", "GIT_", "PYTHON", "GCONV_", "LOCPATH", "COMP_", "READLINE_"];
+    &["LD_", "BASH", "DYLD_", "GIT_", "PYTHON", "GCONV_", "LOCPATH", "COMP_", "READLINE_", "LC_", "LUA_INIT"];
 
 /// Whether `name` may be assigned: an identifier, and not one that changes what runs.
 pub fn assignable(name: &str) -> Result<(), ShellError> {
@@ -132,6 +143,16 @@ pub fn judge(name: &str, rest: &[ShellWord]) -> Result<Option<Construct>, ShellE
         "unset" => names_after_options(rest, "", &[]).map(Some),
         "printf" | "wait" => option_named_variable(name, rest),
         "test" | "[" => {
+            // A computed word may turn into `-v` at run time (`${x:--v}`): then the next word
+            // is a name bash evaluates.
+            for pair in rest.windows(2) {
+                if pair[0].literal.is_none() && (pair[1].literal.is_none() || pair[1].raw.contains('[')) {
+                    return Err(ShellError::Opaque(format!(
+                        "`{}` is computed at run time and could be the option `-v`, naming `{}` for bash to evaluate",
+                        pair[0].raw, pair[1].raw
+                    )));
+                }
+            }
             for pair in rest.windows(2) {
                 if matches!(pair[0].text(), "-v" | "-R") {
                     assignable_or_reading(&literal(&pair[1])?)?;
@@ -152,6 +173,20 @@ pub fn judge(name: &str, rest: &[ShellWord]) -> Result<Option<Construct>, ShellE
         }
         // These define code to run later or change which program a name runs.
         "alias" | "fc" | "bind" | "complete" | "compgen" | "enable" | "hash" => Ok(Some(Construct::Eval)),
+        // `set -k` makes every NAME=value argument an assignment; posix mode and
+        // `expand_aliases` make aliases (data) into code.
+        "set"
+            if rest.iter().any(|w| {
+                let t = w.text();
+                (t.starts_with(['-', '+']) && !t.starts_with("--") && t.contains('k'))
+                    || matches!(t, "keyword" | "posix")
+            }) =>
+        {
+            Ok(Some(Construct::Eval))
+        }
+        "shopt" if rest.iter().any(|w| w.text() == "expand_aliases") => Ok(Some(Construct::Eval)),
+        // `jobs -x CMD` runs CMD.
+        "jobs" if rest.iter().any(|w| w.text().starts_with('-') && w.text().contains('x')) => Ok(Some(Construct::Eval)),
         "unalias" | "shopt" | "set" | "cd" | "pushd" | "popd" | "ulimit" | "umask" | "shift" => {
             Ok(Some(Construct::ShellState))
         }
@@ -236,6 +271,12 @@ fn names_after_options(rest: &[ShellWord], valued: &str, named: &[&str]) -> Resu
 /// `printf -v NAME`, `wait -p NAME`: an option that names a variable to set.
 fn option_named_variable(name: &str, rest: &[ShellWord]) -> Result<Option<Construct>, ShellError> {
     let flag = if name == "printf" { 'v' } else { 'p' };
+    if rest.first().is_some_and(|w| w.literal.is_none()) && rest.len() > 1 {
+        return Err(ShellError::Opaque(format!(
+            "`{name}`'s first word `{}` is computed at run time and could be an option naming a variable",
+            rest[0].raw
+        )));
+    }
     let mut found = false;
     for (i, w) in rest.iter().enumerate() {
         let text = w.text();

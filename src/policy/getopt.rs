@@ -45,11 +45,9 @@ pub fn parse(program: &str, spec: &Spec, args: &[ShellWord]) -> Result<Parsed, S
     let mut parsed = Parsed::default();
     let mut i = 0;
     while let Some(word) = args.get(i) {
+        // A computed word here may be an option at run time (`${x:--c}`): refused.
         let Some(text) = word.literal.as_deref() else {
-            if word.raw.starts_with(['-', '+']) || word.raw.starts_with("\"-") || word.raw.starts_with("'-") {
-                return Err(format!("option `{}` of `{program}` is computed at run time", word.raw));
-            }
-            break;
+            return Err(format!("`{}` in `{program}`'s option position is computed at run time", word.raw));
         };
         if text == "--" {
             i += 1;

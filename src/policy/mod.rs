@@ -287,6 +287,16 @@ impl<'a> Judge<'a> {
             return Err(denied("too many nested command wrappers".into(), None));
         }
         self.judged.push(argv.clone());
+        // Also after a wrapper is peeled: `command ${x:-id}` runs a computed name.
+        if let Some(first) = argv.first().filter(|w| w.literal.is_none() || w.expands) {
+            return Err(denied(
+                format!(
+                    "command name `{}` is computed at run time (expansion, substitution, glob or brace)",
+                    first.raw
+                ),
+                None,
+            ));
+        }
         if let Some(hit) = substrings::find_denied(self.deny_substrings, &text) {
             return Err(denied(format!("`{text}` contains deny_substrings entry {hit:?}"), None));
         }

@@ -79,8 +79,13 @@ pub fn simple_commands(src: &str) -> Result<Vec<SimpleCmd>, ShellError> {
             return Err(ShellError::TooDeep);
         }
     }
-    let mut walker =
-        Walker { out: Vec::new(), opts: ParserOptions::default(), source: String::new(), functions: Vec::new() };
+    let mut walker = Walker {
+        out: Vec::new(),
+        opts: ParserOptions::default(),
+        source: String::new(),
+        functions: Vec::new(),
+        substitutions: 0,
+    };
     walker.program(src, 0, &[])?;
     // Function bodies come last: a call to an unknown function name is the plainer reason.
     while let Some((body, depth, inherited)) = walker.functions.pop() {
@@ -96,6 +101,8 @@ struct Walker {
     source: String,
     /// Function bodies, judged after everything else with `function_definition`.
     functions: Vec<(CompoundCommand, usize, Vec<Construct>)>,
+    /// How many substitutions enclose what is being walked.
+    substitutions: usize,
 }
 
 impl Walker {
@@ -278,7 +285,10 @@ impl Walker {
             Item::IoRedirect(r) => self.redirect(r, depth, &mut cmd.constructs)?,
             Item::ProcessSubstitution(_, sub) => {
                 push_unique(&mut cmd.constructs, Construct::ProcessSubstitution);
-                self.list(&sub.list, depth + 1, &[])?;
+                self.substitutions += 1;
+                let walked = self.list(&sub.list, depth + 1, &[]);
+                self.substitutions -= 1;
+                walked?;
                 // The command receives a `/dev/fd/N` argument in its place.
                 // Its raw text is empty so the text globs and messages see stays as written.
                 cmd.argv.push(ShellWord {
@@ -326,11 +336,25 @@ impl Walker {
             }
             ast::IoRedirect::HereDocument(_, doc) => {
                 push_unique(out, Construct::Heredoc);
+                // Inside `$(…)` bash ends the document at `EOF)`; the parser does not.
+                if self.substitutions > 0 {
+                    return Err(ShellError::Opaque(
+                        "a here-document inside a command substitution is not evaluated by policy".into(),
+                    ));
+                }
+                // A body line that only starts with the delimiter (`EOF)` inside `$(…)`) may
+                // end the document where bash sees it, not where the parser did.
+                let end = doc.here_end.value.trim_matches(['\'', '"']);
+                if doc.doc.value.lines().any(|l| l.trim_start_matches('\t').starts_with(end)) {
+                    return Err(ShellError::Opaque(format!(
+                        "a here-document line starts with its delimiter `{end}`; policy cannot say where bash ends it"
+                    )));
+                }
                 // The body is read like "…" but a `"` in it is a character: rather than
-                // re-quote it, refuse the expansions that run code.
-                if doc.requires_expansion
-                    && (doc.doc.value.contains("$(") || doc.doc.value.contains(['`']) || doc.doc.value.contains("${"))
-                {
+                // re-quote it, refuse the expansions that run code (and backslash-newlines,
+                // which join lines into them).
+                let body = &doc.doc.value;
+                if doc.requires_expansion && ["$(", "`", "${", "$[", "\\\n"].iter().any(|p| body.contains(p)) {
                     return Err(ShellError::Opaque(
                         "a here-document with substitutions or `${…}` is not evaluated by policy; quote its delimiter (<<'EOF')".into(),
                     ));
@@ -354,7 +378,10 @@ impl Walker {
             push_unique(out, c);
         }
         for code in &facts.code {
-            self.program(code, depth + 1, &[])?;
+            self.substitutions += 1;
+            let walked = self.program(code, depth + 1, &[]);
+            self.substitutions -= 1;
+            walked?;
         }
         Ok(ShellWord {
             literal: facts.literal,

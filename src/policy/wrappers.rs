@@ -274,6 +274,12 @@ fn privilege(name: &str, rest: &[ShellWord]) -> Unwrapped {
 }
 
 fn su(rest: &[ShellWord]) -> Unwrapped {
+    // su runs the last `-c` with the shell `-s` names: neither is for policy to guess.
+    let commands =
+        rest.iter().filter(|w| matches!(w.text(), "-c" | "--command") || w.text().starts_with("--command=")).count();
+    if commands > 1 || rest.iter().any(|w| matches!(w.text(), "-s" | "--shell") || w.text().starts_with("--shell=")) {
+        return Unwrapped::Opaque("`su` with `-s` or several `-c` is not evaluated by policy".into());
+    }
     let pos = rest.iter().position(|w| matches!(w.text(), "-c" | "--command"));
     match pos.and_then(|p| rest.get(p + 1)) {
         Some(code) => code_of(code, Some(Construct::Privilege)),
