@@ -343,6 +343,10 @@ fn shell(name: &str, rest: &[ShellWord]) -> Unwrapped {
         Ok(p) => p,
         Err(refused) => return refused,
     };
+    // An interactive shell first runs ~/.bashrc (or $ENV): code policy never sees.
+    if parsed.has("i") {
+        return Unwrapped::Opaque(format!("`{name} -i` runs the user's rc file first; policy cannot see it"));
+    }
     if parsed.has("c") {
         return match rest.get(parsed.operands) {
             Some(code) => code_of(code, None),

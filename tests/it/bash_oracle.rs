@@ -448,6 +448,9 @@ fn every_named_bypass_class_is_refused_and_the_overblocks_are_allowed() {
         ("/bin/df", "deny"),
         ("echo $\"x\"", "locale_string"),
         ("echo 'a[$(id)]'; uptime >&$_", "file descriptor"),
+        ("sh -ic uptime", "rc file"),
+        ("command ${x:-uptime}", "computed"),
+        ("test ${x:--v} 'a[$(id)]'", "computed"),
         ("echo 'b[$(id)]'; uptime {a[_]}>/dev/null", "subscript"),
     ];
     let mut wrong = Vec::new();
