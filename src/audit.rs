@@ -303,33 +303,3 @@ pub(crate) fn verify_lines(
     }
     Ok(count)
 }
-
-/// `sshwarden audit verify FILE` / `--from-syslog FILE [--app-name N] [--against FILE]`.
-pub fn verify_command(file: Option<&Path>, from_syslog: Option<&Path>, app_name: &str, against: Option<&Path>) -> u8 {
-    let result = match (file, from_syslog) {
-        (_, Some(remote)) => crate::audit_copy::verify_copy(remote, app_name, against).and_then(|r| {
-            let skipped = format!("{} line(s) from other programs or without a record skipped", r.skipped);
-            match r.missing.as_slice() {
-                [] => Ok((r.records, skipped)),
-                missing => Err(format!(
-                    "{} record(s) of the audit file are missing from the copy (first: seq {}); {skipped}",
-                    missing.len(),
-                    missing[0]
-                )),
-            }
-        }),
-        (Some(path), None) => verify(path).map(|n| (n, String::new())),
-        (None, None) => Err("name an audit file or --from-syslog FILE".into()),
-    };
-    match result {
-        Ok((n, note)) => {
-            let note = if note.is_empty() { String::new() } else { format!("; {note}") };
-            let _ = writeln!(std::io::stdout(), "ok: {n} records, chain intact{note}");
-            0
-        }
-        Err(e) => {
-            eprintln!("audit chain broken: {e}");
-            2
-        }
-    }
-}

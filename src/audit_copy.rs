@@ -2,12 +2,12 @@
 //! (its APP-NAME) are records, lines of other programs are skipped and counted, and with
 //! the original audit file at hand every record of the file must be in the copy.
 //!
-//! Owns: `verify_copy` (`sshwarden audit verify --from-syslog FILE [--app-name N]
-//! [--against AUDIT_FILE]`). Never writes either file.
+//! Owns: `verify_copy` and the `sshwarden audit verify` command (`FILE`, or `--from-syslog
+//! FILE [--app-name N] [--against AUDIT_FILE]`). Never writes either file.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
 use serde_json::Value;
@@ -72,6 +72,36 @@ pub fn verify_copy(path: &Path, app_name: &str, against: Option<&Path>) -> Resul
         }
     }
     Ok(report)
+}
+
+/// `sshwarden audit verify FILE` / `--from-syslog FILE [--app-name N] [--against FILE]`.
+pub fn verify_command(file: Option<&Path>, from_syslog: Option<&Path>, app_name: &str, against: Option<&Path>) -> u8 {
+    let result = match (file, from_syslog) {
+        (_, Some(remote)) => verify_copy(remote, app_name, against).and_then(|r| {
+            let skipped = format!("{} line(s) from other programs or without a record skipped", r.skipped);
+            match r.missing.as_slice() {
+                [] => Ok((r.records, skipped)),
+                missing => Err(format!(
+                    "{} record(s) of the audit file are missing from the copy (first: seq {}); {skipped}",
+                    missing.len(),
+                    missing[0]
+                )),
+            }
+        }),
+        (Some(path), None) => crate::audit::verify(path).map(|n| (n, String::new())),
+        (None, None) => Err("name an audit file or --from-syslog FILE".into()),
+    };
+    match result {
+        Ok((n, note)) => {
+            let note = if note.is_empty() { String::new() } else { format!("; {note}") };
+            let _ = writeln!(std::io::stdout(), "ok: {n} records, chain intact{note}");
+            0
+        }
+        Err(e) => {
+            eprintln!("audit chain broken: {e}");
+            2
+        }
+    }
 }
 
 #[cfg(test)]

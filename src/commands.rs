@@ -13,7 +13,7 @@ use crate::config::{self, Config, Dirs, Severity};
 use crate::net::HickoryResolver;
 use crate::select;
 
-pub use crate::audit::verify_command as audit_verify;
+pub use crate::audit_copy::verify_command as audit_verify;
 pub use crate::call::call;
 pub use crate::server::serve;
 
