@@ -112,10 +112,9 @@ impl Matcher {
         let Some((first, args)) = argv.split_first() else {
             return Ok(false);
         };
+        // A command word with `/` is a path to an executable (perhaps one just uploaded): it
+        // is compared as written, so `./uptime` matches only a rule naming `./uptime`.
         let name = first.literal.as_deref();
-        // A command word with `/` is a path to an executable (perhaps one just uploaded):
-        // only a rule that names a path can match it.
-        let names_path = |written: &str| written.contains('/') || !name.is_some_and(|n| n.contains('/'));
         match self {
             Matcher::Globs(patterns) => {
                 let text = if patterns.iter().any(|p| p.source.contains('/')) {
@@ -125,8 +124,7 @@ impl Matcher {
                 };
                 Ok(patterns.iter().any(|p| p.matches(&text)))
             }
-            Matcher::Simple { binaries, max_args } => Ok(name
-                .is_some_and(|n| binaries.iter().any(|b| b == n && names_path(b)))
+            Matcher::Simple { binaries, max_args } => Ok(name.is_some_and(|n| binaries.iter().any(|b| b == n))
                 && max_args.is_none_or(|max| args.len() <= max as usize)),
             Matcher::Structured { binary, arg_prefix, path_args, allow_extra_args } => {
                 if name != Some(binary.as_str()) || args.len() < arg_prefix.len() {

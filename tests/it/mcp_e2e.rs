@@ -232,18 +232,26 @@ pub fn http_server(fleet: &Fleet, token: &str) -> Server {
 
 /// `http_server` with more `serve` arguments (e.g. `--approver-token-file`).
 pub fn http_server_with(fleet: &Fleet, token: &str, extra: &[&str]) -> Server {
+    http_server_logging(fleet, token, extra, None)
+}
+
+/// `http_server_with`, with INFO logs written to `log` when given (WARN to stderr otherwise).
+pub fn http_server_logging(fleet: &Fleet, token: &str, extra: &[&str], log: Option<&std::path::Path>) -> Server {
     // A port the kernel just handed out and nobody else holds (released right before use).
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     std::fs::write(fleet.path("token"), token).unwrap();
-    let child = std::process::Command::new(BIN)
+    let mut command = std::process::Command::new(BIN);
+    command
         .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--token-file"])
         .arg(fleet.path("token"))
         .arg("--config-dir")
         .arg(fleet.config_dir())
         .args(extra)
-        .env("SSHWARDEN_LOG", "sshwarden=warn")
-        .spawn()
-        .unwrap();
+        .env("SSHWARDEN_LOG", if log.is_some() { "sshwarden=info" } else { "sshwarden=warn" });
+    if let Some(log) = log {
+        command.stderr(std::fs::File::create(log).unwrap());
+    }
+    let child = command.spawn().unwrap();
     let mut server = Server(child, port);
     for _ in 0..200 {
         assert!(server.0.try_wait().unwrap().is_none(), "HTTP server on {port} exited at start");

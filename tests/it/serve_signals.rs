@@ -14,26 +14,7 @@ use crate::support::sshd::{Fleet, FleetOptions, gone_within, remote_processes};
 
 /// `serve --http` with its log (`SSHWARDEN_LOG=sshwarden=info`) going to `log`.
 fn serve_logged(fleet: &Fleet, token: &str, log: &Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    std::fs::write(fleet.path("token"), token).unwrap();
-    let child = Command::new(BIN)
-        .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--token-file"])
-        .arg(fleet.path("token"))
-        .arg("--config-dir")
-        .arg(fleet.config_dir())
-        .env("SSHWARDEN_LOG", "sshwarden=info")
-        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
-        .spawn()
-        .unwrap();
-    let mut server = Server(child, port);
-    for _ in 0..200 {
-        assert!(server.0.try_wait().unwrap().is_none(), "HTTP server on {port} exited at start");
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("HTTP server did not start on {port}");
+    crate::mcp_e2e::http_server_logging(fleet, token, &[], Some(log))
 }
 
 /// Sends SIGHUP and waits until the log shows `outcome`; the server must still be running.
