@@ -180,19 +180,19 @@ enum Called {
     Interrupted(u8),
 }
 
-/// SIGINT and SIGTERM while a call runs.
-struct Stop {
+/// SIGINT and SIGTERM while a call (or a runbook run) runs.
+pub(crate) struct Stop {
     int: Signal,
     term: Signal,
 }
 
 impl Stop {
-    fn listen() -> std::io::Result<Self> {
+    pub(crate) fn listen() -> std::io::Result<Self> {
         Ok(Self { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
     }
 
     /// The exit code of the first signal: 128 + its number, as a shell reports it.
-    async fn next(&mut self) -> u8 {
+    pub(crate) async fn next(&mut self) -> u8 {
         tokio::select! {
             _ = self.int.recv() => EXIT_SIGINT,
             _ = self.term.recv() => EXIT_SIGTERM,

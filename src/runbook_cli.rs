@@ -2,7 +2,7 @@
 //! MCP client, in process or against a running server (`--url`), as `call` does.
 //!
 //! Owns: parameter parsing, the live display (indicatif bars per step on a terminal; one
-//! JSON object per event with `--json` or when stdout is not a terminal), Ctrl-C (cancel →
+//! JSON object per event with `--json` or when stdout is not a terminal), Ctrl-C or SIGTERM (cancel →
 //! the server stops the remote commands and runs the rollback) and exit codes: 0 ok, 3
 //! denied (nothing ran), 4 a step failed or the run was cancelled (after rollback), 1 usage
 //! or config error. Never plans or runs anything itself.
@@ -16,7 +16,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use serde_json::{Value, json};
 
-use crate::call::{Client, connect};
+use crate::call::{Client, Stop, connect};
 use crate::cli::ConfigArgs;
 use crate::commands::{EXIT_DENIED, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 
@@ -120,6 +120,10 @@ pub async fn plan(mut args: RunbookArgs) -> u8 {
                 ));
             }
         }
+        if let Some(batches) = v["batches"].as_array() {
+            let shown: Vec<&str> = batches.iter().filter_map(Value::as_str).collect();
+            out(&format!("batches  {}  (each through every step before the next)", shown.join(" | ")));
+        }
         out(&format!("plan_hash {}", v["plan_hash"].as_str().unwrap_or("")));
     }
     if v["allowed"] == true { EXIT_OK } else { EXIT_DENIED }
@@ -132,12 +136,18 @@ fn usage(e: &str) -> u8 {
 
 /// `sshwarden runbook run`.
 pub async fn run(mut args: RunbookArgs) -> u8 {
+    // Listening before anything starts: SIGTERM (systemd, CI, a supervisor) must cancel the
+    // run and let its rollback run, as Ctrl-C does, instead of killing us mid-step.
+    let mut stop = match Stop::listen() {
+        Ok(s) => s,
+        Err(e) => return usage(&format!("cannot listen for SIGINT/SIGTERM: {e}")),
+    };
     let (name, given, conn) = match open(&mut args).await {
         Ok(x) => x,
         Err(e) => return usage(&e),
     };
-    let code =
-        drive(&conn.client, &name, given, args.plan_hash.clone(), args.json || !std::io::stdout().is_terminal()).await;
+    let json_events = args.json || !std::io::stdout().is_terminal();
+    let code = drive(&conn.client, &name, given, args.plan_hash.clone(), json_events, &mut stop).await;
     conn.close().await;
     code
 }
@@ -148,6 +158,7 @@ async fn drive(
     given: BTreeMap<String, String>,
     plan_hash: Option<String>,
     json_events: bool,
+    stop: &mut Stop,
 ) -> u8 {
     let started =
         match call(client, "ssh_run_runbook", json!({ "name": name, "params": given, "plan_hash": plan_hash })).await {
@@ -163,8 +174,6 @@ async fn drive(
     let Some(task_id) = v["task_id"].as_str().map(str::to_owned) else { return usage("no task id returned") };
     let mut display = Display::new(json_events);
     let mut cancelled = false;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     loop {
         let status = match call(client, "ssh_get_task_status", json!({ "task_id": task_id })).await {
             Ok(r) => body(&r),
@@ -176,7 +185,7 @@ async fn drive(
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(150)) => {}
-            _ = &mut ctrl_c, if !cancelled => {
+            _ = stop.next(), if !cancelled => {
                 cancelled = true;
                 eprintln!("cancelling: remote commands are stopped, then the rollback runs");
                 let _ = call(client, "ssh_cancel", json!({ "task_id": task_id })).await;

@@ -45,6 +45,16 @@ impl<'a> Locator<'a> {
         start
     }
 
+    /// Position of a top-level `key:` (column 1), e.g. a runbook's own `max_fail_percentage`
+    /// rather than a step's; falls back to any declaration of `key`.
+    pub fn top_level(&self, key: &str) -> Pos {
+        let prefix = format!("{key}:");
+        match self.lines.iter().position(|l| l.starts_with(&prefix)) {
+            Some(idx) => Pos { line: idx + 1, col: 1 },
+            None => self.key(key, None, 0),
+        }
+    }
+
     /// Position of the `nth` item of the list `list_key:` nested under the top-level
     /// `section:` (e.g. the third entry of `files: rules:`), falling back to the section.
     pub fn item_under(&self, section: &str, list_key: &str, nth: usize) -> Pos {

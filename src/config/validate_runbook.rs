@@ -9,6 +9,7 @@ use super::Severity;
 use super::locate::Locator;
 use super::validate::{Source, Validator};
 use crate::runbook::raw::{RawStep, RunbookFile};
+use crate::runbook::serial::Serial;
 use crate::runbook::{Expect, OnFailure, Param, ParamType, Runbook, Step, Template};
 
 impl Validator<'_> {
@@ -167,8 +168,18 @@ impl Validator<'_> {
                 "a runbook needs at least one step".into(),
             );
         }
-        let runbook =
-            Runbook { name, description: raw.description, file: path.to_path_buf(), sha256, params, steps, rollback };
+        let (serial, max_fail_percentage) = self.rolling(src, &loc, &raw);
+        let runbook = Runbook {
+            name,
+            description: raw.description,
+            file: path.to_path_buf(),
+            sha256,
+            params,
+            steps,
+            rollback,
+            serial,
+            max_fail_percentage,
+        };
         for p in &runbook.params {
             // The default alone, through the same check a given value gets.
             if let Some(d) = &p.default
@@ -178,6 +189,28 @@ impl Validator<'_> {
             }
         }
         (self.error_count() == errors_before).then_some(runbook)
+    }
+
+    /// The runbook-level `serial:` and `max_fail_percentage`.
+    fn rolling(&mut self, src: &Source, loc: &Locator, raw: &RunbookFile) -> (Serial, f64) {
+        let serial = match raw.serial.as_ref().map(Serial::parse) {
+            None => Serial::default(),
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                self.push(Severity::Error, src, loc.top_level("serial"), "serial".into(), e);
+                Serial::default()
+            }
+        };
+        let max_fail = raw.max_fail_percentage.unwrap_or(0.0);
+        if !(0.0..=100.0).contains(&max_fail) {
+            let at = loc.top_level("max_fail_percentage");
+            self.push(Severity::Error, src, at, "max_fail_percentage".into(), "must be between 0 and 100".into());
+        } else if raw.max_fail_percentage.is_some() && raw.serial.is_none() {
+            let at = loc.top_level("max_fail_percentage");
+            let why = "applies between batches: it needs `serial:` (a step's own max_fail_percentage applies within the step)";
+            self.push(Severity::Error, src, at, "max_fail_percentage".into(), why.into());
+        }
+        (serial, max_fail)
     }
 
     fn error_count(&self) -> usize {

@@ -9,6 +9,7 @@
 //! `config/validate_runbook.rs`, running in `runner/`).
 
 pub mod raw;
+pub mod serial;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -227,6 +228,10 @@ pub struct Runbook {
     pub params: Vec<Param>,
     pub steps: Vec<Step>,
     pub rollback: Vec<Step>,
+    /// Batches of a rolling run (empty: every step runs on all its hosts at once).
+    pub serial: serial::Serial,
+    /// With `serial`: the share of the run's hosts that may fail before no batch starts.
+    pub max_fail_percentage: f64,
 }
 
 /// A step with its parameters filled in.

@@ -18,6 +18,29 @@ pub struct RunbookFile {
     /// Run in order when the run aborts after a step ran commands.
     #[serde(default)]
     pub rollback: Vec<RawStep>,
+    /// Rolling run (as Ansible's `serial`): a host count, a percentage like "25%", or a list
+    /// of them whose last item repeats. Each batch of hosts goes through every step before
+    /// the next batch starts.
+    pub serial: Option<RawSerial>,
+    /// With `serial`: no further batch starts once more than this share of the run's hosts
+    /// failed (default 0: any failed host stops the run).
+    pub max_fail_percentage: Option<f64>,
+}
+
+/// `serial:` as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawSerial {
+    One(RawBatch),
+    Many(Vec<RawBatch>),
+}
+
+/// One batch size: a host count or a percentage string.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawBatch {
+    Count(u64),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::report::groups;
-pub use super::report::{HostOutcome, HostReport, RunReport, StepReport, StepStatus};
+pub use super::report::{BatchReport, HostOutcome, HostReport, RunReport, StepReport, StepStatus};
 use super::{RunbookPlan, StepPlan};
 use crate::fanout::{self, FanoutOptions, HostEntry, HostStatus};
 use crate::runbook::{OnFailure, Runbook, Step};
@@ -95,6 +95,11 @@ pub async fn execute(
                 hosts: Vec::new(),
             })
             .collect(),
+        batches: plan
+            .batches
+            .iter()
+            .map(|hosts| BatchReport { hosts: hosts.clone(), status: StepStatus::Pending })
+            .collect(),
     };
     let start = json!({ "run_id": run_id, "runbook": runbook.name, "runbook_sha256": runbook.sha256, "params": plan.params, "plan_hash": plan.plan_hash });
     // No durable start record, no run: the steps would run unaccounted for as a run.
@@ -105,24 +110,23 @@ pub async fn execute(
     on_event(&json!({ "event": "run_started", "run": start }), &report);
 
     let definitions: Vec<&Step> = runbook.steps.iter().chain(&runbook.rollback).collect();
-    let mut aborted = false;
-    let mut ran_commands = false;
-    for (i, sp) in plan.steps.iter().enumerate().filter(|(_, s)| s.phase == "step") {
-        if aborted || cancel.is_cancelled() {
-            report.steps[i].status = if cancel.is_cancelled() { StepStatus::Cancelled } else { StepStatus::Skipped };
-            continue;
-        }
-        let ok = run_step(svc, sp, definitions[i], &step_client, cancel, i, &mut report, &mut on_event).await;
-        ran_commands |= report.steps[i].hosts.iter().any(|h| h.task_id.is_some());
-        aborted = cancel.is_cancelled() || (!ok && definitions[i].on_failure == OnFailure::Abort);
+    let mut progress = Progress { aborted: false, ran_commands: false };
+    if plan.batch_hosts.is_empty() {
+        run_steps(svc, plan, &definitions, None, &step_client, cancel, &mut progress, &mut report, &mut on_event).await;
+    } else {
+        run_batches(svc, runbook, plan, &definitions, &step_client, cancel, &mut progress, &mut report, &mut on_event)
+            .await;
     }
+    let Progress { aborted, ran_commands } = progress;
     if aborted && ran_commands && !runbook.rollback.is_empty() {
         report.rollback_ran = true;
         on_event(&json!({ "event": "rollback_started" }), &report);
         // Rollback runs to its end even after a cancel: it is what undoes the change.
         let rollback_cancel = CancellationToken::new();
         for (i, sp) in plan.steps.iter().enumerate().filter(|(_, s)| s.phase == "rollback") {
-            run_step(svc, sp, definitions[i], &step_client, &rollback_cancel, i, &mut report, &mut on_event).await;
+            let hosts = sp.rows.iter().map(|r| r.alias.clone()).collect();
+            run_step(svc, sp, definitions[i], hosts, &step_client, &rollback_cancel, i, &mut report, &mut on_event)
+                .await;
         }
     }
     for s in report.steps.iter_mut().filter(|s| s.status == StepStatus::Pending) {
@@ -144,13 +148,114 @@ pub async fn execute(
     Ok(report)
 }
 
-/// One step: batches of hosts, expect, retries, the failure threshold. `true` when every
-/// host met `expect`.
+/// Where a run is: stopped (a step aborted, a cancel, the failure threshold), and whether
+/// any command ran (only then does a rollback have something to undo).
+struct Progress {
+    aborted: bool,
+    ran_commands: bool,
+}
+
+/// The steps in order, each on its hosts (within `batch` when rolling).
+#[allow(clippy::too_many_arguments)]
+async fn run_steps(
+    svc: &Arc<Service>,
+    plan: &RunbookPlan,
+    definitions: &[&Step],
+    batch: Option<&[String]>,
+    client: &str,
+    cancel: &CancellationToken,
+    progress: &mut Progress,
+    report: &mut RunReport,
+    on_event: &mut impl FnMut(&Value, &RunReport),
+) {
+    for (i, sp) in plan.steps.iter().enumerate().filter(|(_, s)| s.phase == "step") {
+        if progress.aborted || cancel.is_cancelled() {
+            if report.steps[i].status == StepStatus::Pending {
+                report.steps[i].status =
+                    if cancel.is_cancelled() { StepStatus::Cancelled } else { StepStatus::Skipped };
+            }
+            continue;
+        }
+        let hosts: Vec<String> =
+            sp.rows.iter().map(|r| r.alias.clone()).filter(|a| batch.is_none_or(|b| b.contains(a))).collect();
+        if hosts.is_empty() && batch.is_some() {
+            continue;
+        }
+        let ok = run_step(svc, sp, definitions[i], hosts, client, cancel, i, report, on_event).await;
+        progress.ran_commands |= report.steps[i].hosts.iter().any(|h| h.task_id.is_some());
+        progress.aborted = cancel.is_cancelled() || (!ok && definitions[i].on_failure == OnFailure::Abort);
+    }
+}
+
+/// A rolling run: each batch through every step, then the run's failure threshold decides
+/// whether the next batch starts.
+#[allow(clippy::too_many_arguments)]
+async fn run_batches(
+    svc: &Arc<Service>,
+    runbook: &Runbook,
+    plan: &RunbookPlan,
+    definitions: &[&Step],
+    client: &str,
+    cancel: &CancellationToken,
+    progress: &mut Progress,
+    report: &mut RunReport,
+    on_event: &mut impl FnMut(&Value, &RunReport),
+) {
+    let total = plan.batch_hosts.iter().map(Vec::len).sum::<usize>().max(1);
+    for (b, batch) in plan.batch_hosts.iter().enumerate() {
+        if progress.aborted || cancel.is_cancelled() {
+            report.batches[b].status = if cancel.is_cancelled() { StepStatus::Cancelled } else { StepStatus::Skipped };
+            continue;
+        }
+        report.batches[b].status = StepStatus::Running;
+        on_event(&json!({ "event": "batch_started", "batch": b + 1, "hosts": report.batches[b].hosts }), report);
+        run_steps(svc, plan, definitions, Some(batch), client, cancel, progress, report, on_event).await;
+        let failed = failed_hosts(report);
+        let batch_failed = batch.iter().any(|a| failed.contains(a));
+        let failed_count = failed.len();
+        report.batches[b].status = if cancel.is_cancelled() {
+            StepStatus::Cancelled
+        } else if batch_failed || progress.aborted {
+            StepStatus::Failed
+        } else {
+            StepStatus::Ok
+        };
+        let share = failed_count as f64 * 100.0 / total as f64;
+        // Past the last batch there is nothing left to stop: the run ends failed, as without
+        // `serial:`, and only an aborting step rolls back.
+        let past_threshold = share > runbook.max_fail_percentage && b + 1 < plan.batch_hosts.len();
+        on_event(
+            &json!({ "event": "batch_done", "batch": b + 1, "status": report.batches[b].status, "failed_hosts": failed_count, "failed_percentage": share }),
+            report,
+        );
+        if past_threshold && !progress.aborted {
+            on_event(
+                &json!({ "event": "run_stopped", "reason": format!("{share:.0}% of hosts failed, above max_fail_percentage {}", runbook.max_fail_percentage) }),
+                report,
+            );
+        }
+        progress.aborted |= past_threshold;
+    }
+}
+
+/// Hosts that missed a step's `expect` so far (rollback steps aside).
+fn failed_hosts(report: &RunReport) -> std::collections::BTreeSet<String> {
+    report
+        .steps
+        .iter()
+        .filter(|s| s.phase == "step")
+        .flat_map(|s| s.hosts.iter().filter(|h| h.status != HostOutcome::Ok).map(|h| h.alias.clone()))
+        .collect()
+}
+
+/// One step on `hosts`: batches of hosts, expect, retries, the failure threshold. `true` when
+/// every host met `expect`.
 #[allow(clippy::too_many_arguments)]
 async fn run_step(
     svc: &Arc<Service>,
     sp: &StepPlan,
     step: &Step,
+    hosts: Vec<String>,
     client: &str,
     cancel: &CancellationToken,
     index: usize,
@@ -158,7 +263,7 @@ async fn run_step(
     on_event: &mut impl FnMut(&Value, &RunReport),
 ) -> bool {
     let Some(rendered) = &sp.rendered else { return false };
-    let hosts: Vec<String> = sp.rows.iter().map(|r| r.alias.clone()).collect();
+    let reported_before = report.steps[index].hosts.len();
     report.steps[index].status = StepStatus::Running;
     on_event(&json!({ "event": "step_started", "step": sp.id, "phase": sp.phase, "hosts": hosts.len() }), report);
     // An `ask` step waits for an out-of-band approver (a run has no user to ask).
@@ -235,14 +340,16 @@ async fn run_step(
             }
             pending = retry;
         }
-        failures = report.steps[index].hosts.iter().filter(|h| h.status != HostOutcome::Ok).count();
+        failures = report.steps[index].hosts[reported_before..].iter().filter(|h| h.status != HostOutcome::Ok).count();
         stopped = failures as f64 * 100.0 / hosts.len().max(1) as f64 > step.max_fail_percentage;
     }
     report.steps[index].groups = groups(&report.steps[index].hosts);
     let ok = failures == 0 && !cancel.is_cancelled();
+    // A rolling run reaches a step once per batch: it failed if it failed in any batch.
+    let failed_before = report.steps[index].hosts.iter().any(|h| h.status != HostOutcome::Ok);
     report.steps[index].status = if cancel.is_cancelled() {
         StepStatus::Cancelled
-    } else if ok {
+    } else if ok && !failed_before {
         StepStatus::Ok
     } else {
         StepStatus::Failed

@@ -51,6 +51,11 @@ pub struct RunbookPlan {
     /// Every step allowed on every host and every target valid.
     pub allowed: bool,
     pub steps: Vec<StepPlan>,
+    /// A rolling run's batches (`serial:`), each folded (`h[1-4]`); empty when not rolling.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<String>,
+    #[serde(skip)]
+    pub batch_hosts: Vec<Vec<String>>,
 }
 
 impl RunbookPlan {
@@ -67,6 +72,18 @@ impl RunbookPlan {
             })
         })
     }
+}
+
+/// Every host some step (not rollback) selects, in the order steps first name them: the
+/// hosts a rolling run splits into batches.
+fn run_hosts(steps: &[StepPlan]) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    steps
+        .iter()
+        .filter(|s| s.phase == "step")
+        .flat_map(|s| s.rows.iter().map(|r| r.alias.clone()))
+        .filter(|alias| seen.insert(alias.clone()))
+        .collect()
 }
 
 /// `plan_hash` over the config, the runbook's bytes and the bound parameters (secret values
@@ -130,7 +147,10 @@ pub async fn plan(
     }
     let allowed = steps.iter().all(|s| s.error.is_none() && s.rows.iter().all(|r| r.runnable()));
     let params = shown_params(runbook, values);
+    let batch_hosts = if runbook.serial.is_rolling() { runbook.serial.batches(&run_hosts(&steps)) } else { Vec::new() };
     RunbookPlan {
+        batches: batch_hosts.iter().map(|b| crate::hostset::fold(b)).collect(),
+        batch_hosts,
         runbook: runbook.name.clone(),
         runbook_sha256: runbook.sha256.clone(),
         plan_hash: plan_hash(cfg, runbook, &params),

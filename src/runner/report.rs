@@ -92,6 +92,16 @@ pub struct RunReport {
     pub outcome: String,
     pub rollback_ran: bool,
     pub steps: Vec<StepReport>,
+    /// A rolling run's batches in order; empty when the runbook has no `serial:`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<BatchReport>,
+}
+
+/// One batch of a rolling run: its hosts (folded) and how it ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchReport {
+    pub hosts: String,
+    pub status: StepStatus,
 }
 
 #[cfg(test)]

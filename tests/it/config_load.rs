@@ -164,3 +164,23 @@ fn a_runbook_default_is_checked_alone_like_a_given_value() {
     assert!(err.contains("params.n.default"), "{err}");
     assert!(!err.contains("params.req") && !err.contains("params.ok"), "only the bad default is named: {err}");
 }
+
+#[test]
+fn a_runbooks_serial_and_threshold_errors_name_their_line() {
+    let dir = CfgDir::new(&servers(&[("a", &[])]), CREDS, "");
+    std::fs::create_dir_all(dir.path("runbooks")).unwrap();
+    dir.write(
+        "runbooks/r.yml",
+        "steps:\n  - id: s\n    target: a\n    command: uptime\n    max_fail_percentage: 10\nserial: [1, \"150%\"]\nmax_fail_percentage: 120\n",
+    );
+    let err = dir.load().unwrap_err().to_string();
+    assert!(err.contains("r.yml:6:1") && err.contains("at most 100%"), "{err}");
+    assert!(
+        err.contains("r.yml:7:1") && err.contains("between 0 and 100"),
+        "the runbook's own key, not the step's: {err}"
+    );
+
+    dir.write("runbooks/r.yml", "max_fail_percentage: 10\nsteps:\n  - id: s\n    target: a\n    command: uptime\n");
+    let err = dir.load().unwrap_err().to_string();
+    assert!(err.contains("r.yml:1:1") && err.contains("needs `serial:`"), "{err}");
+}

@@ -248,37 +248,104 @@ async fn mcp_runs_cancel_with_rollback_concurrency_reload_and_secrets() {
     client.cancel().await.unwrap();
 }
 
+/// A stand-in service manager that knows which host it runs on (the address sshd listens
+/// on) and breaks the service on the hosts that have a `.breaks-ADDR` file.
+fn install_host_aware_standin(service: &str) {
+    let script = "#!/bin/sh\nhost=$(echo \"$SSH_CONNECTION\" | cut -d' ' -f3)\ncase \"$1\" in\n  is-active) [ -f \"$HOME/svc-$2.down-$host\" ] && exit 3; echo active ;;\n  restart) echo \"restart $host\" >> \"$HOME/svc-$2.log\"; if [ -f \"$HOME/svc-$2.breaks-$host\" ]; then touch \"$HOME/svc-$2.down-$host\"; fi ;;\n  start) rm -f \"$HOME/svc-$2.down-$host\"; echo \"start $host\" >> \"$HOME/svc-$2.log\" ;;\nesac\n";
+    let path = format!("/home/{USER}/svcroll");
+    std::fs::write(&path, script).unwrap();
+    Command::new("chmod").args(["755", &path]).status().unwrap();
+    Command::new("chown").args([USER, &path]).status().unwrap();
+    for entry in std::fs::read_dir(format!("/home/{USER}")).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&format!("svc-{service}.")) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[test]
+fn a_rolling_run_checks_each_batch_before_the_next_and_stops_at_a_broken_host() {
+    let fleet = Fleet::start(FleetOptions { hosts: 4, ..Default::default() });
+    ship(&fleet);
+    let service = format!("roll{}", std::process::id());
+    install_host_aware_standin(&service);
+    let addr = |n: usize| fleet.hosts[n - 1].addr.ip().to_string();
+    // Host 2 comes back broken from its restart.
+    std::fs::write(format!("/home/{USER}/svc-{service}.breaks-{}", addr(2)), "").unwrap();
+    let args = ["--param", "target=h[1-4]", "--param", &format!("service={service}"), "--param", "ctl=./svcroll"];
+
+    let (code, events, err) = runbook_cli(&fleet, &[&["plan", "rolling-restart", "--json"][..], &args[..]].concat());
+    assert_eq!(code, 0, "{err}");
+    let planned = events.last().cloned().unwrap_or_default();
+    assert_eq!(planned["batches"], json!(["h1", "h[2-3]", "h4"]), "serial: [1, 2, \"25%\"] of 4 hosts: {planned}");
+
+    let (code, events, err) = runbook_cli(&fleet, &[&["run", "rolling-restart"][..], &args[..]].concat());
+    let r = report(&events);
+    assert_eq!((code, r["outcome"].as_str()), (4, Some("failed")), "{err}\n{r}");
+    let log = std::fs::read_to_string(format!("/home/{USER}/svc-{service}.log")).unwrap();
+    let restarted: Vec<&str> = log.lines().filter_map(|l| l.strip_prefix("restart ")).collect();
+    assert!(restarted.contains(&addr(1).as_str()) && restarted.contains(&addr(2).as_str()), "{log}\n{r}");
+    assert!(!restarted.contains(&addr(4).as_str()), "the batch after the broken host's never started: {log}");
+    let statuses: Vec<&str> = r["batches"].as_array().unwrap().iter().map(|b| b["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["ok", "failed", "skipped"], "{r}");
+    assert_eq!(r["rollback_ran"], true, "{r}");
+    assert!(log.lines().any(|l| l == format!("start {}", addr(2))), "rollback started it again: {log}");
+
+    // With room for one failed host in four, the run goes on to the last batch.
+    let tolerant = std::fs::read_to_string(fleet.path("runbooks/rolling-restart.yml"))
+        .unwrap()
+        .replace("max_fail_percentage: 0\n", "max_fail_percentage: 25\n")
+        .replace("    retries: 2\n", "    retries: 2\n    on_failure: continue\n");
+    write_runbook(&fleet, "rolling-tolerant", &tolerant.replace("name: rolling-restart", "name: rolling-tolerant"));
+    std::fs::write(format!("/home/{USER}/svc-{service}.log"), "").unwrap();
+    let (code, events, err) = runbook_cli(&fleet, &[&["run", "rolling-tolerant"][..], &args[..]].concat());
+    let r = report(&events);
+    assert_eq!((code, r["outcome"].as_str()), (4, Some("failed")), "{err}\n{r}");
+    let log = std::fs::read_to_string(format!("/home/{USER}/svc-{service}.log")).unwrap();
+    assert!(log.lines().any(|l| l == format!("restart {}", addr(4))), "25% tolerated: the last batch ran: {log}");
+    assert_eq!(r["rollback_ran"], false, "on_failure: continue and within the threshold: {r}");
+    for entry in std::fs::read_dir(format!("/home/{USER}")).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&format!("svc-{service}.")) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 #[test]
 fn ctrl_c_cancels_the_cli_run_and_rolls_back_and_url_mode_works() {
     let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
-    let undo = marker("ctrlc-undo");
-    let tag = format!("{}.{}", 5000 + std::process::id() % 1000, 7);
-    write_runbook(
-        &fleet,
-        "long",
-        &format!(
-            "steps:\n  - id: wait\n    target: h1\n    command: sleep {tag}\nrollback:\n  - id: undo\n    target: h1\n    command: touch {undo}\n"
-        ),
-    );
-    let child = Command::new(BIN)
-        .args(["runbook", "run", "--config-dir"])
-        .arg(fleet.config_dir())
-        .arg("long")
-        .env("SSHWARDEN_LOG", "sshwarden=warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while remote_processes(&tag).is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(10), "the step never started");
-        std::thread::sleep(Duration::from_millis(50));
+    // SIGTERM (a supervisor, CI) stops a run the way Ctrl-C does: before, it killed the CLI
+    // and left the step running with no rollback.
+    for (n, signal) in ["-INT", "-TERM"].into_iter().enumerate() {
+        let undo = marker(&format!("ctrlc-undo{n}"));
+        let tag = format!("{}.{}", 5000 + std::process::id() % 1000, 7 + n);
+        write_runbook(
+            &fleet,
+            "long",
+            &format!(
+                "steps:\n  - id: wait\n    target: h1\n    command: sleep {tag}\nrollback:\n  - id: undo\n    target: h1\n    command: touch {undo}\n"
+            ),
+        );
+        let child = Command::new(BIN)
+            .args(["runbook", "run", "--config-dir"])
+            .arg(fleet.config_dir())
+            .arg("long")
+            .env("SSHWARDEN_LOG", "sshwarden=warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while remote_processes(&tag).is_empty() {
+            assert!(start.elapsed() < Duration::from_secs(10), "the step never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(4), "{signal}: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(remote_processes(&tag).is_empty(), "remote command survived {signal}");
+        assert!(Path::new(&undo).exists(), "rollback did not run after {signal}");
+        let _ = std::fs::remove_file(&undo);
     }
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stdout));
-    assert!(remote_processes(&tag).is_empty(), "remote command survived Ctrl-C");
-    assert!(Path::new(&undo).exists(), "rollback did not run after Ctrl-C");
-    let _ = std::fs::remove_file(&undo);
 
     // The same CLI against a running server.
     write_runbook(&fleet, "quick", "steps:\n  - id: hi\n    target: h1\n    command: echo via-url\n");
