@@ -22,7 +22,13 @@ use crate::approvals::{ApprovalRequest, AskHuman, Via};
 use crate::service::Service;
 
 /// Key of the one input request sshwarden sends.
-const INPUT_KEY: &str = "approval";
+pub(super) const INPUT_KEY: &str = "approval";
+
+/// Marks a call made by an MCP task on the client's behalf: the client answers through
+/// `tasks/update`, so a client that declared elicitation is asked with `input_required`
+/// whatever its protocol version.
+#[derive(Clone, Copy)]
+pub(super) struct AskInTask;
 
 /// What the tool does next.
 pub enum Gate {
@@ -61,7 +67,7 @@ fn form(request: &ApprovalRequest) -> ElicitRequestParams {
     }
 }
 
-fn elicitation_declared(ctx: &RequestContext<RoleServer>) -> bool {
+pub(super) fn elicitation_declared(ctx: &RequestContext<RoleServer>) -> bool {
     ctx.client_capabilities().is_some_and(|c| c.elicitation.is_some())
 }
 
@@ -90,7 +96,8 @@ pub async fn gate(
             Err(e) => Gate::Refused(service_error(&e)),
         };
     }
-    let modern = ctx.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+    let modern = ctx.extensions.get::<AskInTask>().is_some()
+        || ctx.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
     let verdict = match (elicitation_declared(ctx), modern) {
         (true, true) => {
             svc.open_approval(&request);

@@ -5,6 +5,7 @@
 //! mapping from domain errors to tool results. Never touches SSH directly.
 
 mod approval;
+mod deferred;
 mod errors;
 mod fanout_result;
 pub use errors::error_body;
@@ -131,6 +132,14 @@ impl ServerHandler for SshWarden {
         _context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, McpError> {
         self.mcp_tasks.get(&self.svc, &request).await
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.mcp_tasks.update(&request)
     }
 
     async fn cancel_task(

@@ -5,41 +5,36 @@
 //! task id *is* the sshwarden task id, so `tasks/get`, `tasks/cancel` and the tool API
 //! (ssh_get_task_status, ssh_cancel) see one task; cancelling it stops the remote command
 //! (rmcp's own `tasks/cancel` would only drop a future). A fan-out gets an `f…` id whose
-//! cancel stops every host's command; it is tracked (shutdown waits for it), reports
-//! `cancelled` once cancelled, keeps its error's message, and expires `task_result_ttl`
-//! after it finished. A call that needs a human's approval is served as a normal call, so
-//! it meets the same gate as the plain tool. Never runs anything the tool path would not.
+//! cancel stops every host's command; a call that needs a human's approval gets an `a…` id,
+//! moves to `input_required` and takes the answer through `tasks/update` (`deferred.rs`
+//! runs both through the tool router, so they meet the same gates as the plain tool); when
+//! nobody can answer, an `ask` call is served as a normal call and refused. Never runs
+//! anything the tool path would not.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use dashmap::DashMap;
-use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, CreateTaskResult, DetailedTask,
-    GetTaskParams, GetTaskResult, Task as McpTask, TaskPayload, TaskStatus,
+    GetTaskParams, GetTaskResult, Task as McpTask, TaskPayload, TaskStatus, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
+use super::approval;
+use super::deferred::{self, DeferredTask, Phase};
 use super::errors::service_error;
 use super::params::{RunAsyncParams, RunParams};
 use super::{SshWarden, ops};
 use crate::service::Service;
-use crate::tasks::{Task, TaskState, lock};
+use crate::tasks::{Task, TaskState};
 
-struct FanoutTask {
-    created_ms: u64,
-    cancel: CancellationToken,
-    result: Mutex<Option<CallToolResult>>,
-    /// When the result arrived: it expires `task_result_ttl` later, like a task's.
-    finished_ms: Mutex<Option<u64>>,
-}
-
+/// Task-augmented calls that run through the tool router in the background (fan-outs and
+/// calls waiting for an approval), by MCP task id.
 #[derive(Clone, Default)]
 pub struct McpTasks {
-    fanouts: Arc<DashMap<String, Arc<FanoutTask>>>,
+    deferred: Arc<DashMap<String, Arc<DeferredTask>>>,
 }
 
 /// Milliseconds since the epoch as RFC 3339 text.
@@ -92,17 +87,21 @@ impl McpTasks {
         let target = match request.name.as_ref() {
             "ssh_run" => parse::<RunParams>(args).map(|p| (p.alias, p.command, p.timeout_seconds)),
             "ssh_run_async" => parse::<RunAsyncParams>(args).map(|p| (p.alias, p.command, p.timeout_seconds)),
-            "ssh_run_on_tag" => return Some(Ok(self.spawn_fanout(handler, request.clone(), ctx))),
+            "ssh_run_on_tag" => return Some(Ok(self.spawn_deferred('f', handler, request.clone(), ctx))),
             _ => return None,
         };
         let (alias, command, timeout) = match target {
             Ok(t) => t,
             Err(e) => return Some(Err(e)),
         };
-        // An `ask` command goes through the same approval gate as the plain call (elicitation,
-        // input-required or the out-of-band approver): served as a normal call, not a task.
+        // An `ask` command meets the same approval gate as the plain call. When somebody can
+        // answer (the client's user through `input_required` → `tasks/update`, or an approver),
+        // the call waits as a task; when nobody can, it is served as a normal call: refused.
         if svc.approval_needed(std::slice::from_ref(&alias), &command, &ops::client_of(ctx)).is_some() {
-            return None;
+            if !approval::elicitation_declared(ctx) && !svc.approvals.out_of_band() {
+                return None;
+            }
+            return Some(Ok(self.spawn_deferred('a', handler, request.clone(), ctx)));
         }
         let started = launch(svc, &alias, &command, timeout, ctx).await;
         Some(Ok(match started {
@@ -111,61 +110,41 @@ impl McpTasks {
         }))
     }
 
-    fn spawn_fanout(
+    /// Starts `request` in the background as task `PREFIX…` (`f` fan-out, `a` awaiting approval).
+    fn spawn_deferred(
         &self,
+        prefix: char,
         handler: &SshWarden,
         request: CallToolRequestParams,
         ctx: &RequestContext<RoleServer>,
     ) -> CallToolResponse {
-        let id = format!("f{:032x}", rand::random::<u128>());
-        let entry = Arc::new(FanoutTask {
-            created_ms: crate::tasks::now_ms(),
-            cancel: CancellationToken::new(),
-            result: Mutex::new(None),
-            finished_ms: Mutex::new(None),
-        });
+        let id = format!("{prefix}{:032x}", rand::random::<u128>());
         self.prune(handler.svc.config().policy.default_limits().task_result_ttl);
-        self.fanouts.insert(id.clone(), entry.clone());
-        let mut own = RequestContext::new(ctx.id.clone(), ctx.peer.clone());
-        own.ct = entry.cancel.clone();
-        let (handler, slot) = (handler.clone(), entry.clone());
-        let tracker = handler.svc.enders.clone();
-        // Tracked like every other spawned task: shutdown waits for it.
-        tracker.spawn(async move {
-            let tcc = ToolCallContext::new(&handler, request, own);
-            let text = |m: String| CallToolResult::error(vec![rmcp::model::ContentBlock::text(m)]);
-            let result = match handler.tool_router.call(tcc).await {
-                Ok(CallToolResponse::Complete(r)) => r,
-                Ok(_) => text(
-                    "this fan-out needs a human's approval, which a task cannot ask for: call ssh_run_on_tag without task augmentation (or approve it out of band)".into(),
-                ),
-                Err(e) => text(e.message.to_string()),
-            };
-            *lock(&slot.result) = Some(result);
-            *lock(&slot.finished_ms) = Some(crate::tasks::now_ms());
-        });
+        let entry = deferred::spawn(handler, request, ctx);
+        self.deferred.insert(id.clone(), entry.clone());
         let t = McpTask::new(id, TaskStatus::Working, iso(entry.created_ms), iso(entry.created_ms))
             .with_poll_interval_ms(1000);
         CallToolResponse::Task(CreateTaskResult::new(t))
     }
 
-    /// Forgets fan-out results older than the task TTL (the map never grows without bound).
+    /// Forgets results older than the task TTL (the map never grows without bound).
     fn prune(&self, ttl_seconds: u64) {
         let now = crate::tasks::now_ms();
-        self.fanouts
-            .retain(|_, f| lock(&f.finished_ms).is_none_or(|done| now.saturating_sub(done) < ttl_seconds * 1000));
+        self.deferred.retain(|_, f| f.finished_ms().is_none_or(|done| now.saturating_sub(done) < ttl_seconds * 1000));
     }
 
     pub async fn get(&self, svc: &Service, req: &GetTaskParams) -> Result<GetTaskResult, McpError> {
         self.prune(svc.config().policy.default_limits().task_result_ttl);
-        if let Some(f) = self.fanouts.get(&req.task_id) {
-            let done = lock(&f.result).clone();
-            let (status, payload) = match done {
-                _ if f.cancel.is_cancelled() => (TaskStatus::Cancelled, TaskPayload::Cancelled),
-                Some(r) => (TaskStatus::Completed, TaskPayload::Completed { result: to_object(&r) }),
-                None => (TaskStatus::Working, TaskPayload::Working),
+        if let Some(f) = self.deferred.get(&req.task_id) {
+            let payload = match f.phase() {
+                _ if f.cancel.is_cancelled() => TaskPayload::Cancelled,
+                Phase::Done(r) => TaskPayload::Completed { result: to_object(&r) },
+                Phase::InputRequired(input_requests) => TaskPayload::InputRequired { input_requests },
+                Phase::Working => TaskPayload::Working,
             };
-            let t = McpTask::new(req.task_id.clone(), status, iso(f.created_ms), iso(crate::tasks::now_ms()));
+            let t =
+                McpTask::new(req.task_id.clone(), TaskStatus::Working, iso(f.created_ms), iso(crate::tasks::now_ms()))
+                    .with_poll_interval_ms(1000);
             return Ok(GetTaskResult::new(DetailedTask::new(t, payload)));
         }
         let task = svc.tasks.get(&req.task_id).map_err(|e| McpError::invalid_params(e.to_string(), None))?;
@@ -180,13 +159,26 @@ impl McpTasks {
 
     /// Cancels the sshwarden task(s) behind an MCP task: the remote command is stopped.
     pub async fn cancel(&self, svc: &Service, req: &CancelTaskParams) -> Result<(), McpError> {
-        if let Some(f) = self.fanouts.get(&req.task_id) {
+        if let Some(f) = self.deferred.get(&req.task_id) {
             f.cancel.cancel();
             return Ok(());
         }
         svc.cancel(&req.task_id, Some("mcp tasks/cancel"))
             .map(|_| ())
             .map_err(|e| McpError::invalid_params(e.to_string(), None))
+    }
+}
+
+impl McpTasks {
+    /// `tasks/update`: the client's answer to a task waiting in `input_required`.
+    pub fn update(&self, req: &UpdateTaskParams) -> Result<(), McpError> {
+        match self.deferred.get(&req.task_id) {
+            Some(f) => f.answer(req.input_responses.clone()),
+            None => Err(McpError::invalid_params(
+                format!("no task {:?} waits for input (unknown, expired, or not a task that asks)", req.task_id),
+                None,
+            )),
+        }
     }
 }
 

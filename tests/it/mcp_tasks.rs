@@ -13,17 +13,23 @@ use crate::support::mcp::BIN;
 use crate::support::sshd::{Fleet, FleetOptions, gone_within, remote_processes};
 
 struct Raw {
+    /// The client declared form elicitation (its user can be asked).
+    elicitation: bool,
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     next_id: u64,
 }
 
-fn meta() -> Value {
+fn meta(elicitation: bool) -> Value {
+    let mut caps = json!({ "extensions": { "io.modelcontextprotocol/tasks": {} } });
+    if elicitation {
+        caps["elicitation"] = json!({ "form": {} });
+    }
     json!({
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientInfo": { "name": "raw-it", "version": "0" },
-        "io.modelcontextprotocol/clientCapabilities": { "extensions": { "io.modelcontextprotocol/tasks": {} } }
+        "io.modelcontextprotocol/clientCapabilities": caps
     })
 }
 
@@ -41,15 +47,20 @@ impl Raw {
             .unwrap();
         let stdin = child.stdin.take().unwrap();
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Self { child, stdin, lines, next_id: 0 }
+        Self { elicitation: false, child, stdin, lines, next_id: 0 }
     }
 
     /// Polls `tasks/get` until the task completed (at most 5 s); returns the last reply.
     async fn until_completed(&mut self, id: &str) -> Value {
+        self.until_status(id, "completed").await
+    }
+
+    /// Polls `tasks/get` until the task has `status` (at most 5 s); returns the last reply.
+    async fn until_status(&mut self, id: &str, status: &str) -> Value {
         let mut reply = json!(null);
         for _ in 0..100 {
             reply = self.request("tasks/get", json!({ "taskId": id })).await;
-            if reply["result"]["status"] == "completed" {
+            if reply["result"]["status"] == status {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -59,7 +70,7 @@ impl Raw {
 
     async fn request(&mut self, method: &str, mut params: Value) -> Value {
         self.next_id += 1;
-        params["_meta"] = meta();
+        params["_meta"] = meta(self.elicitation);
         let msg = json!({ "jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params });
         self.stdin.write_all(format!("{msg}\n").as_bytes()).await.unwrap();
         loop {
@@ -170,5 +181,74 @@ async fn task_augmented_calls_meet_the_approval_gate_and_fanouts_report_cancelle
     gone_within(&marker, Duration::from_secs(3)).unwrap_or_else(|left| panic!("fan-out cancel left {left:?}"));
     let g = raw.request("tasks/get", json!({ "taskId": fid })).await;
     assert_eq!(g["result"]["status"], "cancelled", "{g}");
+    let _ = raw.child.kill().await;
+}
+
+/// A task-augmented call that needs a human's approval moves to `input_required` with the
+/// elicitation form (no required field) and takes the answer through `tasks/update`: accept
+/// runs it, decline refuses it, `tasks/cancel` denies it, an answer is taken once; a
+/// fan-out asks the same way. Before, the call was refused ("cannot ask a human").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_needs_approval_asks_through_input_required_and_tasks_update() {
+    let fleet = Fleet::start(FleetOptions { hosts: 2, ..Default::default() });
+    let path = fleet.path("config/policy.yml");
+    let policy = std::fs::read_to_string(&path).unwrap();
+    let ask = "rules:\n  - id: needs-human\n    action: ask\n    commands: [\"echo approve-me*\"]\n";
+    std::fs::write(&path, policy.replacen("rules:\n", ask, 1)).unwrap();
+    let mut raw = Raw::start(&fleet.config_dir());
+    raw.elicitation = true;
+    let call = |tool: &str, args: Value| json!({ "name": tool, "arguments": args });
+
+    let r = raw.request("tools/call", call("ssh_run", json!({ "alias": "h1", "command": "echo approve-me 1" }))).await;
+    assert_eq!(r["result"]["resultType"], "task", "{r}");
+    let id = r["result"]["taskId"].as_str().unwrap().to_owned();
+    let g = raw.until_status(&id, "input_required").await;
+    let form = &g["result"]["inputRequests"]["approval"];
+    assert_eq!(form["method"], "elicitation/create", "{g}");
+    assert!(form["params"]["message"].as_str().unwrap().contains("echo approve-me 1"), "{g}");
+    assert!(form["params"]["requestedSchema"]["required"].as_array().is_none_or(Vec::is_empty), "{g}");
+    let wrong = raw.request("tasks/update", json!({ "taskId": id, "inputResponses": { "other": {} } })).await;
+    assert_eq!(wrong["error"]["code"], -32602, "a key no request asked for: {wrong}");
+    let u = raw
+        .request("tasks/update", json!({ "taskId": id, "inputResponses": { "approval": { "action": "accept" } } }))
+        .await;
+    assert!(u.get("error").is_none(), "{u}");
+    let done = raw.until_completed(&id).await;
+    assert_eq!(done["result"]["result"]["structuredContent"]["stdout"], "approve-me 1\n", "{done}");
+    let again = raw
+        .request("tasks/update", json!({ "taskId": id, "inputResponses": { "approval": { "action": "accept" } } }))
+        .await;
+    assert_eq!(again["error"]["code"], -32602, "an answer is taken once: {again}");
+
+    let r = raw
+        .request("tools/call", call("ssh_run_async", json!({ "alias": "h1", "command": "echo approve-me 2" })))
+        .await;
+    let id = r["result"]["taskId"].as_str().unwrap().to_owned();
+    raw.until_status(&id, "input_required").await;
+    raw.request("tasks/update", json!({ "taskId": id, "inputResponses": { "approval": { "action": "decline" } } }))
+        .await;
+    let done = raw.until_completed(&id).await;
+    assert_eq!(done["result"]["result"]["isError"], true, "{done}");
+    assert!(done.to_string().contains("declined"), "{done}");
+
+    let r = raw.request("tools/call", call("ssh_run", json!({ "alias": "h1", "command": "echo approve-me 3" }))).await;
+    let id = r["result"]["taskId"].as_str().unwrap().to_owned();
+    raw.until_status(&id, "input_required").await;
+    raw.request("tasks/cancel", json!({ "taskId": id })).await;
+    let g = raw.until_status(&id, "cancelled").await;
+    assert_eq!(g["result"]["status"], "cancelled", "{g}");
+    let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
+    assert!(audit.contains("tasks/cancel"), "the cancel denied the approval: {audit}");
+
+    let r = raw
+        .request("tools/call", call("ssh_run_on_tag", json!({ "target": "h[1-2]", "command": "echo approve-me 4" })))
+        .await;
+    let fid = r["result"]["taskId"].as_str().unwrap().to_owned();
+    let g = raw.until_status(&fid, "input_required").await;
+    assert!(g.to_string().contains("h[1-2]"), "one approval for the fan-out's hosts: {g}");
+    raw.request("tasks/update", json!({ "taskId": fid, "inputResponses": { "approval": { "action": "accept" } } }))
+        .await;
+    let fan = raw.until_completed(&fid).await;
+    assert_eq!(fan["result"]["result"]["structuredContent"]["summary"]["ok"], 2, "{fan}");
     let _ = raw.child.kill().await;
 }
