@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sshwarden::config::Dirs;
-use sshwarden::fanout::{self, FanoutOptions};
 use sshwarden::net::HickoryResolver;
 use sshwarden::service::Service;
+use sshwarden::service::fanout::{self, FanoutOptions};
 
 const N: usize = 100;
 

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use sshwarden::cli::commands;
 use sshwarden::cli::{Cli, Command};
-use sshwarden::commands;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
             }
             Command::Runbook { command } => {
                 use sshwarden::cli::RunbookCommand;
-                use sshwarden::runbook_cli::{RunbookArgs, plan, run};
+                use sshwarden::cli::runbook::{RunbookArgs, plan, run};
                 let args = |t: sshwarden::cli::RunbookTarget, plan_hash| RunbookArgs {
                     config: t.config,
                     url: t.url,
@@ -71,8 +71,8 @@ fn main() -> ExitCode {
                 commands::serve(&config, http, token_file, approver_token_file).await
             }
             Command::Approvals { command, url, token_file } => {
-                use sshwarden::approvals_http::{Action, cli};
                 use sshwarden::cli::ApprovalsCommand;
+                use sshwarden::cli::approvals::{Action, cli};
                 let action = match command {
                     ApprovalsCommand::List => Action::List,
                     ApprovalsCommand::Approve { id } => Action::Approve(id),
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
                     Some(url) => cli(action, &url, token_file).await,
                     None => {
                         eprintln!("error: --url is required (the running `sshwarden serve --http` server)");
-                        sshwarden::commands::EXIT_ERROR
+                        sshwarden::cli::commands::EXIT_ERROR
                     }
                 }
             }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sshwarden::fanout::{self, FanoutOptions, HostStatus};
+use sshwarden::service::fanout::{self, FanoutOptions, HostStatus};
 use sshwarden::tasks::TaskState;
 use sshwarden::tasks::ring::Stream;
 use tokio_util::sync::CancellationToken;

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sshwarden::config::Dirs;
-use sshwarden::fanout::{self, FanoutOptions, HostStatus};
 use sshwarden::net::HickoryResolver;
 use sshwarden::service::Service;
+use sshwarden::service::fanout::{self, FanoutOptions, HostStatus};
 
 use super::{mcp, sshd};
 

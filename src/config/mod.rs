@@ -5,6 +5,7 @@
 //! (reading the three files, secrets and key paths); `validate.rs` is pure. Never talks to a
 //! host and never logs a secret.
 
+pub mod json_schema;
 mod load;
 mod locate;
 pub mod raw;

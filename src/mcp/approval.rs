@@ -18,8 +18,8 @@ use rmcp::service::{Peer, RequestContext};
 
 use super::errors::service_error;
 use super::ops::client_of;
-use crate::approvals::{ApprovalRequest, AskHuman, Via};
 use crate::service::Service;
+use crate::service::approvals::{ApprovalRequest, AskHuman, Via};
 
 /// Key of the one input request sshwarden sends.
 pub(super) const INPUT_KEY: &str = "approval";

@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::params::{Detail, RunResult};
-use crate::fanout::{HostEntry, HostStatus};
-use crate::hostset;
+use crate::inventory::hostset;
+use crate::service::fanout::{HostEntry, HostStatus};
 
 /// Inline output per group: head+tail, as for one host of `ssh_run_on_tag` before folding.
 pub const GROUP_INLINE_BYTES: u64 = 4096;

@@ -15,7 +15,7 @@ use super::errors::{ok, service_error, tool_error};
 use super::ops::client_of;
 use super::params::Detail;
 use crate::config::{Config, Host, Severity};
-use crate::select;
+use crate::inventory::select;
 use crate::service::{Service, ServiceError};
 
 /// Probe commands shown by describe/capabilities: (name, command, only for this tag).
@@ -114,12 +114,12 @@ pub async fn plan(svc: &Arc<Service>, target: &str, command: &str, detail: Detai
         Ok(h) => h,
         Err(e) => return e,
     };
-    let plan_rows = crate::plan::plan(&cfg, &hosts, command, svc.resolver()).await;
+    let plan_rows = crate::service::plan::plan(&cfg, &hosts, command, svc.resolver()).await;
     let rows: Vec<Value> = plan_rows.iter().map(|r| json!(r)).collect();
     // Over the per-host rows, whatever the shape returned: the same hash as before folding.
     let hash =
         hex::encode(Sha256::digest(format!("{}\n{command}\n{}", cfg.hash, Value::Array(rows.clone())).as_bytes()));
-    let folded = crate::plan::fold(&plan_rows);
+    let folded = crate::service::plan::fold(&plan_rows);
     let allowed: usize = folded.groups.iter().filter(|g| g.allowed).map(|g| g.count).sum();
     let ask: usize = folded.groups.iter().filter(|g| g.decision == "ask").map(|g| g.count).sum();
     let text = folded
@@ -127,7 +127,7 @@ pub async fn plan(svc: &Arc<Service>, target: &str, command: &str, detail: Detai
         .iter()
         .map(|g| {
             let verdict = g.decision.to_uppercase();
-            let reason = crate::plan::reason_line(g.policy_allowed, &g.reason, g.network.as_deref());
+            let reason = crate::service::plan::reason_line(g.policy_allowed, &g.reason, g.network.as_deref());
             format!("{verdict} {} ({}): {reason}", g.hosts, g.count)
         })
         .collect::<Vec<_>>()

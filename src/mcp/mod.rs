@@ -44,9 +44,9 @@ impl SshWarden {
         let mut tool_router = Self::tool_router();
         for route in tool_router.map.values_mut() {
             let tool = &mut route.attr;
-            tool.input_schema = Arc::new(crate::json_schema::standardize_object(&tool.input_schema));
+            tool.input_schema = Arc::new(crate::config::json_schema::standardize_object(&tool.input_schema));
             tool.output_schema =
-                tool.output_schema.as_ref().map(|s| Arc::new(crate::json_schema::standardize_object(s)));
+                tool.output_schema.as_ref().map(|s| Arc::new(crate::config::json_schema::standardize_object(s)));
         }
         Self {
             svc,

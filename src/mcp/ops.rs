@@ -17,8 +17,8 @@ pub use super::inspect::*;
 use super::params::{AsyncStarted, FanoutParams, ListTasksParams, OutputParams, RunAsyncParams, RunParams};
 use super::progress::{self, Reporter};
 use super::{fanout_result, render};
-use crate::fanout::{self, FanoutOptions, HostStatus};
 use crate::service::Service;
+use crate::service::fanout::{self, FanoutOptions, HostStatus};
 use crate::tasks::ring::Stream;
 use crate::tasks::{Task, TaskError};
 

@@ -19,8 +19,8 @@ use super::ops::client_of;
 use super::params::{RunbookPlanParams, RunbookRunParams};
 use super::progress::Reporter;
 use crate::runbook::{ParamType, Runbook};
-use crate::runner::exec::{self, StartError};
 use crate::service::Service;
+use crate::service::runner::exec::{self, StartError};
 use crate::tasks::ring::Stream;
 use crate::tasks::{TaskSpec, WorkOutcome};
 
@@ -108,7 +108,7 @@ pub async fn plan(svc: &Arc<Service>, p: RunbookPlanParams) -> CallToolResult {
         Ok(v) => v,
         Err(errors) => return start_error(&StartError::Params(errors)),
     };
-    let plan = crate::runner::plan(&svc.config(), &rb, &values, svc.resolver()).await;
+    let plan = crate::service::runner::plan(&svc.config(), &rb, &values, svc.resolver()).await;
     let text = plan
         .steps
         .iter()
@@ -215,7 +215,7 @@ fn step_line(report: &Value) -> String {
 /// × batches, plus retry delays, plus a minute.
 fn run_deadline<'a>(
     defs: impl IntoIterator<Item = &'a crate::runbook::Step>,
-    plans: &[crate::runner::StepPlan],
+    plans: &[crate::service::runner::StepPlan],
     max_seconds: u64,
 ) -> Duration {
     let secs: u64 = defs

@@ -18,11 +18,11 @@ use super::errors::{ok, service_error};
 use super::ops::{Echo, approve, client_of};
 use super::params::{DownloadParams, UploadParams};
 use super::progress::Reporter;
-use crate::fanout::{self, FanoutOptions, HostStatus};
 use crate::policy::files::Direction;
+use crate::service::fanout::{self, FanoutOptions, HostStatus};
+use crate::service::transfer::{Local, TransferRequest};
 use crate::service::{Service, ServiceError};
 use crate::tasks::{FailureKind, Task, TaskState};
-use crate::transfer::{Local, TransferRequest};
 
 fn invalid(msg: &str) -> CallToolResponse {
     service_error(&ServiceError::InvalidInput(msg.to_owned())).into()
@@ -111,12 +111,12 @@ pub async fn upload(
             json!({ "alias": e.alias, "status": e.status, "reason": e.reason, "task_id": e.task.as_ref().map(|t| t.id.clone()), "bytes": d["bytes"], "sha256": d["sha256"] })
         })
         .collect();
-    let groups: Vec<Value> = crate::hostset::group_by(&rows, |r| (r["status"].to_string(), r["sha256"].to_string(), r["reason"].to_string()))
+    let groups: Vec<Value> = crate::inventory::hostset::group_by(&rows, |r| (r["status"].to_string(), r["sha256"].to_string(), r["reason"].to_string()))
         .into_iter()
         .map(|members| {
             let names: Vec<&str> = members.iter().filter_map(|&i| rows[i]["alias"].as_str()).collect();
             let r = &rows[members[0]];
-            json!({ "hosts": crate::hostset::fold(&names), "count": members.len(), "status": r["status"], "reason": r["reason"], "bytes": r["bytes"], "sha256": r["sha256"] })
+            json!({ "hosts": crate::inventory::hostset::fold(&names), "count": members.len(), "status": r["status"], "reason": r["reason"], "bytes": r["bytes"], "sha256": r["sha256"] })
         })
         .collect();
     let okc = entries.iter().filter(|e| e.status == HostStatus::Ok).count();
@@ -215,7 +215,9 @@ async fn one(
             ok(body, text)
         }
         // The host resolved the path outside the rules: the policy's denial, not a failure.
-        TaskState::Failed { error, kind: FailureKind::Denied } => service_error(&crate::transfer::denied(error)),
+        TaskState::Failed { error, kind: FailureKind::Denied } => {
+            service_error(&crate::service::transfer::denied(error))
+        }
         other => super::errors::tool_error(
             "transfer_failed",
             &format!(

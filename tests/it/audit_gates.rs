@@ -7,9 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sshwarden::approvals::DecideError;
 use sshwarden::audit::{Audit, AuditError, verify};
-use sshwarden::runner::exec;
+use sshwarden::service::approvals::DecideError;
+use sshwarden::service::runner::exec;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::sshd::{Fleet, FleetOptions};

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use sshwarden::config::Config;
-use sshwarden::select::select;
+use sshwarden::inventory::select::select;
 
 use crate::support::cfg::{CREDS, CfgDir, servers};
 

@@ -379,11 +379,13 @@ async fn a_step_whose_fanout_is_refused_fails_and_rolls_back() {
     );
     let svc = crate::support::svc::service(&fleet);
     let rb = svc.config().runbooks["refused"].clone();
-    let (mut plan, values) = sshwarden::runner::exec::start(&svc, &rb, &Default::default(), None).await.unwrap();
+    let (mut plan, values) =
+        sshwarden::service::runner::exec::start(&svc, &rb, &Default::default(), None).await.unwrap();
     // A command the fan-out refuses before any host starts (the plan judged another one).
     plan.steps[1].rendered.as_mut().unwrap().command = " ".into();
     let cancel = tokio_util::sync::CancellationToken::new();
-    let report = sshwarden::runner::exec::execute(&svc, &rb, &plan, &values, "test", &cancel, |_, _| {}).await.unwrap();
+    let report =
+        sshwarden::service::runner::exec::execute(&svc, &rb, &plan, &values, "test", &cancel, |_, _| {}).await.unwrap();
     let r = serde_json::to_value(&report).unwrap();
     assert_eq!(step(&r, "first")["status"], "ok", "{r}");
     let second = step(&r, "second");

@@ -5,6 +5,9 @@
 //! reading the tail on start to find tasks that started and never ended. Never records a
 //! secret; commands are recorded as SHA-256 always and as text unless redacted.
 
+pub mod copy;
+pub mod syslog;
+
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -14,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::audit_syslog::Spool;
+use crate::audit::syslog::Spool;
 use crate::config::SyslogSettings;
 use crate::tasks::lock;
 

@@ -5,6 +5,16 @@
 //! pool, the resolver and the audit sink, and the order of the gates: input → inventory →
 //! policy → network → audit (fail-closed) → task. Never speaks a protocol.
 
+pub mod approvals;
+pub mod fanout;
+pub mod lost;
+pub mod masking;
+pub mod plan;
+pub mod readiness;
+pub mod runner;
+pub mod transfer;
+pub mod transfer_io;
+
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -71,9 +81,9 @@ pub struct Service {
     shipper: tokio_util::task::TaskTracker,
     /// Secret runbook parameter values of running runs (by run id): masked in every audit
     /// record, never written in clear.
-    pub(crate) secrets: crate::masking::Secrets,
+    pub(crate) secrets: crate::service::masking::Secrets,
     /// Requests for human approval of `ask` decisions, pending and decided.
-    pub approvals: crate::approvals::Approvals,
+    pub approvals: crate::service::approvals::Approvals,
 }
 
 /// Validates a command string before anything else looks at it.
@@ -103,7 +113,7 @@ impl Service {
         let shipper = tokio_util::task::TaskTracker::new();
         // Outside a runtime (never in practice) records simply wait in the spool.
         if let (Some(spool), Ok(rt)) = (audit.spool(), tokio::runtime::Handle::try_current()) {
-            shipper.spawn_on(crate::audit_syslog::run_shipper(spool, shipper_stop.clone()), &rt);
+            shipper.spawn_on(crate::audit::syslog::run_shipper(spool, shipper_stop.clone()), &rt);
         }
         let e = &cfg.policy.execution;
         let tasks = TaskManager::new(ManagerLimits {

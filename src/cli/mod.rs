@@ -2,6 +2,11 @@
 //!
 //! Owns: flags, env fallbacks and help text. Never does the work (see `commands`).
 
+pub mod approvals;
+pub mod call;
+pub mod commands;
+pub mod runbook;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

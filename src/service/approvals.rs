@@ -193,7 +193,7 @@ impl Service {
         let mut first = None;
         for alias in aliases {
             let Some(host) = cfg.host(alias) else { continue };
-            let (decision, label) = crate::plan::decide(&cfg, host, what);
+            let (decision, label) = crate::service::plan::decide(&cfg, host, what);
             if decision.ask {
                 asked.push(alias.clone());
                 first.get_or_insert((label, decision.reason, cfg.policy.limits_for(host).approval_timeout_seconds));
@@ -203,7 +203,7 @@ impl Service {
         let names: Vec<&str> = asked.iter().map(String::as_str).collect();
         Some(ApprovalRequest {
             id: format!("a{}", hex::encode(rand::random::<[u8; 12]>())),
-            hosts: crate::hostset::fold(&names),
+            hosts: crate::inventory::hostset::fold(&names),
             aliases: asked,
             what: what.to_owned(),
             rule,

@@ -202,7 +202,7 @@ impl Service {
             Err(e) => return WorkOutcome::Failed((&e).into()),
         };
         ctx.set_running();
-        let r = crate::transfer_io::run(&sftp, &cfg, &p, &ctx).await;
+        let r = crate::service::transfer_io::run(&sftp, &cfg, &p, &ctx).await;
         sftp.close();
         match r {
             Ok(detail) => {

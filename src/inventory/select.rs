@@ -10,7 +10,7 @@
 use globset::GlobBuilder;
 
 use crate::config::Host;
-use crate::hostset;
+use crate::inventory::hostset;
 
 /// Longest pattern accepted.
 pub const MAX_PATTERN_LEN: usize = 1000;

@@ -1,23 +1,22 @@
-//! Out-of-band approval over HTTP: the `/approvals` endpoints of `serve --http` and the
-//! `sshwarden approvals list|approve|deny` client.
+//! Out-of-band approval over HTTP: the `/approvals` endpoints of `serve --http` (the
+//! `sshwarden approvals list|approve|deny` client is `cli/approvals.rs`).
 //!
 //! Owns: the approver's side. Its routes accept only the approver token (a separate secret,
 //! `--approver-token-file`); the normal bearer token, which agents hold, is refused there,
 //! so an agent can never approve its own request. Decisions go to `Service::approvals`;
 //! the waiting call writes the audit record. Never runs anything.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::approvals::DecideError;
 use crate::config::Secret;
 use crate::service::Service;
+use crate::service::approvals::DecideError;
 
 const BY: &str = "approver token";
 
@@ -73,58 +72,4 @@ fn decide(svc: &Service, id: &str, approve: bool) -> Response {
             (status, axum::Json(json!({ "error": e.to_string() }))).into_response()
         }
     }
-}
-
-/// What `sshwarden approvals` does.
-pub enum Action {
-    List,
-    Approve(String),
-    Deny(String),
-}
-
-/// `sshwarden approvals …`: prints JSON; exit 0 done, 1 error (unknown id, wrong token,
-/// server unreachable).
-pub async fn cli(action: Action, url: &str, token_file: Option<PathBuf>) -> u8 {
-    let token = match crate::server::read_token_or_env(token_file.as_ref(), "SSHWARDEN_APPROVER_TOKEN") {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return crate::commands::EXIT_ERROR;
-        }
-    };
-    // Accept the URL `call` uses (…/mcp) as well as the server's base URL.
-    let base = url.trim_end_matches('/').trim_end_matches("/mcp").trim_end_matches("/rpc").to_owned();
-    let client = reqwest::Client::new();
-    let request = match &action {
-        Action::List => client.get(format!("{base}/approvals")),
-        Action::Approve(id) => client.post(format!("{base}/approvals/{id}/approve")),
-        Action::Deny(id) => client.post(format!("{base}/approvals/{id}/deny")),
-    };
-    let response = match request.bearer_auth(token.expose()).send().await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {base}: {e}");
-            return crate::commands::EXIT_ERROR;
-        }
-    };
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        eprintln!("error: {status}: {}", body["error"].as_str().unwrap_or("request refused"));
-        return crate::commands::EXIT_ERROR;
-    }
-    if let (Action::List, Some(list)) = (&action, body["approvals"].as_array()) {
-        for a in list {
-            eprintln!(
-                "{}  {}  {}  ({}; {})",
-                a["id"].as_str().unwrap_or(""),
-                a["hosts"].as_str().unwrap_or(""),
-                a["what"].as_str().unwrap_or(""),
-                a["rule"].as_str().unwrap_or("-"),
-                a["client"].as_str().unwrap_or("")
-            );
-        }
-    }
-    crate::commands::out(&body.to_string());
-    crate::commands::EXIT_OK
 }

@@ -5,6 +5,9 @@
 //! loopback rules, body limit), graceful shutdown on stdin close, SIGINT and SIGTERM; SIGHUP reloads the configuration.
 //! Never writes to stdout except through the MCP stdio transport and `call`'s result.
 
+pub mod approvals_http;
+pub mod rpc;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,9 +23,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::cli::ConfigArgs;
-use crate::commands::{EXIT_ERROR, EXIT_OK, dirs};
-use crate::config::Secret;
+use crate::config::{Dirs, Secret};
 use crate::mcp::SshWarden;
 use crate::net::HickoryResolver;
 use crate::service::{Service, ServiceError};
@@ -34,14 +35,12 @@ const MAX_BODY: usize = 1024 * 1024;
 /// A client must send its request headers within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(crate) fn start_service(args: &ConfigArgs) -> Option<Arc<Service>> {
-    let cfg_dirs = dirs(args);
+/// Loads the configuration and starts the service; `Err` is what to tell the operator (every
+/// diagnostic, one per line).
+pub(crate) fn start_service(cfg_dirs: Dirs) -> Result<Arc<Service>, String> {
     let resolver = match HickoryResolver::from_system(Duration::from_secs(2)) {
         Ok(r) => Arc::new(r),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return None;
-        }
+        Err(e) => return Err(format!("error: {e}")),
     };
     match Service::start(cfg_dirs, resolver) {
         Ok(s) => {
@@ -56,22 +55,16 @@ pub(crate) fn start_service(args: &ConfigArgs) -> Option<Arc<Service>> {
                     count = lost.len(),
                     ids = %ids.join(","),
                     "tasks were running when sshwarden last stopped (ssh_list_tasks shows them as lost); {}",
-                    crate::lost::HOW_TO_CLEAR
+                    crate::service::lost::HOW_TO_CLEAR
                 );
             }
             tracing::info!(hosts = cfg.hosts.len(), rules = cfg.policy.rules.len(), config_hash = %cfg.hash, "configuration loaded");
-            Some(s)
+            Ok(s)
         }
         Err(ServiceError::Config(e)) => {
-            for d in &e.diagnostics {
-                eprintln!("{d}");
-            }
-            None
+            Err(e.diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            None
-        }
+        Err(e) => Err(format!("error: {e}")),
     }
 }
 
@@ -111,52 +104,43 @@ pub(crate) fn read_token_or_env(token_file: Option<&PathBuf>, env: &str) -> Resu
     }
 }
 
-/// `sshwarden serve`.
+/// `sshwarden serve`: stdio, or HTTP with `http`. Returns when the session ends or a signal
+/// stops it; `Err` is what to tell the operator (nothing was served, or serving failed).
 pub async fn serve(
-    args: &ConfigArgs,
+    dirs: Dirs,
     http: Option<SocketAddr>,
     token_file: Option<PathBuf>,
     approver_token_file: Option<PathBuf>,
-) -> u8 {
+) -> Result<(), String> {
     let token = match http.map(|_| read_token(token_file.as_ref())) {
-        Some(Err(e)) => {
-            eprintln!("error: refusing to serve HTTP: {e}");
-            return EXIT_ERROR;
-        }
+        Some(Err(e)) => return Err(format!("error: refusing to serve HTTP: {e}")),
         Some(Ok(t)) => Some(t),
         None => None,
     };
     let approver = match (&approver_token_file, http) {
         (None, _) => None,
         (Some(_), None) => {
-            eprintln!("error: --approver-token-file needs --http (approvals are decided over HTTP)");
-            return EXIT_ERROR;
+            return Err("error: --approver-token-file needs --http (approvals are decided over HTTP)".into());
         }
         (Some(f), Some(_)) => match read_token_or_env(Some(f), "SSHWARDEN_APPROVER_TOKEN") {
             Ok(a) if token.as_ref().is_some_and(|t| t.expose() == a.expose()) => {
-                eprintln!("error: the approver token must differ from the MCP bearer token");
-                return EXIT_ERROR;
+                return Err("error: the approver token must differ from the MCP bearer token".into());
             }
             Ok(a) => Some(a),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_ERROR;
-            }
+            Err(e) => return Err(format!("error: {e}")),
         },
     };
-    let Some(svc) = start_service(args) else {
-        return EXIT_ERROR;
-    };
+    let svc = start_service(dirs)?;
     // Registered before serving: from here on SIGHUP reloads instead of killing us.
     let hangups = reload_on_sighup(svc.clone());
-    let code = match (http, token) {
+    let served = match (http, token) {
         (Some(addr), Some(token)) => serve_http(svc.clone(), addr, token, approver).await,
         _ => serve_stdio(svc.clone()).await,
     };
     hangups.abort();
     svc.shutdown(SHUTDOWN_GRACE).await;
     tracing::info!("stopped");
-    code
+    served
 }
 
 /// SIGHUP reloads the configuration as `ssh_reload_config` does (`Service::reload`: all
@@ -188,14 +172,11 @@ fn reload_on_sighup(svc: Arc<Service>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-async fn serve_stdio(svc: Arc<Service>) -> u8 {
-    let running = match SshWarden::new(svc).serve(rmcp::transport::stdio()).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: MCP stdio session failed to start: {e}");
-            return EXIT_ERROR;
-        }
-    };
+async fn serve_stdio(svc: Arc<Service>) -> Result<(), String> {
+    let running = SshWarden::new(svc)
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| format!("error: MCP stdio session failed to start: {e}"))?;
     tracing::info!("serving MCP on stdio");
     let ct = running.cancellation_token();
     tokio::spawn(async move {
@@ -204,7 +185,7 @@ async fn serve_stdio(svc: Arc<Service>) -> u8 {
     });
     // Returns when stdin closes or a signal cancelled the session.
     let _ = running.waiting().await;
-    EXIT_OK
+    Ok(())
 }
 
 fn is_loopback_origin(origin: &str) -> bool {
@@ -217,16 +198,17 @@ fn is_loopback_origin(origin: &str) -> bool {
     host == "localhost" || host == "[::1]" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-async fn serve_http(svc: Arc<Service>, addr: SocketAddr, token: Secret, approver: Option<Secret>) -> u8 {
+async fn serve_http(
+    svc: Arc<Service>,
+    addr: SocketAddr,
+    token: Secret,
+    approver: Option<Secret>,
+) -> Result<(), String> {
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     hosts.push(addr.ip().to_string());
-    let rpc = match crate::rpc::Rpc::start(svc.clone(), hosts.clone()).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the /rpc endpoint: {e}");
-            return EXIT_ERROR;
-        }
-    };
+    let rpc = crate::server::rpc::Rpc::start(svc.clone(), hosts.clone())
+        .await
+        .map_err(|e| format!("error: cannot start the /rpc endpoint: {e}"))?;
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
         .with_max_request_body_bytes(MAX_BODY)
@@ -239,8 +221,9 @@ async fn serve_http(svc: Arc<Service>, addr: SocketAddr, token: Secret, approver
     );
     let token = Arc::new(token);
     let audit_svc = svc.clone();
-    let rpc_route =
-        axum::routing::post(crate::rpc::handle).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY)).with_state(rpc);
+    let rpc_route = axum::routing::post(crate::server::rpc::handle)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(rpc);
     let app = axum::Router::new().nest_service("/mcp", service).route("/rpc", rpc_route).layer(
         axum::middleware::from_fn(move |req: Request, next: Next| {
             let (token, svc) = (token.clone(), audit_svc.clone());
@@ -249,7 +232,7 @@ async fn serve_http(svc: Arc<Service>, addr: SocketAddr, token: Secret, approver
     );
     let with_approvals = approver.is_some();
     let app = match approver {
-        Some(a) => app.merge(crate::approvals_http::router(svc.clone(), a)),
+        Some(a) => app.merge(crate::server::approvals_http::router(svc.clone(), a)),
         None => app,
     };
     // Added after the guards' layers, so neither needs a token: liveness tells nothing, and an
@@ -257,19 +240,14 @@ async fn serve_http(svc: Arc<Service>, addr: SocketAddr, token: Secret, approver
     let app = app
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .fallback(move |uri: axum::http::Uri| async move { not_found(&uri, with_approvals) });
-    let listener = match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: cannot listen on {addr}: {e}");
-            return EXIT_ERROR;
-        }
-    };
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("error: cannot listen on {addr}: {e}"))?;
     if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "listening on a non-loopback address; every request still needs the bearer token");
     }
     tracing::info!(%addr, "serving MCP over streamable HTTP at /mcp and JSON-RPC 2.0 at /rpc");
     serve_connections(listener, app).await;
-    EXIT_OK
+    Ok(())
 }
 
 /// Accepts connections until SIGINT/SIGTERM. Unlike `axum::serve`, connections get a header

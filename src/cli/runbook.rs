@@ -16,9 +16,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use serde_json::{Value, json};
 
-use crate::call::{Client, Stop, connect};
 use crate::cli::ConfigArgs;
-use crate::commands::{EXIT_DENIED, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use crate::cli::call::{Client, Stop, connect};
+use crate::cli::commands::{EXIT_DENIED, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 
 /// What to run and how.
 pub struct RunbookArgs {
@@ -76,7 +76,9 @@ fn out(line: &str) {
 }
 
 /// The runbook name, its parameters and a connected client.
-async fn open(args: &mut RunbookArgs) -> Result<(String, BTreeMap<String, String>, crate::call::Connected), String> {
+async fn open(
+    args: &mut RunbookArgs,
+) -> Result<(String, BTreeMap<String, String>, crate::cli::call::Connected), String> {
     let name = resolve(args)?;
     let given = params(&args.params)?;
     let conn = connect(&args.config, args.url.clone(), args.token_file.clone()).await?;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::select;
+use crate::inventory::select;
 use crate::service::{Service, ServiceError, check_command};
 use crate::tasks::{FailureKind, Task, TaskState};
 

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::ConfigArgs;
-use crate::commands::{EXIT_DENIED, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use crate::cli::commands::{EXIT_DENIED, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 use crate::mcp::SshWarden;
 use crate::server::{SHUTDOWN_GRACE, read_token, start_service};
 
@@ -265,7 +265,10 @@ pub(crate) async fn connect(
             Ok(Connected { client, svc: None })
         }
         None => {
-            let svc = start_service(args).ok_or_else(|| "the configuration did not load".to_owned())?;
+            let svc = start_service(crate::cli::commands::dirs(args)).map_err(|e| {
+                eprintln!("{e}");
+                "the configuration did not load".to_owned()
+            })?;
             let (server_io, client_io) = tokio::io::duplex(1 << 20);
             let server = SshWarden::new(svc.clone());
             tokio::spawn(async move {

@@ -130,7 +130,7 @@ pub fn fold(rows: &[PlanRow]) -> FoldedPlan {
             })
         })
         .collect();
-    let groups = crate::hostset::group_by(rows, |r| {
+    let groups = crate::inventory::hostset::group_by(rows, |r| {
         (r.decision, r.allowed, r.policy_allowed, &r.rule, &r.reason, &r.denied_command, &r.network)
     })
     .into_iter()
@@ -142,7 +142,7 @@ pub fn fold(rows: &[PlanRow]) -> FoldedPlan {
             by_set.entry(set_of[i]).or_default().push(&rows[i].alias);
         }
         PlanGroup {
-            hosts: crate::hostset::fold(&aliases),
+            hosts: crate::inventory::hostset::fold(&aliases),
             count: members.len(),
             decision: row.decision,
             allowed: row.allowed,
@@ -151,7 +151,7 @@ pub fn fold(rows: &[PlanRow]) -> FoldedPlan {
             reason: row.reason.clone(),
             denied_command: row.denied_command.clone(),
             network: row.network.clone(),
-            limits: by_set.into_iter().map(|(set, hosts)| (crate::hostset::fold(&hosts), set)).collect(),
+            limits: by_set.into_iter().map(|(set, hosts)| (crate::inventory::hostset::fold(&hosts), set)).collect(),
         }
     })
     .collect();

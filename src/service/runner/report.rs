@@ -73,12 +73,12 @@ pub struct StepReport {
 
 /// Folds a step's hosts by (status, exit code, stdout, stderr).
 pub fn groups(hosts: &[HostReport]) -> Vec<Value> {
-    crate::hostset::group_by(hosts, |h| (h.status, h.exit_code, &h.stdout, &h.stderr))
+    crate::inventory::hostset::group_by(hosts, |h| (h.status, h.exit_code, &h.stdout, &h.stderr))
         .into_iter()
         .map(|members| {
             let h = &hosts[members[0]];
             let aliases: Vec<&str> = members.iter().map(|&i| hosts[i].alias.as_str()).collect();
-            json!({ "hosts": crate::hostset::fold(&aliases), "count": members.len(), "status": h.status, "exit_code": h.exit_code, "stdout": h.stdout, "stderr": h.stderr, "task_id": h.task_id })
+            json!({ "hosts": crate::inventory::hostset::fold(&aliases), "count": members.len(), "status": h.status, "exit_code": h.exit_code, "stdout": h.stdout, "stderr": h.stderr, "task_id": h.task_id })
         })
         .collect()
 }

@@ -13,9 +13,9 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::Config;
 use crate::policy::files::Direction;
+use crate::service::transfer::{Local, PreparedTransfer, inline_content};
 use crate::ssh::Sftp;
 use crate::tasks::{Failure, FailureKind, TaskContext};
-use crate::transfer::{Local, PreparedTransfer, inline_content};
 
 /// Runs the transfer; `Ok` is the result object (the task's detail), `Err` says why not
 /// (`FailureKind::Denied` when the path the host resolved is outside the rules).

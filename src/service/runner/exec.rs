@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 use super::report::groups;
 pub use super::report::{BatchReport, HostOutcome, HostReport, RunReport, StepReport, StepStatus};
 use super::{RunbookPlan, StepPlan};
-use crate::fanout::{self, FanoutOptions, HostEntry, HostStatus};
 use crate::runbook::{OnFailure, Runbook, Step};
 use crate::service::Service;
+use crate::service::fanout::{self, FanoutOptions, HostEntry, HostStatus};
 use crate::tasks::TaskState;
 use crate::tasks::ring::inline_text;
 
@@ -276,7 +276,7 @@ async fn run_step(
                 &json!({ "event": "approval_requested", "step": sp.id, "approval_id": request.id, "hosts": request.hosts, "timeout_seconds": request.timeout_seconds }),
                 report,
             );
-            match svc.obtain_approval(&request, crate::approvals::Via::OutOfBand).await {
+            match svc.obtain_approval(&request, crate::service::approvals::Via::OutOfBand).await {
                 Ok(id) => Some(id),
                 Err(e) => {
                     return fail_step(sp, index, &hosts, HostOutcome::Skipped, &e.to_string(), report, on_event);

@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::net::Resolve;
-use crate::plan::{FoldedPlan, PlanRow};
 use crate::runbook::{RenderedStep, Runbook};
+use crate::service::plan::{FoldedPlan, PlanRow};
 
 /// One step (or rollback step) of a plan.
 #[derive(Debug, Clone, Serialize)]
@@ -66,7 +66,7 @@ impl RunbookPlan {
                 return Some(format!("{} {}: {e}", s.phase, s.id));
             }
             s.rows.iter().find(|r| !r.runnable()).map(|r| {
-                let reason = crate::plan::reason_line(r.policy_allowed, &r.reason, r.network.as_deref());
+                let reason = crate::service::plan::reason_line(r.policy_allowed, &r.reason, r.network.as_deref());
                 let rule = r.rule.as_deref().map(|x| format!(" ({x})")).unwrap_or_default();
                 format!("{} {} on {}: {reason}{rule}", s.phase, s.id, r.alias)
             })
@@ -126,10 +126,10 @@ pub async fn plan(
                 rendered: None,
                 folded: None,
             };
-            match crate::select::select(&cfg.hosts, &rendered.target) {
+            match crate::inventory::select::select(&cfg.hosts, &rendered.target) {
                 Err(e) => sp.error = Some(e.to_string()),
                 Ok(hosts) => {
-                    let mut rows = crate::plan::plan(cfg, &hosts, &rendered.command, resolver).await;
+                    let mut rows = crate::service::plan::plan(cfg, &hosts, &rendered.command, resolver).await;
                     for r in &mut rows {
                         // Reasons quote the command: never show a secret in them.
                         for secret in &secrets {
@@ -137,7 +137,7 @@ pub async fn plan(
                             r.denied_command = r.denied_command.take().map(|c| c.replace(secret.as_str(), "[secret]"));
                         }
                     }
-                    sp.folded = Some(crate::plan::fold(&rows));
+                    sp.folded = Some(crate::service::plan::fold(&rows));
                     sp.rows = rows;
                 }
             }
@@ -149,7 +149,7 @@ pub async fn plan(
     let params = shown_params(runbook, values);
     let batch_hosts = if runbook.serial.is_rolling() { runbook.serial.batches(&run_hosts(&steps)) } else { Vec::new() };
     RunbookPlan {
-        batches: batch_hosts.iter().map(|b| crate::hostset::fold(b)).collect(),
+        batches: batch_hosts.iter().map(|b| crate::inventory::hostset::fold(b)).collect(),
         batch_hosts,
         runbook: runbook.name.clone(),
         runbook_sha256: runbook.sha256.clone(),

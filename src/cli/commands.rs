@@ -10,12 +10,11 @@ use serde::Serialize;
 
 use crate::cli::ConfigArgs;
 use crate::config::{self, Config, Dirs, Severity};
+use crate::inventory::select;
 use crate::net::HickoryResolver;
-use crate::select;
 
-pub use crate::audit_copy::verify_command as audit_verify;
-pub use crate::call::call;
-pub use crate::server::serve;
+pub use crate::audit::copy::verify_command as audit_verify;
+pub use crate::cli::call::call;
 
 /// Exit codes shared by `plan` and `call`.
 pub const EXIT_OK: u8 = 0;
@@ -123,12 +122,12 @@ pub async fn plan(args: &ConfigArgs, json: bool, per_host: bool, pattern: &str, 
             return EXIT_ERROR;
         }
     };
-    let plan_rows = crate::plan::plan(&cfg, &hosts, command, &resolver).await;
-    let folded = crate::plan::fold(&plan_rows);
+    let plan_rows = crate::service::plan::plan(&cfg, &hosts, command, &resolver).await;
+    let folded = crate::service::plan::fold(&plan_rows);
     let rows: Vec<PlanHost> = plan_rows
         .into_iter()
         .map(|r| PlanHost {
-            reason: crate::plan::reason_line(r.policy_allowed, &r.reason, r.network.as_deref()),
+            reason: crate::service::plan::reason_line(r.policy_allowed, &r.reason, r.network.as_deref()),
             alias: r.alias,
             decision: r.decision,
             allowed: r.allowed,
@@ -156,7 +155,7 @@ pub async fn plan(args: &ConfigArgs, json: bool, per_host: bool, pattern: &str, 
     } else {
         for g in &folded.groups {
             let verdict = format!("{:<5}", g.decision.to_uppercase());
-            let reason = crate::plan::reason_line(g.policy_allowed, &g.reason, g.network.as_deref());
+            let reason = crate::service::plan::reason_line(g.policy_allowed, &g.reason, g.network.as_deref());
             out(&format!("{verdict} {} ({}) {reason}", g.hosts, g.count));
         }
     }
@@ -172,11 +171,27 @@ pub fn schema(file: Option<&str>) -> u8 {
         "runbook": schemars::schema_for!(crate::runbook::raw::RunbookFile),
     });
     let mut all = all;
-    crate::json_schema::standardize(&mut all);
+    crate::config::json_schema::standardize(&mut all);
     let chosen = match file {
         Some(f) => all.get(f).cloned().unwrap_or_default(),
         None => all,
     };
     out(&serde_json::to_string_pretty(&chosen).unwrap_or_default());
     EXIT_OK
+}
+
+/// `sshwarden serve`.
+pub async fn serve(
+    args: &ConfigArgs,
+    http: Option<std::net::SocketAddr>,
+    token_file: Option<std::path::PathBuf>,
+    approver_token_file: Option<std::path::PathBuf>,
+) -> u8 {
+    match crate::server::serve(dirs(args), http, token_file, approver_token_file).await {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("{e}");
+            EXIT_ERROR
+        }
+    }
 }
