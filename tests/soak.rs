@@ -131,10 +131,10 @@ async fn mixed_workload_soak_leaks_nothing() {
     assert!(ops > 20, "only {ops} operations in {secs} s");
     // Let TTLs (2 s) expire, then check that everything went back down.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let live: Vec<_> = svc.tasks.list();
+    let live: Vec<_> = svc.tasks().list();
     assert!(live.iter().all(|t| t.state.is_finished()), "tasks still running after the load");
     assert!(live.len() <= 6, "{} results not expired", live.len());
-    assert!(svc.tasks.memory().0 <= 8 << 20);
+    assert!(svc.tasks().memory().0 <= 8 << 20);
     assert!(svc.pool().connection_count() <= 9, "connections: {}", svc.pool().connection_count());
     let (fd1, rss1) = (fds(), rss_kib());
     assert!(fd1 <= fd0 + 12, "file descriptors grew {fd0} -> {fd1}");

@@ -111,6 +111,30 @@ pub fn group_by<'a, T, K: PartialEq>(items: &'a [T], key: impl Fn(&'a T) -> K) -
     groups
 }
 
+/// One group of a folded result: the members' aliases folded (`h[1-98]`) and the members'
+/// indices (the first one stands for the group).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Folded {
+    pub hosts: String,
+    pub members: Vec<usize>,
+}
+
+/// The one fold of every per-host result (fan-out, plan, runbook step, transfers): items
+/// grouped by equal `key` (`group_by`), each group's aliases folded.
+pub fn fold_groups<'a, T, K: PartialEq>(
+    items: &'a [T],
+    key: impl Fn(&'a T) -> K,
+    alias: impl Fn(&'a T) -> &'a str,
+) -> Vec<Folded> {
+    group_by(items, key)
+        .into_iter()
+        .map(|members| {
+            let aliases: Vec<&str> = members.iter().map(|&i| alias(&items[i])).collect();
+            Folded { hosts: fold(&aliases), members }
+        })
+        .collect()
+}
+
 /// Whether `term` uses the bracket notation of a folded set (`[` followed by digits,
 /// `-` and `,` only) rather than a glob bracket expression (`web[ab]`).
 pub fn is_folded(term: &str) -> bool {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::params::{Detail, RunResult};
-use crate::inventory::hostset;
+use crate::inventory::hostset::{self, Folded};
 use crate::service::fanout::{HostEntry, HostStatus};
 
 /// Inline output per group: head+tail, as for one host of `ssh_run_on_tag` before folding.
@@ -57,13 +57,12 @@ fn put(map: &mut Map<String, Value>, k: &str, v: Value) {
     }
 }
 
-fn group_value(outcomes: &[HostOutcome], members: &[usize], full: bool) -> Value {
-    let first = &outcomes[members[0]];
-    let aliases: Vec<&str> = members.iter().map(|&i| outcomes[i].entry.alias.as_str()).collect();
+fn group_value(outcomes: &[HostOutcome], group: &Folded, full: bool) -> Value {
+    let first = &outcomes[group.members[0]];
     let run = first.run.as_ref();
     let mut m = Map::new();
-    m.insert("hosts".into(), json!(hostset::fold(&aliases)));
-    m.insert("count".into(), json!(members.len()));
+    m.insert("hosts".into(), json!(group.hosts));
+    m.insert("count".into(), json!(group.members.len()));
     m.insert("status".into(), status_name(first.entry.status));
     put(&mut m, "exit_code", json!(run.and_then(|r| r.exit_code)));
     put(&mut m, "exit_signal", json!(run.and_then(|r| r.exit_signal.clone())));
@@ -112,7 +111,7 @@ fn size(v: &Value) -> usize {
 /// The structured result and its `clush -b` text. `head` holds the fields that come
 /// first (`target`, `summary`).
 pub fn build(head: Map<String, Value>, outcomes: &[HostOutcome], detail: Detail, max_bytes: usize) -> (Value, String) {
-    let groups = hostset::group_by(outcomes, key);
+    let groups = hostset::fold_groups(outcomes, key, |o| &o.entry.alias);
     let rows: Vec<Value> = outcomes
         .iter()
         .filter(|o| detail == Detail::Hosts || o.entry.status != HostStatus::Ok)
@@ -177,12 +176,11 @@ pub fn build(head: Map<String, Value>, outcomes: &[HostOutcome], detail: Detail,
 }
 
 /// `clush -b`: each group's folded hosts and count, a line of dashes, the output.
-fn clush_text(outcomes: &[HostOutcome], groups: &[Vec<usize>]) -> String {
+fn clush_text(outcomes: &[HostOutcome], groups: &[Folded]) -> String {
     let mut text = String::new();
-    for members in groups {
-        let first = &outcomes[members[0]];
-        let aliases: Vec<&str> = members.iter().map(|&i| outcomes[i].entry.alias.as_str()).collect();
-        let header = format!("{} ({})", hostset::fold(&aliases), members.len());
+    for group in groups {
+        let first = &outcomes[group.members[0]];
+        let header = format!("{} ({})", group.hosts, group.members.len());
         text.push_str(&header);
         text.push('\n');
         text.push_str(&"-".repeat(header.chars().count().clamp(15, 72)));

@@ -46,7 +46,7 @@ pub fn capabilities(svc: &Service, cfg: &Config, h: &Host) -> Value {
 
 pub fn ping(svc: &Service) -> CallToolResult {
     let cfg = svc.config();
-    let (output_bytes, _) = svc.tasks.memory();
+    let (output_bytes, _) = svc.tasks().memory();
     let rss_kib = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -54,7 +54,7 @@ pub fn ping(svc: &Service) -> CallToolResult {
         })
         .and_then(|v| v.parse::<u64>().ok());
     let v = json!({ "status": "pong", "server": "sshwarden", "version": env!("CARGO_PKG_VERSION"), "config_hash": cfg.hash, "uptime_seconds": svc.uptime().as_secs(), "hosts": cfg.hosts.len(),
-        "memory": { "rss_bytes": rss_kib.map(|k| k * 1024), "pooled_connections": svc.pool().connection_count(), "task_output_bytes": output_bytes, "tasks": svc.tasks.list().len() } });
+        "memory": { "rss_bytes": rss_kib.map(|k| k * 1024), "pooled_connections": svc.pool().connection_count(), "task_output_bytes": output_bytes, "tasks": svc.tasks().list().len() } });
     ok(
         v,
         format!("pong: sshwarden {}, {} hosts, config {}", env!("CARGO_PKG_VERSION"), cfg.hosts.len(), &cfg.hash[..12]),

@@ -45,7 +45,7 @@ fn check_task_id(id: &str) -> Result<(), CallToolResult> {
 
 fn lookup(svc: &Service, id: &str) -> Result<Arc<Task>, CallToolResult> {
     check_task_id(id)?;
-    svc.tasks.get(id).map_err(|e| task_error(&e))
+    svc.tasks().get(id).map_err(|e| task_error(&e))
 }
 
 pub fn finished(svc: &Service, task: &Task) -> CallToolResult {
@@ -87,6 +87,22 @@ pub async fn approve(
     }
 }
 
+/// The one start of a single-host command for every tool (sync, async, task-augmented):
+/// `Service::start_command` under this client, its error as the tool's result.
+pub async fn start(
+    svc: &Arc<Service>,
+    alias: &str,
+    command: &str,
+    timeout_seconds: Option<u64>,
+    ctx: &RequestContext<RoleServer>,
+    ticket: Option<String>,
+) -> Result<(Arc<Task>, crate::config::Limits), CallToolResult> {
+    let client = client_of(ctx);
+    svc.start_command(alias, command, timeout_seconds, Some(&client), ticket.as_deref())
+        .await
+        .map_err(|e| service_error(&e))
+}
+
 pub async fn run(svc: &Arc<Service>, p: RunParams, ctx: RequestContext<RoleServer>, echo: Echo) -> CallToolResponse {
     match approve(svc, std::slice::from_ref(&p.alias), &p.command, &ctx, echo).await {
         Ok(ticket) => run_approved(svc, p, ctx, ticket).await.into(),
@@ -100,17 +116,11 @@ async fn run_approved(
     ctx: RequestContext<RoleServer>,
     ticket: Option<String>,
 ) -> CallToolResult {
-    let client = client_of(&ctx);
-    let prepared =
-        match svc.prepare_with(&p.alias, &p.command, p.timeout_seconds, Some(&client), ticket.as_deref()).await {
-            Ok(x) => x,
-            Err(e) => return service_error(&e),
-        };
-    let interval = Duration::from_secs(prepared.limits.task_progress_interval);
-    let task = match svc.launch(prepared, Some(&client)) {
-        Ok(t) => t,
-        Err(e) => return service_error(&e),
+    let (task, limits) = match start(svc, &p.alias, &p.command, p.timeout_seconds, &ctx, ticket).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
+    let interval = Duration::from_secs(limits.task_progress_interval);
     let mut reporter = Reporter::new(ctx.peer.clone(), ctx.meta.get_progress_token());
     progress::wait(svc, &task, &mut reporter, interval, &ctx.ct).await;
     finished(svc, &task)
@@ -134,17 +144,11 @@ async fn run_async_approved(
     ctx: &RequestContext<RoleServer>,
     ticket: Option<String>,
 ) -> CallToolResult {
-    let client = client_of(ctx);
-    let prepared =
-        match svc.prepare_with(&p.alias, &p.command, p.timeout_seconds, Some(&client), ticket.as_deref()).await {
-            Ok(x) => x,
-            Err(e) => return service_error(&e),
-        };
-    let (ttl, poll) = (prepared.limits.task_result_ttl, prepared.limits.task_progress_interval);
-    let task = match svc.launch(prepared, Some(&client_of(ctx))) {
-        Ok(t) => t,
-        Err(e) => return service_error(&e),
+    let (task, limits) = match start(svc, &p.alias, &p.command, p.timeout_seconds, ctx, ticket).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
+    let (ttl, poll) = (limits.task_result_ttl, limits.task_progress_interval);
     let wait = Duration::from_secs(p.wait_seconds.unwrap_or(0).min(60));
     let result = match tokio::time::timeout(wait, task.finished()).await {
         Ok(_) => Some(render::run_result(&task, 16 * 1024, &svc.config().policy.redact_output)),
@@ -339,7 +343,7 @@ pub fn cancel(svc: &Service, id: &str, ctx: &RequestContext<RoleServer>) -> Call
 
 pub fn list_tasks(svc: &Service, p: ListTasksParams) -> CallToolResult {
     let mut tasks: Vec<serde_json::Value> = svc
-        .tasks
+        .tasks()
         .list()
         .into_iter()
         .filter(|s| p.alias.as_ref().is_none_or(|a| *a == s.alias))
@@ -377,7 +381,7 @@ pub fn ack(svc: &Service, id: &str) -> CallToolResult {
         Some(Err(e)) => return service_error(&crate::service::ServiceError::Audit(e)),
         None => {}
     }
-    match svc.tasks.ack(id) {
+    match svc.tasks().ack(id) {
         Ok(()) => ok(json!({ "task_id": id, "acknowledged": true }), format!("task {id} freed")),
         Err(e @ TaskError::StillRunning(_)) => task_error(&e),
         Err(e) => task_error(&e),

@@ -2,7 +2,7 @@
 //! `ssh_run_runbook` (one task in the task manager for the whole run; its host commands are
 //! ordinary tasks), `ssh://runbook/{name}`.
 //!
-//! Owns: translating parameters and results. Planning and running live in `runner/`.
+//! Owns: translating parameters and results. Planning and running live in `service/runner/`.
 //! Never runs a step itself.
 
 use std::collections::BTreeMap;
@@ -21,8 +21,6 @@ use super::progress::Reporter;
 use crate::runbook::{ParamType, Runbook};
 use crate::service::Service;
 use crate::service::runner::exec::{self, StartError};
-use crate::tasks::ring::Stream;
-use crate::tasks::{TaskSpec, WorkOutcome};
 
 /// A runbook as a client sees it: name, description, parameters (no file contents).
 pub fn describe(rb: &Runbook) -> Value {
@@ -132,43 +130,9 @@ pub async fn run(svc: &Arc<Service>, p: RunbookRunParams, ctx: &RequestContext<R
         Ok(x) => x,
         Err(e) => return start_error(&e),
     };
-    let client = client_of(ctx);
-    let limits = svc.config().policy.default_limits();
-    let spec = TaskSpec {
-        alias: format!("runbook:{}", rb.name),
-        target_ip: String::new(),
-        command_sha256: rb.sha256.clone(),
-        host_slots: 16,
-        timeout: run_deadline(rb.steps.iter().chain(&rb.rollback), &plan.steps, limits.max_seconds),
-        // A run past its deadline is cancelled, and the rollback is what undoes it: give it
-        // its steps' own timeouts, not the few seconds a single command gets to stop.
-        stop_grace: run_deadline(&rb.rollback, plan.steps.get(rb.steps.len()..).unwrap_or(&[]), limits.max_seconds),
-        ttl: Duration::from_secs(limits.task_result_ttl),
-        output_cap: limits.max_output_bytes,
-        kill_on_output_limit: false,
-    };
-    let svc2 = svc.clone();
-    let work: crate::tasks::Work = Box::new(move |tctx| {
-        Box::pin(async move {
-            tctx.set_running();
-            let report = exec::execute(&svc2, &rb, &plan, &values, &client, &tctx.cancel, |event, report| {
-                tctx.sink.write(Stream::Stdout, format!("{event}\n").as_bytes());
-                tctx.task().set_detail(json!(report));
-            })
-            .await;
-            match report.as_ref().map(|r| r.outcome.as_str()) {
-                Ok("ok") => WorkOutcome::Exited { exit_code: Some(0), exit_signal: None },
-                Ok("cancelled") => WorkOutcome::Stopped,
-                Ok(_) => WorkOutcome::Exited { exit_code: Some(4), exit_signal: None },
-                Err(e) => WorkOutcome::Failed(
-                    format!("refused: the runbook_start audit record could not be written, nothing ran ({e})").into(),
-                ),
-            }
-        })
-    });
-    let task = match svc.tasks.spawn(spec, work) {
+    let task = match crate::service::runner::launch::launch(svc, rb, plan, values, client_of(ctx)) {
         Ok(t) => t,
-        Err(e) => return super::errors::task_error(&e),
+        Err(e) => return super::errors::service_error(&e),
     };
     let wait = Duration::from_secs(p.wait_seconds.unwrap_or(0).min(60));
     if !wait.is_zero() {
@@ -209,23 +173,4 @@ fn step_line(report: &Value) -> String {
                 .join(", ")
         })
         .unwrap_or_default()
-}
-
-/// An upper bound for running `defs` (planned as `plans`): every step's timeout × attempts
-/// × batches, plus retry delays, plus a minute.
-fn run_deadline<'a>(
-    defs: impl IntoIterator<Item = &'a crate::runbook::Step>,
-    plans: &[crate::service::runner::StepPlan],
-    max_seconds: u64,
-) -> Duration {
-    let secs: u64 = defs
-        .into_iter()
-        .zip(plans)
-        .map(|(d, p)| {
-            let batches = p.rows.len().div_ceil(d.batch_size.unwrap_or(p.rows.len().max(1)).max(1)) as u64;
-            let attempts = u64::from(d.retries) + 1;
-            batches * attempts * (d.timeout_seconds.unwrap_or(max_seconds) + d.retry_delay_seconds)
-        })
-        .sum();
-    Duration::from_secs(secs + 60)
 }

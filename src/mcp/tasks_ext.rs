@@ -24,7 +24,6 @@ use serde_json::Value;
 
 use super::approval;
 use super::deferred::{self, DeferredTask, Phase};
-use super::errors::service_error;
 use super::params::{RunAsyncParams, RunParams};
 use super::{SshWarden, ops};
 use crate::service::Service;
@@ -103,7 +102,7 @@ impl McpTasks {
             }
             return Some(Ok(self.spawn_deferred('a', handler, request.clone(), ctx)));
         }
-        let started = launch(svc, &alias, &command, timeout, ctx).await;
+        let started = ops::start(svc, &alias, &command, timeout, ctx, None).await.map(|(task, _)| task);
         Some(Ok(match started {
             Ok(task) => CallToolResponse::Task(CreateTaskResult::new(model(&task))),
             Err(r) => CallToolResponse::Complete(r),
@@ -147,7 +146,7 @@ impl McpTasks {
                     .with_poll_interval_ms(1000);
             return Ok(GetTaskResult::new(DetailedTask::new(t, payload)));
         }
-        let task = svc.tasks.get(&req.task_id).map_err(|e| McpError::invalid_params(e.to_string(), None))?;
+        let task = svc.tasks().get(&req.task_id).map_err(|e| McpError::invalid_params(e.to_string(), None))?;
         let state = task.state();
         let payload = match &state {
             TaskState::Cancelled { .. } => TaskPayload::Cancelled,
@@ -184,16 +183,4 @@ impl McpTasks {
 
 fn parse<T: serde::de::DeserializeOwned>(args: Value) -> Result<T, McpError> {
     serde_json::from_value(args).map_err(|e| McpError::invalid_params(e.to_string(), None))
-}
-
-async fn launch(
-    svc: &Arc<Service>,
-    alias: &str,
-    command: &str,
-    timeout: Option<u64>,
-    ctx: &RequestContext<RoleServer>,
-) -> Result<Arc<Task>, CallToolResult> {
-    let prepared =
-        svc.prepare(alias, command, timeout, Some(&ops::client_of(ctx))).await.map_err(|e| service_error(&e))?;
-    svc.launch(prepared, Some(&ops::client_of(ctx))).map_err(|e| service_error(&e))
 }

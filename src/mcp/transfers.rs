@@ -58,7 +58,7 @@ pub async fn upload(
         },
         _ => return invalid("give exactly one of alias or target"),
     };
-    let what = format!("upload:{}", p.remote_path);
+    let what = crate::service::plan::transfer_notation(Direction::Write, &p.remote_path);
     let ticket = match approve(svc, &aliases, &what, &ctx, echo).await {
         Ok(t) => t,
         Err(r) => return r,
@@ -83,10 +83,7 @@ pub async fn upload(
     };
     let start = |alias: String| -> futures::future::BoxFuture<'_, Result<Arc<Task>, ServiceError>> {
         let (req, client, ticket) = (request(alias), client.clone(), opts.approval.clone());
-        Box::pin(async move {
-            let prepared = svc.prepare_transfer(req, Some(&client), ticket.as_deref()).await?;
-            svc.launch_transfer(prepared, Some(&client))
-        })
+        Box::pin(async move { svc.start_transfer(req, Some(&client), ticket.as_deref()).await })
     };
     let mut reporter = Reporter::new(ctx.peer.clone(), ctx.meta.get_progress_token());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize, String)>();
@@ -111,12 +108,12 @@ pub async fn upload(
             json!({ "alias": e.alias, "status": e.status, "reason": e.reason, "task_id": e.task.as_ref().map(|t| t.id.clone()), "bytes": d["bytes"], "sha256": d["sha256"] })
         })
         .collect();
-    let groups: Vec<Value> = crate::inventory::hostset::group_by(&rows, |r| (r["status"].to_string(), r["sha256"].to_string(), r["reason"].to_string()))
+    let key = |r: &Value| (r["status"].to_string(), r["sha256"].to_string(), r["reason"].to_string());
+    let groups: Vec<Value> = crate::inventory::hostset::fold_groups(&rows, key, |r| r["alias"].as_str().unwrap_or(""))
         .into_iter()
-        .map(|members| {
-            let names: Vec<&str> = members.iter().filter_map(|&i| rows[i]["alias"].as_str()).collect();
-            let r = &rows[members[0]];
-            json!({ "hosts": crate::inventory::hostset::fold(&names), "count": members.len(), "status": r["status"], "reason": r["reason"], "bytes": r["bytes"], "sha256": r["sha256"] })
+        .map(|g| {
+            let r = &rows[g.members[0]];
+            json!({ "hosts": g.hosts, "count": g.members.len(), "status": r["status"], "reason": r["reason"], "bytes": r["bytes"], "sha256": r["sha256"] })
         })
         .collect();
     let okc = entries.iter().filter(|e| e.status == HostStatus::Ok).count();
@@ -146,7 +143,7 @@ pub async fn download(
     ctx: RequestContext<RoleServer>,
     echo: Echo,
 ) -> CallToolResponse {
-    let what = format!("download:{}", p.remote_path);
+    let what = crate::service::plan::transfer_notation(Direction::Read, &p.remote_path);
     let ticket = match approve(svc, std::slice::from_ref(&p.alias), &what, &ctx, echo).await {
         Ok(t) => t,
         Err(r) => return r,
@@ -169,11 +166,7 @@ async fn one(
     ticket: Option<&str>,
 ) -> CallToolResult {
     let client = client_of(ctx);
-    let prepared = match svc.prepare_transfer(request, Some(&client), ticket).await {
-        Ok(p) => p,
-        Err(e) => return service_error(&e),
-    };
-    let task = match svc.launch_transfer(prepared, Some(&client)) {
+    let task = match svc.start_transfer(request, Some(&client), ticket).await {
         Ok(t) => t,
         Err(e) => return service_error(&e),
     };

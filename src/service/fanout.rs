@@ -77,9 +77,9 @@ pub async fn run(
     check_command(command)?;
     let start = |alias: String| -> futures::future::BoxFuture<'_, Result<Arc<Task>, ServiceError>> {
         Box::pin(async move {
-            let prepared =
-                svc.prepare_with(&alias, command, opts.timeout_seconds, client, opts.approval.as_deref()).await?;
-            svc.launch(prepared, client)
+            let (task, _) =
+                svc.start_command(&alias, command, opts.timeout_seconds, client, opts.approval.as_deref()).await?;
+            Ok(task)
         })
     };
     run_with(svc, hosts, opts, client, cancel, &start, progress).await

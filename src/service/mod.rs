@@ -49,25 +49,70 @@ pub enum ServiceError {
     Config(ConfigError),
 }
 
-/// A command that passed every gate, ready to run.
+/// Admission: a command on a host that passed every gate (input, inventory, policy, the
+/// approval an `ask` needs, network precheck and route), ready for `launch`, which writes the
+/// durable start record before anything runs. Its fields are private and only
+/// `prepare_with` builds one, so no other code can start a command the gate did not admit:
+///
+/// ```compile_fail,E0451
+/// // Outside `service`, a `Prepared` cannot be built by hand:
+/// let p = sshwarden::service::Prepared { command: "rm -rf /".into(), ..todo!() };
+/// ```
 pub struct Prepared {
     /// Jump hosts on the way (empty: direct), each prechecked.
-    pub route: Vec<crate::ssh::Hop>,
-    pub host: Host,
-    pub credential: Credential,
-    pub limits: Limits,
-    pub target: Target,
-    pub decision: Decision,
-    pub command: String,
-    pub timeout: Duration,
+    route: Vec<crate::ssh::Hop>,
+    host: Host,
+    credential: Credential,
+    limits: Limits,
+    target: Target,
+    decision: Decision,
+    command: String,
+    timeout: Duration,
     /// The granted approval an `ask` decision ran under (in the `task_start` record).
-    pub approval: Option<String>,
+    approval: Option<String>,
+}
+
+impl Prepared {
+    /// The limits that apply to this host (progress interval, result TTL, output caps).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The policy decision that admitted the command.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+}
+
+/// What the protocol layer may do with the task manager: look, list, free. Starting work is
+/// `Service::launch` / `launch_transfer` / the runbook runner only.
+pub struct TaskView<'a>(&'a TaskManager);
+
+impl TaskView<'_> {
+    pub fn get(&self, id: &str) -> Result<Arc<Task>, TaskError> {
+        self.0.get(id)
+    }
+
+    pub fn list(&self) -> Vec<tasks::TaskSnapshot> {
+        self.0.list()
+    }
+
+    /// (output bytes held, tasks held)
+    pub fn memory(&self) -> (i64, usize) {
+        self.0.memory()
+    }
+
+    /// Frees a finished task's result.
+    pub fn ack(&self, id: &str) -> Result<(), TaskError> {
+        self.0.ack(id)
+    }
 }
 
 pub struct Service {
     dirs: Dirs,
     config: RwLock<Arc<Config>>,
-    pub tasks: TaskManager,
+    /// Private: work starts only through the gate (`launch`, `launch_transfer`, the runner).
+    tasks: TaskManager,
     pool: Arc<Pool>,
     resolver: Arc<dyn Resolve>,
     audit: Audit,
@@ -145,6 +190,26 @@ impl Service {
         let hash = svc.config().hash.clone();
         svc.audit_or_warn(None, "config_loaded", json!({ "config_hash": hash }));
         Ok(svc)
+    }
+
+    /// The task manager, read-only: get, list, memory, ack.
+    pub fn tasks(&self) -> TaskView<'_> {
+        TaskView(&self.tasks)
+    }
+
+    /// The one way a front starts a command: every gate (`prepare_with`, with the approval
+    /// ticket an `ask` needs), then `launch`. Returns the task and the limits it runs under.
+    pub async fn start_command(
+        self: &Arc<Self>,
+        alias: &str,
+        command: &str,
+        timeout_seconds: Option<u64>,
+        client: Option<&str>,
+        approval: Option<&str>,
+    ) -> Result<(Arc<Task>, Limits), ServiceError> {
+        let prepared = self.prepare_with(alias, command, timeout_seconds, client, approval).await?;
+        let limits = prepared.limits.clone();
+        Ok((self.launch(prepared, client)?, limits))
     }
 
     pub fn config(&self) -> Arc<Config> {

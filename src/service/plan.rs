@@ -39,6 +39,15 @@ impl PlanRow {
     }
 }
 
+/// The one notation of a transfer as a "command" (`upload:PATH`, `download:PATH`): what
+/// `ssh_plan` accepts, and what policy, approvals and audit records name.
+pub fn transfer_notation(direction: Direction, path: &str) -> String {
+    match direction {
+        Direction::Write => format!("upload:{path}"),
+        Direction::Read => format!("download:{path}"),
+    }
+}
+
 /// What `ssh_plan`'s `command` names: a command, or a transfer (`upload:PATH`,
 /// `download:PATH`) judged by the `files:` rules.
 pub fn transfer_of(command: &str) -> Option<(Direction, &str)> {
@@ -130,31 +139,39 @@ pub fn fold(rows: &[PlanRow]) -> FoldedPlan {
             })
         })
         .collect();
-    let groups = crate::inventory::hostset::group_by(rows, |r| {
-        (r.decision, r.allowed, r.policy_allowed, &r.rule, &r.reason, &r.denied_command, &r.network)
-    })
-    .into_iter()
-    .map(|members| {
-        let row = &rows[members[0]];
-        let aliases: Vec<&str> = members.iter().map(|&i| rows[i].alias.as_str()).collect();
-        let mut by_set: std::collections::BTreeMap<usize, Vec<&str>> = Default::default();
-        for &i in &members {
-            by_set.entry(set_of[i]).or_default().push(&rows[i].alias);
-        }
-        PlanGroup {
-            hosts: crate::inventory::hostset::fold(&aliases),
-            count: members.len(),
-            decision: row.decision,
-            allowed: row.allowed,
-            policy_allowed: row.policy_allowed,
-            rule: row.rule.clone(),
-            reason: row.reason.clone(),
-            denied_command: row.denied_command.clone(),
-            network: row.network.clone(),
-            limits: by_set.into_iter().map(|(set, hosts)| (crate::inventory::hostset::fold(&hosts), set)).collect(),
-        }
-    })
-    .collect();
+    let key = |r: &'_ PlanRow| {
+        (
+            r.decision,
+            r.allowed,
+            r.policy_allowed,
+            r.rule.clone(),
+            r.reason.clone(),
+            r.denied_command.clone(),
+            r.network.clone(),
+        )
+    };
+    let groups = crate::inventory::hostset::fold_groups(rows, key, |r| &r.alias)
+        .into_iter()
+        .map(|g| {
+            let row = &rows[g.members[0]];
+            let mut by_set: std::collections::BTreeMap<usize, Vec<&str>> = Default::default();
+            for &i in &g.members {
+                by_set.entry(set_of[i]).or_default().push(&rows[i].alias);
+            }
+            PlanGroup {
+                hosts: g.hosts,
+                count: g.members.len(),
+                decision: row.decision,
+                allowed: row.allowed,
+                policy_allowed: row.policy_allowed,
+                rule: row.rule.clone(),
+                reason: row.reason.clone(),
+                denied_command: row.denied_command.clone(),
+                network: row.network.clone(),
+                limits: by_set.into_iter().map(|(set, hosts)| (crate::inventory::hostset::fold(&hosts), set)).collect(),
+            }
+        })
+        .collect();
     FoldedPlan { groups, limits_sets }
 }
 

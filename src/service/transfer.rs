@@ -46,10 +46,7 @@ impl TransferRequest {
     /// The plan notation (`upload:PATH` / `download:PATH`): what policy, approvals and audit
     /// name.
     pub fn what(&self) -> String {
-        match self.direction {
-            Direction::Write => format!("upload:{}", self.remote_path),
-            Direction::Read => format!("download:{}", self.remote_path),
-        }
+        crate::service::plan::transfer_notation(self.direction, &self.remote_path)
     }
 }
 
@@ -106,6 +103,18 @@ fn local_under(dir: &Path, path: &str, must_exist: bool) -> Result<PathBuf, Serv
 }
 
 impl Service {
+    /// The one way a front starts a transfer: every gate (`prepare_transfer`), then
+    /// `launch_transfer` (durable `transfer_start`, then the task).
+    pub async fn start_transfer(
+        self: &Arc<Self>,
+        request: TransferRequest,
+        client: Option<&str>,
+        approval: Option<&str>,
+    ) -> Result<Arc<Task>, ServiceError> {
+        let prepared = self.prepare_transfer(request, client, approval).await?;
+        self.launch_transfer(prepared, client)
+    }
+
     /// Every gate short of transferring. `approval` is the ticket for an `ask` decision.
     pub async fn prepare_transfer(
         &self,

@@ -224,7 +224,7 @@ async fn audit_is_fail_closed_and_lost_tasks_survive_a_restart() {
     assert!(err.to_string().contains("nothing was run"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!std::path::Path::new(&marker).exists(), "a command ran without its audit record");
-    assert!(svc.tasks.list().iter().all(|t| t.state.is_finished()), "no task left running");
+    assert!(svc.tasks().list().iter().all(|t| t.state.is_finished()), "no task left running");
     // A task that started and never ended (the server died) is reported as lost.
     std::fs::write(fleet.path("audit.jsonl"), "").unwrap();
     let svc = service(&fleet);

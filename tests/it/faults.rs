@@ -76,7 +76,7 @@ async fn a_thousand_async_tasks_finish_or_are_refused_cleanly() {
         assert_eq!(state, TaskState::Completed { exit_code: Some(0), exit_signal: None }, "task {i}");
         assert_eq!(t.output().stdout.total(), format!("{i}\n").len() as u64);
     }
-    let (used, _) = svc.tasks.memory();
+    let (used, _) = svc.tasks().memory();
     assert!(used <= 1 << 20, "output budget exceeded: {used}");
     // Connections stay bounded: 16 running at 8 sessions each is 2 per host at most, plus slack.
     assert!(svc.pool().connection_count() <= 8, "{}", svc.pool().connection_count());

@@ -212,7 +212,7 @@ async fn output_flood_stays_bounded() {
         task.output().retained()
     );
     assert!(task.output().stdout.tail_lines(1).ends_with(b"\0tail-marker\n"), "tail of the flood is kept");
-    let (used, _) = svc.tasks.memory();
+    let (used, _) = svc.tasks().memory();
     assert!(used <= 4 << 20, "budget accounting {used}");
 }
 

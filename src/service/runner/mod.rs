@@ -7,6 +7,7 @@
 //! protocol.
 
 pub mod exec;
+pub mod launch;
 pub mod report;
 
 use std::collections::BTreeMap;

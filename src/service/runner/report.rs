@@ -73,12 +73,11 @@ pub struct StepReport {
 
 /// Folds a step's hosts by (status, exit code, stdout, stderr).
 pub fn groups(hosts: &[HostReport]) -> Vec<Value> {
-    crate::inventory::hostset::group_by(hosts, |h| (h.status, h.exit_code, &h.stdout, &h.stderr))
+    crate::inventory::hostset::fold_groups(hosts, |h| (h.status, h.exit_code, &h.stdout, &h.stderr), |h| &h.alias)
         .into_iter()
-        .map(|members| {
-            let h = &hosts[members[0]];
-            let aliases: Vec<&str> = members.iter().map(|&i| hosts[i].alias.as_str()).collect();
-            json!({ "hosts": crate::inventory::hostset::fold(&aliases), "count": members.len(), "status": h.status, "exit_code": h.exit_code, "stdout": h.stdout, "stderr": h.stderr, "task_id": h.task_id })
+        .map(|g| {
+            let h = &hosts[g.members[0]];
+            json!({ "hosts": g.hosts, "count": g.members.len(), "status": h.status, "exit_code": h.exit_code, "stdout": h.stdout, "stderr": h.stderr, "task_id": h.task_id })
         })
         .collect()
 }
