@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::locate::Locator;
-use super::raw::{CredentialsFile, ServersFile};
+use super::raw::{CredentialsFile, RawHost, ServersFile};
 use super::types::*;
 use super::{Diagnostic, Secret, Severity};
 
@@ -206,98 +206,9 @@ impl<'a> Validator<'a> {
             if h.host.trim().is_empty() {
                 self.push(Severity::Error, src, at("host"), key("host"), "host is empty".into());
             }
-            let port = match h.port {
-                None => 22,
-                Some(p) => match u16::try_from(p) {
-                    Ok(p) if p > 0 => p,
-                    _ => {
-                        self.push(
-                            Severity::Error,
-                            src,
-                            at("port"),
-                            key("port"),
-                            format!("port {p} is outside 1-65535"),
-                        );
-                        22
-                    }
-                },
-            };
-            let credentials = h.credentials.clone().unwrap_or_default();
-            if credentials.is_empty() {
-                self.push(
-                    Severity::Error,
-                    src,
-                    at("alias"),
-                    key("credentials"),
-                    format!("host {:?} has no credentials reference", h.alias),
-                );
-            } else if !creds.contains_key(&credentials) {
-                self.push(
-                    Severity::Error,
-                    src,
-                    at("credentials"),
-                    key("credentials"),
-                    format!("credentials {credentials:?} not found in {cred_src}"),
-                );
-            }
-            for extra in h.extra.keys() {
-                self.push(
-                    Severity::Warning,
-                    src,
-                    at(extra),
-                    key(extra),
-                    format!("unknown host key {extra:?} is kept but has no effect"),
-                );
-            }
-            if let Some(tag) = h.tags.iter().find(|t| {
-                t.is_empty()
-                    || t.len() > 50
-                    || !t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-            }) {
-                self.push(
-                    Severity::Error,
-                    src,
-                    at("tags"),
-                    key("tags"),
-                    format!("tag {tag:?} must be 1-50 of A-Z a-z 0-9 . _ -"),
-                );
-            }
-            if h.max_concurrency == Some(0) {
-                self.push(
-                    Severity::Error,
-                    src,
-                    at("max_concurrency"),
-                    key("max_concurrency"),
-                    "max_concurrency must be at least 1".into(),
-                );
-            }
-            let resolve_remote = match h.resolve.as_deref() {
-                None | Some("local") => false,
-                Some("remote") if h.proxy_jump.is_some() => {
-                    self.push(Severity::Warning, src, at("resolve"), key("resolve"), format!("host {:?} is resolved by its jump host: the network precheck (allow/block CIDRs) cannot be enforced for it", h.alias));
-                    true
-                }
-                Some("remote") => {
-                    self.push(
-                        Severity::Error,
-                        src,
-                        at("resolve"),
-                        key("resolve"),
-                        "resolve: remote needs proxy_jump (the jump host resolves the name)".into(),
-                    );
-                    false
-                }
-                Some(other) => {
-                    self.push(
-                        Severity::Error,
-                        src,
-                        at("resolve"),
-                        key("resolve"),
-                        format!("{other:?} is not local or remote"),
-                    );
-                    false
-                }
-            };
+            let port = self.host_port(src, &loc, i, h.port);
+            let credentials = self.host_references(src, &loc, i, &h, creds, cred_src);
+            let resolve_remote = self.host_resolve(src, &loc, i, &h);
             out.push(Host {
                 alias: h.alias,
                 host: h.host.trim().trim_start_matches('[').trim_end_matches(']').to_owned(),
@@ -313,6 +224,120 @@ impl<'a> Validator<'a> {
         }
         self.check_routes(src, &out);
         out
+    }
+
+    /// A host's `port`: 22 by default, refused outside 1-65535.
+    fn host_port(&mut self, src: &Source, loc: &Locator, i: usize, port: Option<i64>) -> u16 {
+        let at = |key: &str| loc.key_after("alias", i, key);
+        let key = |k: &str| format!("hosts[{i}].{k}");
+        match port {
+            None => 22,
+            Some(p) => match u16::try_from(p) {
+                Ok(p) if p > 0 => p,
+                _ => {
+                    self.push(Severity::Error, src, at("port"), key("port"), format!("port {p} is outside 1-65535"));
+                    22
+                }
+            },
+        }
+    }
+
+    /// A host's `resolve:` (`local` or `remote`, which needs `proxy_jump`).
+    fn host_resolve(&mut self, src: &Source, loc: &Locator, i: usize, h: &RawHost) -> bool {
+        let at = |key: &str| loc.key_after("alias", i, key);
+        let key = |k: &str| format!("hosts[{i}].{k}");
+        match h.resolve.as_deref() {
+            None | Some("local") => false,
+            Some("remote") if h.proxy_jump.is_some() => {
+                self.push(Severity::Warning, src, at("resolve"), key("resolve"), format!("host {:?} is resolved by its jump host: the network precheck (allow/block CIDRs) cannot be enforced for it", h.alias));
+                true
+            }
+            Some("remote") => {
+                self.push(
+                    Severity::Error,
+                    src,
+                    at("resolve"),
+                    key("resolve"),
+                    "resolve: remote needs proxy_jump (the jump host resolves the name)".into(),
+                );
+                false
+            }
+            Some(other) => {
+                self.push(
+                    Severity::Error,
+                    src,
+                    at("resolve"),
+                    key("resolve"),
+                    format!("{other:?} is not local or remote"),
+                );
+                false
+            }
+        }
+    }
+
+    /// A host's references and shape: its credentials entry, unknown keys, tags, concurrency.
+    /// Returns the credentials name.
+    fn host_references(
+        &mut self,
+        src: &Source,
+        loc: &Locator,
+        i: usize,
+        h: &RawHost,
+        creds: &BTreeMap<String, Credential>,
+        cred_src: &str,
+    ) -> String {
+        let at = |key: &str| loc.key_after("alias", i, key);
+        let key = |k: &str| format!("hosts[{i}].{k}");
+        let credentials = h.credentials.clone().unwrap_or_default();
+        if credentials.is_empty() {
+            self.push(
+                Severity::Error,
+                src,
+                at("alias"),
+                key("credentials"),
+                format!("host {:?} has no credentials reference", h.alias),
+            );
+        } else if !creds.contains_key(&credentials) {
+            self.push(
+                Severity::Error,
+                src,
+                at("credentials"),
+                key("credentials"),
+                format!("credentials {credentials:?} not found in {cred_src}"),
+            );
+        }
+        for extra in h.extra.keys() {
+            self.push(
+                Severity::Warning,
+                src,
+                at(extra),
+                key(extra),
+                format!("unknown host key {extra:?} is kept but has no effect"),
+            );
+        }
+        if let Some(tag) = h.tags.iter().find(|t| {
+            t.is_empty()
+                || t.len() > 50
+                || !t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        }) {
+            self.push(
+                Severity::Error,
+                src,
+                at("tags"),
+                key("tags"),
+                format!("tag {tag:?} must be 1-50 of A-Z a-z 0-9 . _ -"),
+            );
+        }
+        if h.max_concurrency == Some(0) {
+            self.push(
+                Severity::Error,
+                src,
+                at("max_concurrency"),
+                key("max_concurrency"),
+                "max_concurrency must be at least 1".into(),
+            );
+        }
+        credentials
     }
 
     /// Every `proxy_jump` names an inventory alias, and following first hops never comes

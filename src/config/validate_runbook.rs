@@ -27,6 +27,45 @@ impl Validator<'_> {
                 format!("{name:?}: use letters, digits, `-`, `_`, `.`"),
             );
         }
+        let params = self.runbook_params(src, &loc, &raw);
+        let declared: BTreeSet<&str> = params.iter().map(|p| p.name.as_str()).collect();
+        let mut ids = BTreeSet::new();
+        let steps = self.runbook_steps(src, &loc, "steps", &raw.steps, &declared, &mut ids);
+        let rollback = self.runbook_steps(src, &loc, "rollback", &raw.rollback, &declared, &mut ids);
+        if raw.steps.is_empty() {
+            self.push(
+                Severity::Error,
+                src,
+                loc.key("steps", None, 0),
+                "steps".into(),
+                "a runbook needs at least one step".into(),
+            );
+        }
+        let (serial, max_fail_percentage) = self.rolling(src, &loc, &raw);
+        let runbook = Runbook {
+            name,
+            description: raw.description,
+            file: path.to_path_buf(),
+            sha256,
+            params,
+            steps,
+            rollback,
+            serial,
+            max_fail_percentage,
+        };
+        for p in &runbook.params {
+            // The default alone, through the same check a given value gets.
+            if let Some(d) = &p.default
+                && let Err(e) = p.check(d)
+            {
+                self.push(Severity::Error, src, loc.key("default", None, 0), format!("params.{}.default", p.name), e);
+            }
+        }
+        (self.error_count() == errors_before).then_some(runbook)
+    }
+
+    /// The declared parameters: types, enums, patterns, duplicates.
+    fn runbook_params(&mut self, src: &Source, loc: &Locator, raw: &RunbookFile) -> Vec<Param> {
         let mut params = Vec::new();
         for (i, p) in raw.params.iter().enumerate() {
             let at = |key: &str| loc.key_after("name", i, key);
@@ -72,123 +111,100 @@ impl Validator<'_> {
                 description: p.description.clone(),
             });
         }
-        let declared: BTreeSet<&str> = params.iter().map(|p| p.name.as_str()).collect();
-        let mut ids = BTreeSet::new();
-        let mut convert = |this: &mut Self, section: &str, list: &[RawStep]| -> Vec<Step> {
-            let mut out = Vec::new();
-            for (i, s) in list.iter().enumerate() {
-                let key = |k: &str| format!("{section}[{i}].{k}");
-                let nth = ids.len();
-                let at = |k: &str| loc.key_after("id", nth, k);
-                if !ids.insert(s.id.clone()) {
-                    this.push(Severity::Error, src, at("id"), key("id"), format!("step id {:?} is used twice", s.id));
+        params
+    }
+
+    /// The steps of one section (`steps` or `rollback`); `ids` spans both sections.
+    fn runbook_steps(
+        &mut self,
+        src: &Source,
+        loc: &Locator,
+        section: &str,
+        list: &[RawStep],
+        declared: &BTreeSet<&str>,
+        ids: &mut BTreeSet<String>,
+    ) -> Vec<Step> {
+        let mut out = Vec::new();
+        for (i, s) in list.iter().enumerate() {
+            let key = |k: &str| format!("{section}[{i}].{k}");
+            let nth = ids.len();
+            let at = |k: &str| loc.key_after("id", nth, k);
+            if !ids.insert(s.id.clone()) {
+                self.push(Severity::Error, src, at("id"), key("id"), format!("step id {:?} is used twice", s.id));
+            }
+            let template = |this: &mut Self, k: &str, text: &str| match Template::parse(text) {
+                Ok(t) => {
+                    for p in t.params().filter(|p| !declared.contains(p)) {
+                        this.push(
+                            Severity::Error,
+                            src,
+                            at(k),
+                            key(k),
+                            format!("{{{{ {p} }}}} is not a declared parameter"),
+                        );
+                    }
+                    Some(t)
                 }
-                let template = |this: &mut Self, k: &str, text: &str| match Template::parse(text) {
-                    Ok(t) => {
-                        for p in t.params().filter(|p| !declared.contains(p)) {
-                            this.push(
-                                Severity::Error,
-                                src,
-                                at(k),
-                                key(k),
-                                format!("{{{{ {p} }}}} is not a declared parameter"),
-                            );
-                        }
-                        Some(t)
-                    }
-                    Err(e) => {
-                        this.push(Severity::Error, src, at(k), key(k), e);
-                        None
-                    }
-                };
-                let target = template(this, "target", &s.target);
-                let command = template(this, "command", &s.command);
-                let stdout_regex = match s.expect.stdout_regex.as_deref().map(regex::Regex::new) {
-                    Some(Err(e)) => {
-                        this.push(
-                            Severity::Error,
-                            src,
-                            at("stdout_regex"),
-                            key("expect.stdout_regex"),
-                            format!("invalid regex: {e}"),
-                        );
-                        None
-                    }
-                    Some(Ok(r)) => Some(r),
-                    None => None,
-                };
-                let on_failure = match s.on_failure.as_deref().unwrap_or("abort") {
-                    "abort" => OnFailure::Abort,
-                    "continue" => OnFailure::Continue,
-                    other => {
-                        this.push(
-                            Severity::Error,
-                            src,
-                            at("on_failure"),
-                            key("on_failure"),
-                            format!("{other:?} is not abort or continue"),
-                        );
-                        OnFailure::Abort
-                    }
-                };
-                if s.max_fail_percentage.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
-                    this.push(
+                Err(e) => {
+                    this.push(Severity::Error, src, at(k), key(k), e);
+                    None
+                }
+            };
+            let target = template(self, "target", &s.target);
+            let command = template(self, "command", &s.command);
+            let stdout_regex = match s.expect.stdout_regex.as_deref().map(regex::Regex::new) {
+                Some(Err(e)) => {
+                    self.push(
                         Severity::Error,
                         src,
-                        at("max_fail_percentage"),
-                        key("max_fail_percentage"),
-                        "must be between 0 and 100".into(),
+                        at("stdout_regex"),
+                        key("expect.stdout_regex"),
+                        format!("invalid regex: {e}"),
                     );
+                    None
                 }
-                let (Some(target), Some(command)) = (target, command) else { continue };
-                out.push(Step {
-                    id: s.id.clone(),
-                    target,
-                    command,
-                    expect: Expect { exit: s.expect.exit.clone().unwrap_or_else(|| vec![0]), stdout_regex },
-                    batch_size: s.batch_size.filter(|b| *b > 0),
-                    concurrency: s.concurrency.unwrap_or(8).clamp(1, 256),
-                    max_fail_percentage: s.max_fail_percentage.unwrap_or(0.0),
-                    timeout_seconds: s.timeout_seconds,
-                    retries: s.retries.min(10),
-                    retry_delay_seconds: s.retry_delay_seconds.min(3600),
-                    on_failure,
-                });
+                Some(Ok(r)) => Some(r),
+                None => None,
+            };
+            let on_failure = match s.on_failure.as_deref().unwrap_or("abort") {
+                "abort" => OnFailure::Abort,
+                "continue" => OnFailure::Continue,
+                other => {
+                    self.push(
+                        Severity::Error,
+                        src,
+                        at("on_failure"),
+                        key("on_failure"),
+                        format!("{other:?} is not abort or continue"),
+                    );
+                    OnFailure::Abort
+                }
+            };
+            if s.max_fail_percentage.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
+                self.push(
+                    Severity::Error,
+                    src,
+                    at("max_fail_percentage"),
+                    key("max_fail_percentage"),
+                    "must be between 0 and 100".into(),
+                );
             }
-            out
-        };
-        let steps = convert(self, "steps", &raw.steps);
-        let rollback = convert(self, "rollback", &raw.rollback);
-        if raw.steps.is_empty() {
-            self.push(
-                Severity::Error,
-                src,
-                loc.key("steps", None, 0),
-                "steps".into(),
-                "a runbook needs at least one step".into(),
-            );
+            let (Some(target), Some(command)) = (target, command) else { continue };
+            out.push(Step {
+                id: s.id.clone(),
+                target,
+                command,
+                expect: Expect { exit: s.expect.exit.clone().unwrap_or_else(|| vec![0]), stdout_regex },
+                batch_size: s.batch_size.filter(|b| *b > 0),
+                concurrency: s.concurrency.unwrap_or(8).clamp(1, 256),
+                max_fail_percentage: s.max_fail_percentage.unwrap_or(0.0),
+                timeout_seconds: s.timeout_seconds,
+                retries: s.retries.min(10),
+                retry_delay_seconds: s.retry_delay_seconds.min(3600),
+                on_failure,
+            });
         }
-        let (serial, max_fail_percentage) = self.rolling(src, &loc, &raw);
-        let runbook = Runbook {
-            name,
-            description: raw.description,
-            file: path.to_path_buf(),
-            sha256,
-            params,
-            steps,
-            rollback,
-            serial,
-            max_fail_percentage,
-        };
-        for p in &runbook.params {
-            // The default alone, through the same check a given value gets.
-            if let Some(d) = &p.default
-                && let Err(e) = p.check(d)
-            {
-                self.push(Severity::Error, src, loc.key("default", None, 0), format!("params.{}.default", p.name), e);
-            }
-        }
-        (self.error_count() == errors_before).then_some(runbook)
+        out
     }
 
     /// The runbook-level `serial:` and `max_fail_percentage`.

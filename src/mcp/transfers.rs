@@ -101,6 +101,11 @@ pub async fn upload(
         Ok(e) => e,
         Err(e) => return service_error(&e).into(),
     };
+    uploaded(&p.remote_path, &entries).into()
+}
+
+/// A fan-out upload's result: hosts folded by (status, SHA-256, reason), one row per host.
+fn uploaded(remote_path: &str, entries: &[fanout::HostEntry]) -> CallToolResult {
     let rows: Vec<Value> = entries
         .iter()
         .map(|e| {
@@ -131,10 +136,9 @@ pub async fn upload(
         .collect::<Vec<_>>()
         .join("\n");
     ok(
-        json!({ "remote_path": p.remote_path, "summary": { "hosts": entries.len(), "ok": okc, "not_ok": entries.len() - okc }, "groups": groups, "results": rows }),
-        format!("upload {} to {} hosts: {okc} ok\n{text}", p.remote_path, entries.len()),
+        json!({ "remote_path": remote_path, "summary": { "hosts": entries.len(), "ok": okc, "not_ok": entries.len() - okc }, "groups": groups, "results": rows }),
+        format!("upload {remote_path} to {} hosts: {okc} ok\n{text}", entries.len()),
     )
-    .into()
 }
 
 pub async fn download(

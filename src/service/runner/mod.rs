@@ -9,6 +9,7 @@
 pub mod exec;
 pub mod launch;
 pub mod report;
+mod step;
 
 use std::collections::BTreeMap;
 
