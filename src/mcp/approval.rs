@@ -85,13 +85,25 @@ pub async fn gate(
     let Some(request) = svc.approval_needed(aliases, what, &client) else {
         return Gate::Proceed(None);
     };
-    if let Some(id) = state.filter(|id| svc.approvals.is_open_for(id, what, &request.aliases, &client)) {
+    // An echo opens only a request this client was sent as an `input_required` round: a
+    // request an approver was asked (or a runbook step's) is never the caller's to answer.
+    let echoed = state.filter(|id| {
+        svc.approvals.answerable_in_band(id) && svc.approvals.is_open_for(id, what, &request.aliases, &client)
+    });
+    if let Some(id) = echoed {
         let answer = responses.as_ref().and_then(|r| r.get(INPUT_KEY)).and_then(|v| v.get("action").cloned());
         let accepted = answer.as_ref().and_then(|a| a.as_str()) == Some("accept");
         if answer.is_some() {
             svc.decide_or_deny(&id, accepted, "elicitation");
         }
-        return match svc.approval_verdict(&id).await {
+        let verdict = tokio::select! {
+            v = svc.approval_verdict(&id) => v,
+            _ = ctx.ct.cancelled() => {
+                svc.decide_or_deny(&id, false, "cancelled by the caller");
+                svc.approval_verdict(&id).await
+            }
+        };
+        return match verdict {
             Ok(ticket) => Gate::Proceed(Some(ticket)),
             Err(e) => Gate::Refused(service_error(&e)),
         };
@@ -100,13 +112,15 @@ pub async fn gate(
         || ctx.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
     let verdict = match (elicitation_declared(ctx), modern) {
         (true, true) => {
+            let mut request = request;
+            request.answerable_in_band = true;
             svc.open_approval(&request);
             let mut inputs = rmcp::model::InputRequests::new();
             inputs.insert(INPUT_KEY.to_owned(), InputRequest::Elicitation(ElicitRequest::new(form(&request))));
             return Gate::InputRequired(InputRequiredResult::new(Some(inputs), Some(request.id.clone())));
         }
-        (true, false) => svc.obtain_approval(&request, Via::Human(&Elicit(ctx.peer.clone()))).await,
-        (false, _) => svc.obtain_approval(&request, Via::OutOfBand).await,
+        (true, false) => svc.obtain_approval_or_cancel(&request, Via::Human(&Elicit(ctx.peer.clone())), &ctx.ct).await,
+        (false, _) => svc.obtain_approval_or_cancel(&request, Via::OutOfBand, &ctx.ct).await,
     };
     match verdict {
         Ok(ticket) => Gate::Proceed(Some(ticket)),

@@ -40,6 +40,9 @@ pub(super) enum Phase {
 
 pub(super) struct DeferredTask {
     pub created_ms: u64,
+    /// The identity of the client that started it (`client_identity`): only it may see,
+    /// answer or cancel the task.
+    pub owner: String,
     pub cancel: CancellationToken,
     phase: Mutex<Phase>,
     /// When the result arrived: it expires `task_result_ttl` later, like a task's.
@@ -59,12 +62,16 @@ impl DeferredTask {
     /// `tasks/update`: hands the client's answers to the waiting call. Refused unless the task
     /// is waiting for exactly these keys (an answer is taken once).
     pub fn answer(&self, responses: InputResponses) -> Result<(), McpError> {
-        let Phase::InputRequired(requests) = self.phase() else {
-            return Err(McpError::invalid_params(
-                "this task is not waiting for input (status is not input_required)",
-                None,
-            ));
+        // Checked and taken under one lock: two answers racing can never both be queued (a
+        // stale one would answer the next round's request unseen).
+        let mut phase = lock(&self.phase);
+        let Phase::InputRequired(requests) = &*phase else {
+            let msg = "this task is not waiting for input (status is not input_required)";
+            return Err(McpError::invalid_params(msg, None));
         };
+        if self.cancel.is_cancelled() {
+            return Err(McpError::invalid_params("this task was cancelled", None));
+        }
         if let Some(extra) = responses.keys().find(|k| !requests.contains_key(*k)) {
             let msg =
                 format!("inputResponses key {extra:?} answers no outstanding input request (expected {INPUT_KEY:?})");
@@ -73,8 +80,11 @@ impl DeferredTask {
         if responses.is_empty() {
             return Err(McpError::invalid_params(format!("inputResponses is empty: answer {INPUT_KEY:?}"), None));
         }
-        *lock(&self.phase) = Phase::Working;
-        self.answers.try_send(responses).map_err(|_| McpError::invalid_params("this task already has an answer", None))
+        self.answers
+            .try_send(responses)
+            .map_err(|_| McpError::invalid_params("this task already has an answer", None))?;
+        *phase = Phase::Working;
+        Ok(())
     }
 
     fn finish(&self, result: CallToolResult) {
@@ -92,6 +102,7 @@ pub(super) fn spawn(
     let (answers, inbox) = mpsc::channel(1);
     let entry = Arc::new(DeferredTask {
         created_ms: crate::tasks::now_ms(),
+        owner: crate::service::approvals::client_identity(&super::ops::client_of(ctx)),
         cancel: CancellationToken::new(),
         phase: Mutex::new(Phase::Working),
         finished_ms: Mutex::new(None),
@@ -101,9 +112,15 @@ pub(super) fn spawn(
     let (handler, slot) = (handler.clone(), entry.clone());
     let tracker = handler.svc.enders.clone();
     tracker.spawn(async move {
-        let result = drive(&handler, request, &template, &slot, inbox).await;
-        if let Some(r) = result {
-            slot.finish(r);
+        match drive(&handler, request, &template, &slot, inbox).await {
+            Some(r) if slot.cancel.is_cancelled() => {
+                // Cancelled while the call was starting: stop what it started, if anything.
+                stop_started(&handler, &r);
+                slot.finish(r);
+            }
+            Some(r) => slot.finish(r),
+            // Cancelled while waiting: nothing ran; the entry still expires like a result.
+            None => *lock(&slot.finished_ms) = Some(crate::tasks::now_ms()),
         }
     });
     entry
@@ -140,19 +157,30 @@ async fn drive(
         *lock(&slot.phase) = Phase::InputRequired(asked.input_requests.clone().unwrap_or_default());
         let svc = &handler.svc;
         let answer = tokio::select! {
+            // A cancel that came with (or right after) the answer wins: nothing starts.
+            biased;
+            _ = slot.cancel.cancelled() => None,
             a = inbox.recv() => a,
             // Decided elsewhere (approver page) or timed out: the retried call reads the verdict.
             _ = svc.approval_verdict(&approval_id) => None,
-            _ = slot.cancel.cancelled() => {
-                svc.decide_or_deny(&approval_id, false, "tasks/cancel");
-                return None;
-            }
         };
+        if slot.cancel.is_cancelled() {
+            svc.decide_or_deny(&approval_id, false, "tasks/cancel");
+            return None;
+        }
         *lock(&slot.phase) = Phase::Working;
         request.request_state = asked.request_state;
         request.input_responses = answer;
     }
     Some(error_text(format!("the approval was asked {MAX_INPUT_ROUNDS} times without an answer the call could use")))
+}
+
+/// Cancels the sshwarden task a call's result names (`ssh_run_async` returns its id).
+pub(super) fn stop_started(handler: &SshWarden, result: &CallToolResult) {
+    let named = result.structured_content.as_ref().and_then(|v| v["task_id"].as_str().map(str::to_owned));
+    if let Some(id) = named {
+        let _ = handler.svc.cancel(&id, Some("mcp tasks/cancel"));
+    }
 }
 
 fn error_text(message: String) -> CallToolResult {

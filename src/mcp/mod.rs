@@ -9,6 +9,8 @@ mod deferred;
 mod errors;
 mod fanout_result;
 pub use errors::error_body;
+pub use ops::fanout_report;
+pub use tasks_ext::McpTasks;
 mod inspect;
 mod ops;
 pub mod params;
@@ -35,12 +37,19 @@ use crate::service::Service;
 pub struct SshWarden {
     svc: Arc<Service>,
     tool_router: ToolRouter<SshWarden>,
-    mcp_tasks: tasks_ext::McpTasks,
+    mcp_tasks: McpTasks,
     subscriptions: resources::Subscriptions,
 }
 
 impl SshWarden {
     pub fn new(svc: Arc<Service>) -> Self {
+        Self::with_tasks(svc, McpTasks::default())
+    }
+
+    /// A handler sharing `tasks` with the others of a server: over streamable HTTP on
+    /// 2026-07-28 each request gets its own handler, and a task started by one request must
+    /// be found by the next (`tasks/get`, `tasks/update`, `tasks/cancel`).
+    pub fn with_tasks(svc: Arc<Service>, tasks: McpTasks) -> Self {
         let mut tool_router = Self::tool_router();
         for route in tool_router.map.values_mut() {
             let tool = &mut route.attr;
@@ -48,12 +57,7 @@ impl SshWarden {
             tool.output_schema =
                 tool.output_schema.as_ref().map(|s| Arc::new(crate::config::json_schema::standardize_object(s)));
         }
-        Self {
-            svc,
-            tool_router,
-            mcp_tasks: tasks_ext::McpTasks::default(),
-            subscriptions: resources::Subscriptions::default(),
-        }
+        Self { svc, tool_router, mcp_tasks: tasks, subscriptions: resources::Subscriptions::default() }
     }
 
     /// Names of all tools, for `--help` texts and tests.
@@ -129,24 +133,24 @@ impl ServerHandler for SshWarden {
     async fn get_task(
         &self,
         request: GetTaskParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, McpError> {
-        self.mcp_tasks.get(&self.svc, &request).await
+        self.mcp_tasks.get(&self.svc, &request, &context).await
     }
 
     async fn update_task(
         &self,
         request: UpdateTaskParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.mcp_tasks.update(&request)
+        self.mcp_tasks.update(&request, &context)
     }
 
     async fn cancel_task(
         &self,
         request: CancelTaskParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.mcp_tasks.cancel(&self.svc, &request).await
+        self.mcp_tasks.cancel(&self.svc, &request, &context).await
     }
 }

@@ -87,6 +87,16 @@ pub async fn approve(
     }
 }
 
+/// The result of a call cancelled before its work started.
+pub fn cancelled_before_start(alias: &str, what: &str) -> CallToolResult {
+    tool_error(
+        "cancelled",
+        &format!("the call was cancelled before `{what}` started on {alias}; nothing ran"),
+        "Nothing to undo.",
+        json!({ "alias": alias }),
+    )
+}
+
 /// The one start of a single-host command for every tool (sync, async, task-augmented):
 /// `Service::start_command` under this client, its error as the tool's result.
 pub async fn start(
@@ -97,6 +107,10 @@ pub async fn start(
     ctx: &RequestContext<RoleServer>,
     ticket: Option<String>,
 ) -> Result<(Arc<Task>, crate::config::Limits), CallToolResult> {
+    // A call cancelled while it waited (for an approval, a slot) starts nothing.
+    if ctx.ct.is_cancelled() {
+        return Err(cancelled_before_start(alias, command));
+    }
     let client = client_of(ctx);
     svc.start_command(alias, command, timeout_seconds, Some(&client), ticket.as_deref())
         .await
@@ -230,6 +244,19 @@ async fn run_on_tag_approved(
         Ok(e) => e,
         Err(e) => return service_error(&e),
     };
+    let (body, text) = fanout_report(svc, &p.target, &p.command, &entries, p.detail);
+    ok(body, text)
+}
+
+/// The one report of a command fan-out, for `ssh_run_on_tag` and `sshwarden run`: the
+/// structured result (summary, groups of identical outcomes, rows) and its `clush -b` text.
+pub fn fanout_report(
+    svc: &Service,
+    target: &str,
+    command: &str,
+    entries: &[fanout::HostEntry],
+    detail: super::params::Detail,
+) -> (serde_json::Value, String) {
     let count = |s: HostStatus| entries.iter().filter(|e| e.status == s).count();
     let cfg = svc.config();
     let outcomes: Vec<fanout_result::HostOutcome> = entries
@@ -244,19 +271,19 @@ async fn run_on_tag_approved(
         .collect();
     let summary = json!({ "hosts": entries.len(), "ok": count(HostStatus::Ok), "failed": count(HostStatus::Failed), "denied": count(HostStatus::Denied), "unreachable": count(HostStatus::Unreachable), "skipped": count(HostStatus::Skipped) });
     let mut head = serde_json::Map::new();
-    head.insert("target".into(), json!(p.target));
+    head.insert("target".into(), json!(target));
     head.insert("summary".into(), summary.clone());
     let max_bytes = cfg.policy.default_limits().max_result_bytes;
     let (body, groups_text) =
-        fanout_result::build(head, &outcomes, p.detail, usize::try_from(max_bytes).unwrap_or(usize::MAX));
+        fanout_result::build(head, &outcomes, detail, usize::try_from(max_bytes).unwrap_or(usize::MAX));
     let counts = ["ok", "failed", "denied", "unreachable", "skipped"]
         .iter()
         .filter(|k| summary[**k].as_u64().unwrap_or(0) > 0)
         .map(|k| format!("{} {k}", summary[*k]))
         .collect::<Vec<_>>()
         .join(", ");
-    let text = format!("{} on {}: {} hosts: {counts}\n{groups_text}", p.command, p.target, entries.len());
-    ok(body, text)
+    let text = format!("{command} on {target}: {} hosts: {counts}\n{groups_text}", entries.len());
+    (body, text)
 }
 
 pub fn status(svc: &Service, id: &str) -> CallToolResult {

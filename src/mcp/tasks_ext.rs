@@ -132,9 +132,22 @@ impl McpTasks {
         self.deferred.retain(|_, f| f.finished_ms().is_none_or(|done| now.saturating_sub(done) < ttl_seconds * 1000));
     }
 
-    pub async fn get(&self, svc: &Service, req: &GetTaskParams) -> Result<GetTaskResult, McpError> {
+    /// The deferred task `id` when `ctx`'s client started it; another client is told it does
+    /// not exist (a task id is not a capability to share).
+    fn owned(&self, id: &str, ctx: &RequestContext<RoleServer>) -> Option<Arc<DeferredTask>> {
+        let me = crate::service::approvals::client_identity(&ops::client_of(ctx));
+        self.deferred.get(id).map(|f| f.clone()).filter(|f| f.owner == me)
+    }
+
+    pub async fn get(
+        &self,
+        svc: &Service,
+        req: &GetTaskParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
         self.prune(svc.config().policy.default_limits().task_result_ttl);
-        if let Some(f) = self.deferred.get(&req.task_id) {
+        if self.deferred.contains_key(&req.task_id) {
+            let f = self.owned(&req.task_id, ctx).ok_or_else(|| unknown(&req.task_id))?;
             let payload = match f.phase() {
                 _ if f.cancel.is_cancelled() => TaskPayload::Cancelled,
                 Phase::Done(r) => TaskPayload::Completed { result: to_object(&r) },
@@ -157,8 +170,17 @@ impl McpTasks {
     }
 
     /// Cancels the sshwarden task(s) behind an MCP task: the remote command is stopped.
-    pub async fn cancel(&self, svc: &Service, req: &CancelTaskParams) -> Result<(), McpError> {
-        if let Some(f) = self.deferred.get(&req.task_id) {
+    pub async fn cancel(
+        &self,
+        svc: &Service,
+        req: &CancelTaskParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if self.deferred.contains_key(&req.task_id) {
+            let f = self.owned(&req.task_id, ctx).ok_or_else(|| unknown(&req.task_id))?;
+            if matches!(f.phase(), Phase::Done(_)) {
+                return Err(McpError::invalid_params(format!("task {:?} already completed", req.task_id), None));
+            }
             f.cancel.cancel();
             return Ok(());
         }
@@ -170,8 +192,8 @@ impl McpTasks {
 
 impl McpTasks {
     /// `tasks/update`: the client's answer to a task waiting in `input_required`.
-    pub fn update(&self, req: &UpdateTaskParams) -> Result<(), McpError> {
-        match self.deferred.get(&req.task_id) {
+    pub fn update(&self, req: &UpdateTaskParams, ctx: &RequestContext<RoleServer>) -> Result<(), McpError> {
+        match self.owned(&req.task_id, ctx) {
             Some(f) => f.answer(req.input_responses.clone()),
             None => Err(McpError::invalid_params(
                 format!("no task {:?} waits for input (unknown, expired, or not a task that asks)", req.task_id),
@@ -179,6 +201,10 @@ impl McpTasks {
             )),
         }
     }
+}
+
+fn unknown(id: &str) -> McpError {
+    McpError::invalid_params(format!("unknown task id {id:?}"), None)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(args: Value) -> Result<T, McpError> {

@@ -169,6 +169,9 @@ async fn one(
     ctx: &RequestContext<RoleServer>,
     ticket: Option<&str>,
 ) -> CallToolResult {
+    if ctx.ct.is_cancelled() {
+        return super::ops::cancelled_before_start(&request.alias, &request.what());
+    }
     let client = client_of(ctx);
     let task = match svc.start_transfer(request, Some(&client), ticket).await {
         Ok(t) => t,

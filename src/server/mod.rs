@@ -214,8 +214,9 @@ async fn serve_http(
         .with_max_request_body_bytes(MAX_BODY)
         .disable_allowed_origins();
     let svc2 = svc.clone();
+    let mcp_tasks = crate::mcp::McpTasks::default();
     let service: StreamableHttpService<SshWarden, LocalSessionManager> = StreamableHttpService::new(
-        move || Ok(SshWarden::new(svc2.clone())),
+        move || Ok(SshWarden::with_tasks(svc2.clone(), mcp_tasks.clone())),
         Arc::new(LocalSessionManager::default()),
         config,
     );

@@ -41,6 +41,11 @@ pub struct ApprovalRequest {
     /// How many times the ticket may run on each host (1; a runbook step: 1 + its retries).
     #[serde(skip)]
     pub uses_per_host: u32,
+    /// Sent to the calling client as an `input_required` round, so its echoed answer may
+    /// decide it. Every other request (elicitation, out-of-band, a runbook step's) is
+    /// decided only where it was asked: an agent can never answer what an approver was asked.
+    #[serde(skip)]
+    pub answerable_in_band: bool,
 }
 
 impl ApprovalRequest {
@@ -148,6 +153,12 @@ impl Approvals {
         })
     }
 
+    /// Whether `id` was asked through an `input_required` round (only then may the client's
+    /// echoed answer decide it).
+    pub fn answerable_in_band(&self, id: &str) -> bool {
+        self.entries.get(id).is_some_and(|e| e.request.answerable_in_band)
+    }
+
     /// Records a decision; the first one wins. `record` writes its audit record while the
     /// request is held, before anyone can see the decision: an approval it cannot record is
     /// not granted (the request stays pending); a denial stands anyway (denying is safe).
@@ -212,6 +223,7 @@ impl Service {
             requested_at_ms: crate::tasks::now_ms(),
             timeout_seconds,
             uses_per_host: 1,
+            answerable_in_band: false,
         })
     }
 
@@ -290,6 +302,26 @@ impl Service {
         self.approval_verdict(&request.id).await
     }
 
+    /// `obtain_approval`, given up when `cancel` fires first (the caller hung up, the run was
+    /// cancelled): the request is then denied, so a later approval starts nothing.
+    pub async fn obtain_approval_or_cancel(
+        self: &Arc<Self>,
+        request: &ApprovalRequest,
+        via: Via<'_>,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<String, ServiceError> {
+        tokio::select! {
+            verdict = self.obtain_approval(request, via) => verdict,
+            _ = cancel.cancelled() => {
+                self.decide_or_deny(&request.id, false, "cancelled by the caller");
+                Err(ServiceError::ApprovalRequired(format!(
+                    "approval {} for `{}` on {}: the call was cancelled while waiting; nothing ran",
+                    request.id, request.what, request.hosts
+                )))
+            }
+        }
+    }
+
     /// The decision on approval `id`, waiting for it until the request's timeout.
     pub async fn approval_verdict(&self, id: &str) -> Result<String, ServiceError> {
         let (mut rx, request, created) = match self.approvals.entries.get(id) {
@@ -332,9 +364,10 @@ impl Service {
         ticket: Option<&str>,
         alias: &str,
         what: &str,
+        client: Option<&str>,
     ) -> Result<(crate::policy::Decision, Option<String>), ServiceError> {
         if decision.ask {
-            self.check_ticket(ticket, alias, what)?;
+            self.check_ticket(ticket, alias, what, client.unwrap_or(""))?;
             decision.allowed = true;
             return Ok((decision, ticket.map(str::to_owned)));
         }
@@ -344,8 +377,9 @@ impl Service {
         Ok((decision, None))
     }
 
-    /// Whether approval `ticket` was granted for `what` on `alias`; `Err` is the denial.
-    fn check_ticket(&self, ticket: Option<&str>, alias: &str, what: &str) -> Result<(), ServiceError> {
+    /// Whether approval `ticket` was granted for `what` on `alias` to `client`; `Err` is the
+    /// denial.
+    fn check_ticket(&self, ticket: Option<&str>, alias: &str, what: &str, client: &str) -> Result<(), ServiceError> {
         let Some(id) = ticket else {
             return Err(ServiceError::ApprovalRequired(format!(
                 "`{what}` on {alias} needs a human's approval and none was given"
@@ -354,6 +388,11 @@ impl Service {
         let entry = self.approvals.entries.get(id).ok_or_else(|| unknown_ticket(id))?;
         if entry.expired() {
             return Err(unknown_ticket(id));
+        }
+        if !same_client(&entry.request.client, client) {
+            return Err(ServiceError::ApprovalRequired(format!(
+                "approval {id} was asked for another client; ask again"
+            )));
         }
         let covers = entry.request.what == what && entry.request.aliases.iter().any(|a| a == alias);
         match (&*entry.state.borrow(), covers) {
@@ -378,10 +417,16 @@ impl Service {
     }
 }
 
-/// The same client across a retried call: its identity, not the request id it sends.
+/// The same client across a retried call: its identity, not the request id it sends. Only
+/// the `req=` word differs between retries; a runbook run's `run=` stays part of it, so a
+/// step's request is never the caller's own.
 fn same_client(asked: &str, now: &str) -> bool {
-    let identity = |c: &str| c.split(" req=").next().unwrap_or(c).to_owned();
-    identity(asked) == identity(now)
+    client_identity(asked) == client_identity(now)
+}
+
+/// A client's identity across its requests: its description without the `req=` word.
+pub fn client_identity(client: &str) -> String {
+    client.split(' ').filter(|w| !w.starts_with("req=")).collect::<Vec<_>>().join(" ")
 }
 
 fn unknown_ticket(id: &str) -> ServiceError {

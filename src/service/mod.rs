@@ -308,7 +308,7 @@ impl Service {
         let decision = cfg.policy.evaluate(&host, command);
         let sha = command_sha256(command);
         self.audit_or_warn(client, "decision", json!({ "alias": alias, "command": command, "allowed": decision.allowed, "ask": decision.ask, "rule": decision.rule, "reason": decision.reason }));
-        let (decision, approval) = self.admit(decision, approval, alias, command)?;
+        let (decision, approval) = self.admit(decision, approval, alias, command, client)?;
         let credential =
             cfg.credential_for(&host).cloned().ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?;
         let target = match self.precheck(&host).await {

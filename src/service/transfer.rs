@@ -138,7 +138,7 @@ impl Service {
         let decision = judged.decision;
         let what = request.what();
         self.audit_or_warn(client, "decision", json!({ "alias": alias, "command": what, "transfer": request.direction.name(), "path": request.remote_path, "allowed": decision.allowed, "ask": decision.ask, "rule": decision.rule, "reason": decision.reason }));
-        let (_, approval) = self.admit(decision, approval, alias, &what)?;
+        let (_, approval) = self.admit(decision, approval, alias, &what, client)?;
         let local_path = match &request.local {
             Local::File(p) => {
                 let dir = cfg.policy.files.transfer_dir.as_ref().ok_or_else(|| {

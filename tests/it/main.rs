@@ -11,6 +11,7 @@ mod cli_net_audit;
 mod config_load;
 mod faults;
 mod folded_results;
+mod gate_holes;
 mod import;
 mod jump_hosts;
 mod mcp_e2e;

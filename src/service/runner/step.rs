@@ -50,7 +50,7 @@ pub(super) async fn run_step(
                 &json!({ "event": "approval_requested", "step": sp.id, "approval_id": request.id, "hosts": request.hosts, "timeout_seconds": request.timeout_seconds }),
                 report,
             );
-            match svc.obtain_approval(&request, crate::service::approvals::Via::OutOfBand).await {
+            match svc.obtain_approval_or_cancel(&request, crate::service::approvals::Via::OutOfBand, cancel).await {
                 Ok(id) => Some(id),
                 Err(e) => {
                     return fail_step(sp, index, &hosts, HostOutcome::Skipped, &e.to_string(), report, on_event);
