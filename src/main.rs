@@ -33,6 +33,11 @@ fn main() -> ExitCode {
                 commands::plan(&config, json, per_host, &pattern, &command.join(" ")).await
             }
             Command::Schema { file } => commands::schema(file.as_deref()),
+            Command::Run { config, json, inline, concurrency, timeout_seconds, target, command } => {
+                use sshwarden::cli::run::{RunArgs, run};
+                let command = command.join(" ");
+                run(RunArgs { config, target, command, json, inline, concurrency, timeout_seconds }).await
+            }
             Command::Import { source, out, force } => {
                 use sshwarden::cli::ImportSource;
                 let imported = match source {

@@ -5,6 +5,8 @@
 pub mod approvals;
 pub mod call;
 pub mod commands;
+pub mod run;
+mod run_output;
 pub mod runbook;
 
 use std::net::SocketAddr;
@@ -73,6 +75,31 @@ pub enum Command {
         per_host: bool,
         /// Host pattern: alias, tag, glob, `a:b`, `a:&b`, `a:!b`, `all`.
         pattern: String,
+        /// The command, after `--`.
+        #[arg(last = true, required = true, num_args = 1..)]
+        command: Vec<String>,
+    },
+    /// Run a command on every host a pattern selects, in process, through the same gates as
+    /// ssh_run_on_tag: output live as `host: line`, then identical outputs folded. An `ask`
+    /// command is asked at the terminal. Exit 0 all ok, 3 denied, 4 any host failed or
+    /// unreachable, 130/143 interrupted (every remote command stopped), 1 usage/config error.
+    Run {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print the structured result (as ssh_run_on_tag returns it) instead of live lines.
+        #[arg(long)]
+        json: bool,
+        /// One block per host when it finishes (as `pssh -i`) instead of live lines.
+        #[arg(short, long)]
+        inline: bool,
+        /// Hosts at once (default 8).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Per-host timeout, at most the policy's max_seconds.
+        #[arg(long)]
+        timeout_seconds: Option<u64>,
+        /// Host pattern: alias, tag, glob, `a:b`, `a:&b`, `a:!b`, `all`.
+        target: String,
         /// The command, after `--`.
         #[arg(last = true, required = true, num_args = 1..)]
         command: Vec<String>,

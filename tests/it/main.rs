@@ -26,5 +26,6 @@ mod serve_signals;
 mod ssh_exec;
 mod support;
 mod tasks_engine;
+mod terminal;
 mod transfers;
 mod ts_interop;

@@ -1,0 +1,145 @@
+//! The operator's terminal through the built binary: `sshwarden run TARGET -- COMMAND` with
+//! live `host: line` output, the folded summary, `--json`, `-i`, exit codes, Ctrl-C stopping
+//! every remote command, and an `ask` command asked at a real pseudo-terminal.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::ssh_exec::unique_tag;
+use crate::support::mcp::BIN;
+use crate::support::sshd::{Fleet, FleetOptions, gone_within, remote_processes};
+
+fn run(fleet: &Fleet, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg("--config-dir")
+        .arg(fleet.config_dir())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn run_streams_host_lines_folds_the_summary_and_exits_by_outcome() {
+    let fleet = Fleet::start(FleetOptions { hosts: 2, ..Default::default() });
+    let (code, out, err) = run(&fleet, &["h[1-2]", "--", "echo", "hello"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("h1: hello\n") && out.contains("h2: hello\n"), "live host: line output: {out}");
+    assert!(out.contains("h[1-2] (2)"), "identical outputs folded as clush -b does: {out}");
+    assert!(!err.contains("INFO"), "quiet by default: {err}");
+
+    let (code, out, err) = run(&fleet, &["h[1-2]", "--", "ls", "/nonexistent-sshwarden"]);
+    assert_eq!(code, 4, "a failed host: {out}\n{err}");
+    assert!(err.contains("h1: ls: cannot access"), "remote stderr lines on stderr, host first: {err}");
+
+    let (code, out, err) = run(&fleet, &["h1", "--", "reboot"]);
+    assert_eq!(code, 3, "a denial: {out}\n{err}");
+    assert!(out.contains("no-reboot"), "the denying rule is named: {out}");
+
+    let (code, out, err) = run(&fleet, &["--json", "h[1-2]", "--", "echo", "hi"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["summary"]["ok"], 2, "{v}");
+    assert!(!out.contains("h1: hi"), "--json prints the result, not live lines");
+
+    let (code, out, _) = run(&fleet, &["-i", "h[1-2]", "--", "echo", "block"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("[SUCCESS] h1\nblock\n") || out.contains("[SUCCESS] h2\nblock\n"), "pssh -i blocks: {out}");
+}
+
+#[test]
+fn ctrl_c_stops_every_remote_command_of_a_run() {
+    let fleet = Fleet::start(FleetOptions { hosts: 2, ..Default::default() });
+    let marker = format!("313.{}", unique_tag());
+    let child = Command::new(BIN)
+        .args(["run", "--config-dir"])
+        .arg(fleet.config_dir())
+        .args(["h[1-2]", "--", "sleep", &marker])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while remote_processes(&marker).len() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the commands never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    gone_within(&marker, Duration::from_secs(3)).unwrap_or_else(|left| panic!("Ctrl-C left {left:?}"));
+}
+
+/// At a terminal an `ask` command is asked (`approve "…" on h1? [y/N]`); piped, it is refused
+/// with the way to get it approved.
+#[test]
+fn an_ask_command_is_asked_at_the_terminal_and_refused_when_piped() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let path = fleet.path("config/policy.yml");
+    let ask = "rules:\n  - id: needs-human\n    action: ask\n    commands: [\"echo approve-me*\"]\n";
+    std::fs::write(&path, std::fs::read_to_string(&path).unwrap().replacen("rules:\n", ask, 1)).unwrap();
+
+    let (code, out, err) = run(&fleet, &["h1", "--", "echo", "approve-me"]);
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert!(err.contains("at a terminal"), "{err}");
+
+    let script = r#"
+import os, pty, select, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+buf, answered = b"", False
+while True:
+    ready, _, _ = select.select([fd], [], [], 20)
+    if not ready:
+        break
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    buf += data
+    if not answered and b"[y/N]" in buf:
+        os.write(fd, sys.argv[-1].encode() + b"\n")
+        answered = True
+_, status = os.waitpid(pid, 0)
+sys.stdout.buffer.write(buf)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let config = fleet.config_dir();
+    let at_terminal = |answer: &str| {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                script,
+                BIN,
+                "run",
+                "--config-dir",
+                config.to_str().unwrap(),
+                "h1",
+                "--",
+                "echo",
+                "approve-me",
+            ])
+            .arg(answer)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    // The answer is the last argument of the command too (`echo approve-me y`): the question
+    // must name it, and only `y` runs it.
+    let (code, screen) = at_terminal("y");
+    assert!(screen.contains("approve \"echo approve-me y\" on h1? [y/N]"), "{screen}");
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("approve-me y"), "{screen}");
+    let (code, screen) = at_terminal("n");
+    assert_eq!(code, Some(3), "declined at the terminal: {screen}");
+    let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
+    assert!(audit.contains("\"decision\":\"approved\"") && audit.contains("\"decision\":\"denied\""), "{audit}");
+}
