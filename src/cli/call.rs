@@ -61,27 +61,49 @@ fn parse_args(
     };
     let props = schema.get("properties").and_then(Value::as_object);
     for pair in kv {
-        let (k, v) = pair.split_once('=').ok_or_else(|| format!("argument {pair:?} is not key=value"))?;
+        let (k, v) =
+            pair.split_once('=').ok_or_else(|| format!("invalid_input: argument {pair:?} is not key=value"))?;
+        // The anchor's name for a fan-out's pattern (`tag=web`), as the tool itself accepts.
+        let k = if k == "tag" && props.is_some_and(|p| p.contains_key("target") && !p.contains_key("tag")) {
+            "target"
+        } else {
+            k
+        };
         let prop = props.and_then(|p| p.get(k)).ok_or_else(|| {
             let known: Vec<&String> = props.map(|p| p.keys().collect()).unwrap_or_default();
-            format!("unknown parameter {k:?}; this tool takes: {known:?}")
+            format!("invalid_input: unknown parameter {k:?}; this tool takes: {known:?}")
         })?;
-        let types = serde_json::to_string(prop).unwrap_or_default();
-        let value = if types.contains("\"string\"") {
-            Value::String(v.to_owned())
-        } else if types.contains("\"integer\"") || types.contains("\"number\"") {
-            v.parse::<u64>()
-                .map(Value::from)
-                .or_else(|_| v.parse::<f64>().map(Value::from))
-                .map_err(|_| format!("{k} must be a number, got {v:?}"))?
-        } else if types.contains("\"boolean\"") {
-            v.parse::<bool>().map(Value::Bool).map_err(|_| format!("{k} must be true or false"))?
-        } else {
-            serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()))
-        };
+        let value = typed(k, v, prop).map_err(|e| format!("invalid_input: parameter {k}: {e}"))?;
         map.insert(k.to_owned(), value);
     }
     Ok(map)
+}
+
+/// `v` as the JSON type `prop` (a property of the input schema) declares, within its
+/// `minimum`: integers stay integers (`-5`, not `-5.0`).
+fn typed(k: &str, v: &str, prop: &Value) -> Result<Value, String> {
+    let types = serde_json::to_string(prop).unwrap_or_default();
+    let value = if types.contains("\"string\"") {
+        Value::String(v.to_owned())
+    } else if types.contains("\"integer\"") {
+        v.parse::<i64>().map(Value::from).map_err(|_| format!("{k} must be an integer, got {v:?}"))?
+    } else if types.contains("\"number\"") {
+        v.parse::<f64>().map(Value::from).map_err(|_| format!("{k} must be a number, got {v:?}"))?
+    } else if types.contains("\"boolean\"") {
+        v.parse::<bool>().map(Value::Bool).map_err(|_| format!("{k} must be true or false, got {v:?}"))?
+    } else {
+        serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()))
+    };
+    let minimum = prop.get("minimum").and_then(Value::as_f64).or_else(|| {
+        // `Option<u64>` publishes `anyOf: [{type: integer, minimum: 0}, {type: null}]`.
+        prop.get("anyOf")?.as_array()?.iter().find_map(|t| t.get("minimum").and_then(Value::as_f64))
+    });
+    if let (Some(min), Some(n)) = (minimum, value.as_f64())
+        && n < min
+    {
+        return Err(format!("{v} is below its minimum {min}"));
+    }
+    Ok(value)
 }
 
 /// Exit code for a tool result: denied 3; failed 4 (error result, a run that did not
@@ -258,10 +280,12 @@ pub(crate) async fn connect(
     match url {
         Some(url) => {
             let token = read_token(token_file.as_ref())?;
-            let cfg = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url)
-                .auth_header(token.expose().to_owned());
+            let url = mcp_url(&url);
+            let cfg =
+                rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url.clone())
+                    .auth_header(token.expose().to_owned());
             let transport = rmcp::transport::StreamableHttpClientTransport::from_config(cfg);
-            let client = CallClient.serve(transport).await.map_err(|e| e.to_string())?;
+            let client = CallClient.serve(transport).await.map_err(|e| connect_error(&e, &url))?;
             Ok(Connected { client, svc: None })
         }
         None => {
@@ -279,5 +303,55 @@ pub(crate) async fn connect(
             let client = CallClient.serve(client_io).await.map_err(|e| e.to_string())?;
             Ok(Connected { client, svc: Some(svc) })
         }
+    }
+}
+
+/// The MCP endpoint of a server URL: `http://h:p` and `http://h:p/` mean its `/mcp`.
+pub(crate) fn mcp_url(url: &str) -> String {
+    let trimmed = url.trim_end_matches('/');
+    let after_scheme = trimmed.split_once("://").map_or(trimmed, |(_, rest)| rest);
+    if after_scheme.contains('/') { trimmed.to_owned() } else { format!("{trimmed}/mcp") }
+}
+
+/// What a person can act on when connecting failed, read from the error's type (never its
+/// text): a refused token, a missing endpoint, a server that does not answer.
+fn connect_error(e: &rmcp::service::ClientInitializeError, url: &str) -> String {
+    use rmcp::transport::streamable_http_client::StreamableHttpError;
+    // The transport's own error sits in `TransportError`'s field, not in the source chain.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = match e {
+        rmcp::service::ClientInitializeError::TransportError { error, .. } => Some(error.error.as_ref()),
+        other => Some(other),
+    };
+    while let Some(err) = source {
+        if let Some(http) = err.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
+            return match http {
+                StreamableHttpError::AuthRequired(_) => {
+                    format!("401: {url} refused the token (check --token-file or SSHWARDEN_TOKEN)")
+                }
+                StreamableHttpError::InsufficientScope(_) => format!("403: {url} refused the token's scope"),
+                StreamableHttpError::SessionExpired => {
+                    format!("404: no MCP endpoint at {url} (the server serves /mcp)")
+                }
+                StreamableHttpError::Client(r) if r.is_connect() => {
+                    format!("cannot connect to {url}: is `sshwarden serve --http` running there?")
+                }
+                StreamableHttpError::Client(r) if r.is_timeout() => format!("{url} did not answer in time"),
+                StreamableHttpError::UnexpectedServerResponse(why) => format!("{url} answered unexpectedly: {why}"),
+                other => format!("{url}: {other}"),
+            };
+        }
+        source = err.source();
+    }
+    format!("{url}: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_server_url_without_a_path_means_its_mcp_endpoint() {
+        assert_eq!(super::mcp_url("http://127.0.0.1:8765"), "http://127.0.0.1:8765/mcp");
+        assert_eq!(super::mcp_url("http://127.0.0.1:8765/"), "http://127.0.0.1:8765/mcp");
+        assert_eq!(super::mcp_url("http://127.0.0.1:8765/mcp"), "http://127.0.0.1:8765/mcp");
+        assert_eq!(super::mcp_url("https://h/prefix/mcp/"), "https://h/prefix/mcp");
     }
 }

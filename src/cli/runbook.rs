@@ -114,7 +114,8 @@ pub async fn plan(mut args: RunbookArgs) -> u8 {
                 out(&format!("DENY  {phase:<8} {id:<16} -                    {e}"));
             }
             for g in s["groups"].as_array().into_iter().flatten() {
-                let verdict = if g["allowed"] == true { "ALLOW" } else { "DENY " };
+                // An `ask` step runs once a human approves it: ASK, not DENY.
+                let verdict = format!("{:<5}", g["decision"].as_str().unwrap_or("deny").to_uppercase());
                 let reason = g["reason"].as_str().unwrap_or("");
                 out(&format!(
                     "{verdict} {phase:<8} {id:<16} {:<20} {cmd}  ({reason})",

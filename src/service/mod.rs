@@ -197,6 +197,17 @@ impl Service {
         TaskView(&self.tasks)
     }
 
+    /// A command as people may see it in task listings: secret values masked, nothing when
+    /// the configuration redacts commands.
+    pub(crate) fn shown_command(&self, cfg: &Config, command: &str) -> String {
+        if cfg.policy.audit.redact_commands {
+            return String::new();
+        }
+        let mut shown = command.to_owned();
+        self.mask_text(&mut shown);
+        shown
+    }
+
     /// The one way a front starts a command: every gate (`prepare_with`, with the approval
     /// ticket an `ask` needs), then `launch`. Returns the task and the limits it runs under.
     pub async fn start_command(
@@ -364,6 +375,7 @@ impl Service {
             alias: p.host.alias.clone(),
             target_ip: p.target.addr.ip().to_string(),
             command_sha256: command_sha256(&p.command),
+            command: self.shown_command(&cfg, &p.command),
             host_slots: p.host.max_concurrency as usize,
             timeout: p.timeout,
             stop_grace: tasks::STOP_GRACE,

@@ -56,6 +56,9 @@ pub struct TaskSpec {
     pub alias: String,
     pub target_ip: String,
     pub command_sha256: String,
+    /// What the task runs, as people may see it: secret values masked, empty when the
+    /// configuration redacts commands (`audit.redact_commands`).
+    pub command: String,
     pub host_slots: usize,
     pub timeout: Duration,
     /// How long the work may still run after its timeout fired: `STOP_GRACE` to stop a

@@ -37,6 +37,9 @@ pub struct TaskSnapshot {
     pub task_id: String,
     pub alias: String,
     pub target_ip: String,
+    /// The command as shown (masked; absent when redacted).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub command: String,
     #[serde(flatten)]
     pub state: TaskState,
     pub created_at_ms: u64,
@@ -92,6 +95,7 @@ impl Task {
             task_id: self.id.clone(),
             alias: self.spec.alias.clone(),
             target_ip: self.spec.target_ip.clone(),
+            command: self.spec.command.clone(),
             state,
             created_at_ms: self.created_at_ms,
             updated_at_ms: updated,

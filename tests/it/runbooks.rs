@@ -399,3 +399,26 @@ async fn a_step_whose_fanout_is_refused_fails_and_rolls_back() {
     assert!(Path::new(&undo).exists(), "rollback did not run");
     let _ = std::fs::remove_file(&undo);
 }
+
+#[test]
+fn runbook_plan_shows_an_ask_step_as_ask() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let path = fleet.path("config/policy.yml");
+    let ask = "rules:\n  - id: needs-human\n    action: ask\n    commands: [\"echo approve-me*\"]\n";
+    std::fs::write(&path, std::fs::read_to_string(&path).unwrap().replacen("rules:\n", ask, 1)).unwrap();
+    write_runbook(
+        &fleet,
+        "asks",
+        "steps:\n  - id: check\n    target: h1\n    command: uptime\n  - id: change\n    target: h1\n    command: echo approve-me\n",
+    );
+    let out = Command::new(BIN)
+        .args(["runbook", "plan", "--config-dir"])
+        .arg(fleet.config_dir())
+        .arg("asks")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("ASK") && l.contains("change")), "{text}");
+    assert!(!text.contains("DENY"), "an ask step is not a denial: {text}");
+}

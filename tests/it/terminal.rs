@@ -143,3 +143,67 @@ sys.exit(os.waitstatus_to_exitcode(status))
     let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
     assert!(audit.contains("\"decision\":\"approved\"") && audit.contains("\"decision\":\"denied\""), "{audit}");
 }
+
+/// `call --url` speaks to people: a server URL without `/mcp` works, a refused token says so
+/// in one line without Rust internals.
+#[test]
+fn call_url_without_mcp_works_and_a_refused_token_says_so() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let server = crate::mcp_e2e::http_server(&fleet, "terminal-url-token-0123456789");
+    let base = format!("http://127.0.0.1:{}", server.1);
+    let call = |token_file: &std::path::Path| {
+        Command::new(BIN)
+            .args(["call", "--url", &base, "--token-file"])
+            .arg(token_file)
+            .args(["ssh_run", "alias=h1", "command=echo via-base-url"])
+            .output()
+            .unwrap()
+    };
+    let out = call(&fleet.path("token"));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("via-base-url"));
+    // Task rows say where and what (the command as shown, secrets masked).
+    let out = Command::new(BIN)
+        .args(["call", "--url", &base, "--token-file"])
+        .arg(fleet.path("token"))
+        .arg("ssh_list_tasks")
+        .output()
+        .unwrap();
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = listed["tasks"].as_array().and_then(|t| t.iter().find(|r| r["command"] == "echo via-base-url"));
+    assert!(row.is_some_and(|r| r["alias"] == "h1" && r["started_at"].is_string()), "{listed}");
+    let wrong = fleet.path("wrong-token");
+    std::fs::write(&wrong, "not-the-token-0123456789").unwrap();
+    let out = call(&wrong);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("401") && err.contains("refused the token"), "{err}");
+    assert!(!err.contains("rmcp::") && !err.contains("reqwest"), "no Rust internals: {err}");
+}
+
+/// `call` types each key=value by the tool's input schema, takes the README's `tag=` for
+/// ssh_run_on_tag, and names a bad parameter (`invalid_input`, exit 1).
+#[test]
+fn call_types_arguments_by_the_tool_schema_and_names_a_bad_one() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let call = |args: &[&str]| {
+        let out =
+            Command::new(BIN).arg("call").arg("--config-dir").arg(fleet.config_dir()).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = call(&["ssh_run", "alias=h1", "command=echo 1", "timeout_seconds=-5"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let text = format!("{out}{err}");
+    assert!(text.contains("invalid_input") && text.contains("timeout_seconds"), "the parameter is named: {text}");
+    assert!(!text.contains("-5.0"), "an integer stays an integer: {text}");
+    let (code, out, err) = call(&["ssh_run_on_tag", "tag=web", "command=echo tagged"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("tagged"), "{out}");
+    let (code, out, err) = call(&["ssh_run", "alias=h1", "command=echo 1", "no_such_param=1"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(format!("{out}{err}").contains("no_such_param"), "{out}{err}");
+}

@@ -34,6 +34,7 @@ pub fn launch(
         alias: format!("runbook:{}", rb.name),
         target_ip: String::new(),
         command_sha256: rb.sha256.clone(),
+        command: format!("runbook {}", rb.name),
         host_slots: 16,
         timeout: run_deadline(rb.steps.iter().chain(&rb.rollback), &plan.steps, rolling, limits.max_seconds),
         // A run past its deadline is cancelled, and the rollback is what undoes it: give it
