@@ -55,21 +55,32 @@ pub async fn run(args: RunArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let code = run_on(&svc, &args, &mut stop).await;
+    let (code, prompt_abandoned) = match run_on(&svc, &args, &mut stop).await {
+        Ok(code) => (code, false),
+        Err(Interrupted(code)) => (code, true),
+    };
     svc.shutdown(crate::server::SHUTDOWN_GRACE).await;
+    if prompt_abandoned {
+        // The terminal read of the abandoned question blocks a runtime thread that would
+        // hold the exit: everything is audited and stopped, so leave now.
+        std::process::exit(i32::from(code));
+    }
     code
 }
 
-async fn run_on(svc: &Arc<Service>, args: &RunArgs, stop: &mut Stop) -> u8 {
+/// A signal came while the approval question was asked: the request is denied, nothing ran.
+struct Interrupted(u8);
+
+async fn run_on(svc: &Arc<Service>, args: &RunArgs, stop: &mut Stop) -> Result<u8, Interrupted> {
     let hosts = match fanout::targets(svc, &args.target) {
         Ok(h) => h,
-        Err(e) => return fail(&e.to_string()),
+        Err(e) => return Ok(fail(&e.to_string())),
     };
-    let approval = match approve(svc, &hosts, &args.command).await {
+    let approval = match approve(svc, &hosts, &args.command, stop).await? {
         Ok(ticket) => ticket,
         Err(why) => {
             eprintln!("denied: {why}");
-            return EXIT_DENIED;
+            return Ok(EXIT_DENIED);
         }
     };
     let opts = FanoutOptions {
@@ -126,13 +137,10 @@ async fn run_on(svc: &Arc<Service>, args: &RunArgs, stop: &mut Stop) -> u8 {
     }
     let entries = match entries {
         Ok(e) => e,
-        Err(e) => return fail(&e.to_string()),
+        Err(e) => return Ok(fail(&e.to_string())),
     };
     report(svc, args, &entries);
-    if let Some(code) = interrupted {
-        return code;
-    }
-    exit_code(&entries)
+    Ok(interrupted.unwrap_or_else(|| exit_code(&entries)))
 }
 
 /// The fold (or the JSON result) after the run.
@@ -142,7 +150,7 @@ fn report(svc: &Service, args: &RunArgs, entries: &[HostEntry]) {
     if args.json {
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&body).unwrap_or_default());
     } else {
-        let _ = writeln!(out, "\n{text}");
+        let _ = writeln!(out, "\n{}", crate::policy::text::printable(&text));
     }
 }
 
@@ -163,17 +171,33 @@ fn fail(e: &str) -> u8 {
 }
 
 /// The approval an `ask` decision needs: asked at this terminal, else refused with the way
-/// to get it. `Ok(None)`: nothing to ask.
-async fn approve(svc: &Arc<Service>, hosts: &[String], command: &str) -> Result<Option<String>, String> {
-    let Some(request) = svc.approval_needed(hosts, command, CLIENT) else { return Ok(None) };
+/// to get it. `Ok(None)`: nothing to ask. A signal while asking denies the request.
+async fn approve(
+    svc: &Arc<Service>,
+    hosts: &[String],
+    command: &str,
+    stop: &mut Stop,
+) -> Result<Result<Option<String>, String>, Interrupted> {
+    let Some(request) = svc.approval_needed(hosts, command, CLIENT) else { return Ok(Ok(None)) };
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-        return Err(format!(
+        return Ok(Err(format!(
             "`{command}` on {} needs a human's approval (rule {}); run it at a terminal to be asked, or through `sshwarden serve --approver-token-file` and an approver",
             request.hosts,
             request.rule.as_deref().unwrap_or("-")
-        ));
+        )));
     }
-    svc.obtain_approval(&request, Via::Human(&Terminal)).await.map(Some).map_err(|e| e.to_string())
+    let cancel = CancellationToken::new();
+    let asked = svc.obtain_approval_or_cancel(&request, Via::Human(&Terminal), &cancel);
+    tokio::pin!(asked);
+    tokio::select! {
+        verdict = &mut asked => Ok(verdict.map(Some).map_err(|e| e.to_string())),
+        code = stop.next() => {
+            cancel.cancel();
+            let _ = asked.await;
+            eprintln!("\ninterrupted: the approval request was denied; nothing ran");
+            Err(Interrupted(code))
+        }
+    }
 }
 
 /// Asks the person at this terminal: `approve "CMD" on HOSTS? [y/N]`.

@@ -2,7 +2,9 @@
 //! (the `Follower`), or one block per host when it finishes (`host_block`, as `pssh -i`).
 //!
 //! Owns: reading each task's retained output from where it last stopped (byte offsets into
-//! the task's head+tail buffers), whole lines only until the task ends, and the colours.
+//! the task's head+tail buffers), whole lines only until the task ends, the colours, and
+//! escaping what a host sends (`policy::text::printable`): its bytes never drive the
+//! terminal or forge another host's lines.
 //! Never starts or stops anything.
 
 use std::io::Write;
@@ -10,6 +12,7 @@ use std::sync::Arc;
 
 use console::style;
 
+use crate::policy::text::printable;
 use crate::service::fanout::{HostEntry, HostStatus};
 use crate::tasks::ring::{HeadTail, inline_text};
 use crate::tasks::{Task, TaskState};
@@ -89,10 +92,10 @@ fn emit(w: &mut impl Write, prefix: &str, cursor: &mut Cursor, data: Vec<u8>, dr
     cursor.partial.extend_from_slice(&data);
     while let Some(end) = cursor.partial.iter().position(|b| *b == b'\n') {
         let line: Vec<u8> = cursor.partial.drain(..=end).collect();
-        let _ = writeln!(w, "{prefix}{}", String::from_utf8_lossy(&line[..line.len() - 1]));
+        let _ = writeln!(w, "{prefix}{}", printable(&String::from_utf8_lossy(&line[..line.len() - 1])));
     }
     if ended && !cursor.partial.is_empty() {
-        let _ = writeln!(w, "{prefix}{}", String::from_utf8_lossy(&cursor.partial));
+        let _ = writeln!(w, "{prefix}{}", printable(&String::from_utf8_lossy(&cursor.partial)));
         cursor.partial.clear();
     }
 }
@@ -124,6 +127,7 @@ pub fn host_block(n: usize, total: usize, e: &HostEntry) -> String {
         let output = task.output();
         let (stdout, _) = inline_text(&output.stdout, usize::MAX);
         let (stderr, _) = inline_text(&output.stderr, usize::MAX);
+        let (stdout, stderr) = (printable(&stdout), printable(&stderr));
         block.push_str(&stdout);
         if !stdout.is_empty() && !stdout.ends_with('\n') {
             block.push('\n');

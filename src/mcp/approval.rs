@@ -112,6 +112,9 @@ pub async fn gate(
         || ctx.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
     let verdict = match (elicitation_declared(ctx), modern) {
         (true, true) => {
+            if let Err(e) = svc.approvals.has_room_for(&request.client) {
+                return Gate::Refused(service_error(&e));
+            }
             let mut request = request;
             request.answerable_in_band = true;
             svc.open_approval(&request);

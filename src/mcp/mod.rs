@@ -106,9 +106,9 @@ impl ServerHandler for SshWarden {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        resources::read(&self.svc, &request.uri).map(Into::into)
+        resources::read(&self.svc, &request.uri, &ops::client_of(&context)).map(Into::into)
     }
 
     #[allow(deprecated)]
@@ -117,7 +117,8 @@ impl ServerHandler for SshWarden {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.subscriptions.subscribe(&self.svc, &request.uri, context.peer)
+        let client = ops::client_of(&context);
+        self.subscriptions.subscribe(&self.svc, &request.uri, &client, context.peer)
     }
 
     #[allow(deprecated)]

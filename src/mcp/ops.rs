@@ -24,7 +24,9 @@ use crate::tasks::{Task, TaskError};
 
 /// Who asked, as far as the transport tells: client name and request id.
 pub fn client_of(ctx: &RequestContext<RoleServer>) -> String {
-    let name = ctx.peer.peer_info().map(|i| format!("{}/{}", i.client_info.name, i.client_info.version));
+    // The request's own clientInfo (2026-07-28 carries it in every request's `_meta`), else
+    // the session's from `initialize`.
+    let name = ctx.client_info().map(|i| format!("{}/{}", i.name, i.version));
     format!("{} req={}", name.unwrap_or_else(|| "mcp-client".into()), ctx.id)
 }
 
@@ -43,9 +45,9 @@ fn check_task_id(id: &str) -> Result<(), CallToolResult> {
     }
 }
 
-fn lookup(svc: &Service, id: &str) -> Result<Arc<Task>, CallToolResult> {
+fn lookup(svc: &Service, id: &str, client: &str) -> Result<Arc<Task>, CallToolResult> {
     check_task_id(id)?;
-    svc.tasks().get(id).map_err(|e| task_error(&e))
+    svc.tasks().get_for(id, client).map_err(|e| task_error(&e))
 }
 
 pub fn finished(svc: &Service, task: &Task) -> CallToolResult {
@@ -286,14 +288,14 @@ pub fn fanout_report(
     (body, text)
 }
 
-pub fn status(svc: &Service, id: &str) -> CallToolResult {
+pub fn status(svc: &Service, id: &str, client: &str) -> CallToolResult {
     if let Some(lost) = svc.lost_tasks().iter().find(|v| v["task_id"] == id) {
         return ok(
             json!({ "task_id": id, "state": "lost", "started": lost }),
             format!("task {id} was running when the server stopped; its outcome is unknown"),
         );
     }
-    match lookup(svc, id) {
+    match lookup(svc, id, client) {
         Ok(t) => {
             let s = t.snapshot();
             ok(serde_json::to_value(&s).unwrap_or_default(), progress::describe(&t))
@@ -302,8 +304,8 @@ pub fn status(svc: &Service, id: &str) -> CallToolResult {
     }
 }
 
-pub fn result(svc: &Service, id: &str) -> CallToolResult {
-    match lookup(svc, id) {
+pub fn result(svc: &Service, id: &str, client: &str) -> CallToolResult {
+    match lookup(svc, id, client) {
         Ok(t) if t.state().is_finished() => finished(svc, &t),
         Ok(t) => tool_error(
             "still_running",
@@ -315,7 +317,7 @@ pub fn result(svc: &Service, id: &str) -> CallToolResult {
     }
 }
 
-pub fn output(svc: &Service, p: OutputParams) -> CallToolResult {
+pub fn output(svc: &Service, p: OutputParams, client: &str) -> CallToolResult {
     let limit = p.limit.unwrap_or(render::DEFAULT_PAGE);
     if limit == 0
         || limit > render::MAX_PAGE
@@ -328,7 +330,7 @@ pub fn output(svc: &Service, p: OutputParams) -> CallToolResult {
             json!({}),
         );
     }
-    let task = match lookup(svc, &p.task_id) {
+    let task = match lookup(svc, &p.task_id, client) {
         Ok(t) => t,
         Err(e) => return e,
     };
@@ -355,7 +357,7 @@ pub fn cancel(svc: &Service, id: &str, ctx: &RequestContext<RoleServer>) -> Call
     if let Err(e) = check_task_id(id) {
         return e;
     }
-    match svc.cancel(id, Some(&client_of(ctx))) {
+    match svc.cancel_as(id, &client_of(ctx)) {
         Ok(before) if before.is_finished() => ok(
             json!({ "task_id": id, "cancelled": false, "state": before.name(), "message": "task had already finished" }),
             format!("task {id} had already finished ({})", before.name()),
@@ -368,10 +370,10 @@ pub fn cancel(svc: &Service, id: &str, ctx: &RequestContext<RoleServer>) -> Call
     }
 }
 
-pub fn list_tasks(svc: &Service, p: ListTasksParams) -> CallToolResult {
+pub fn list_tasks(svc: &Service, p: ListTasksParams, client: &str) -> CallToolResult {
     let mut tasks: Vec<serde_json::Value> = svc
         .tasks()
-        .list()
+        .list_for(client)
         .into_iter()
         .filter(|s| p.alias.as_ref().is_none_or(|a| *a == s.alias))
         .filter(|s| p.state.as_ref().is_none_or(|st| st == s.state.name()))
@@ -395,7 +397,7 @@ pub fn list_tasks(svc: &Service, p: ListTasksParams) -> CallToolResult {
     ok(json!({ "tasks": tasks }), text)
 }
 
-pub fn ack(svc: &Service, id: &str) -> CallToolResult {
+pub fn ack(svc: &Service, id: &str, client: &str) -> CallToolResult {
     if let Err(e) = check_task_id(id) {
         return e;
     }
@@ -407,6 +409,9 @@ pub fn ack(svc: &Service, id: &str) -> CallToolResult {
         }
         Some(Err(e)) => return service_error(&crate::service::ServiceError::Audit(e)),
         None => {}
+    }
+    if let Err(e) = svc.tasks().get_for(id, client) {
+        return task_error(&e);
     }
     match svc.tasks().ack(id) {
         Ok(()) => ok(json!({ "task_id": id, "acknowledged": true }), format!("task {id} freed")),

@@ -59,7 +59,7 @@ pub fn templates() -> ListResourceTemplatesResult {
     ])
 }
 
-pub fn read(svc: &Service, uri: &str) -> Result<ReadResourceResult, McpError> {
+pub fn read(svc: &Service, uri: &str, client: &str) -> Result<ReadResourceResult, McpError> {
     let cfg = svc.config();
     let not_found = || McpError::resource_not_found(format!("no resource {uri}"), Some(json!({ "uri": uri })));
     let body: Value = if uri == "ssh://hosts" {
@@ -77,7 +77,7 @@ pub fn read(svc: &Service, uri: &str) -> Result<ReadResourceResult, McpError> {
     } else if let Some(name) = uri.strip_prefix("ssh://runbook/") {
         super::runbooks::describe(cfg.runbooks.get(name).ok_or_else(not_found)?)
     } else if let Some(id) = uri.strip_prefix("ssh://task/") {
-        let t = svc.tasks().get(id).map_err(|_| not_found())?;
+        let t = svc.tasks().get_for(id, client).map_err(|_| not_found())?;
         serde_json::to_value(t.snapshot()).unwrap_or_default()
     } else {
         return Err(not_found());
@@ -94,11 +94,11 @@ pub struct Subscriptions {
 impl Subscriptions {
     /// Subscribes to `ssh://task/{id}`; other resources do not change while a session lasts
     /// except by reload, which clients learn about by reading again.
-    pub fn subscribe(&self, svc: &Service, uri: &str, peer: Peer<RoleServer>) -> Result<(), McpError> {
+    pub fn subscribe(&self, svc: &Service, uri: &str, client: &str, peer: Peer<RoleServer>) -> Result<(), McpError> {
         let id = uri.strip_prefix("ssh://task/").ok_or_else(|| {
             McpError::invalid_params(format!("only ssh://task/{{id}} resources can be subscribed, not {uri}"), None)
         })?;
-        let task = svc.tasks().get(id).map_err(|e| McpError::resource_not_found(e.to_string(), None))?;
+        let task = svc.tasks().get_for(id, client).map_err(|e| McpError::resource_not_found(e.to_string(), None))?;
         let stop = CancellationToken::new();
         if let Some(old) = self.watchers.insert(uri.to_owned(), stop.clone()) {
             old.cancel();

@@ -86,7 +86,12 @@ impl McpTasks {
         let target = match request.name.as_ref() {
             "ssh_run" => parse::<RunParams>(args).map(|p| (p.alias, p.command, p.timeout_seconds)),
             "ssh_run_async" => parse::<RunAsyncParams>(args).map(|p| (p.alias, p.command, p.timeout_seconds)),
-            "ssh_run_on_tag" => return Some(Ok(self.spawn_deferred('f', handler, request.clone(), ctx))),
+            "ssh_run_on_tag" => {
+                if let Err(e) = self.has_room_for(ctx) {
+                    return Some(Err(e));
+                }
+                return Some(Ok(self.spawn_deferred('f', handler, request.clone(), ctx)));
+            }
             _ => return None,
         };
         let (alias, command, timeout) = match target {
@@ -99,6 +104,9 @@ impl McpTasks {
         if svc.approval_needed(std::slice::from_ref(&alias), &command, &ops::client_of(ctx)).is_some() {
             if !approval::elicitation_declared(ctx) && !svc.approvals.out_of_band() {
                 return None;
+            }
+            if let Err(e) = self.has_room_for(ctx) {
+                return Some(Err(e));
             }
             return Some(Ok(self.spawn_deferred('a', handler, request.clone(), ctx)));
         }
@@ -124,6 +132,25 @@ impl McpTasks {
         let t = McpTask::new(id, TaskStatus::Working, iso(entry.created_ms), iso(entry.created_ms))
             .with_poll_interval_ms(1000);
         CallToolResponse::Task(CreateTaskResult::new(t))
+    }
+
+    /// Whether the caller may start one more background call: unfinished ones are bounded per
+    /// client and in all (each holds a tracked loop and, waiting, an approval request).
+    fn has_room_for(&self, ctx: &RequestContext<RoleServer>) -> Result<(), McpError> {
+        const PER_CLIENT: usize = 64;
+        const IN_ALL: usize = 1024;
+        let me = crate::service::approvals::client_identity(&ops::client_of(ctx));
+        let live: Vec<Arc<DeferredTask>> =
+            self.deferred.iter().filter(|f| f.finished_ms().is_none()).map(|f| f.value().clone()).collect();
+        let mine = live.iter().filter(|f| f.owner == me).count();
+        if mine >= PER_CLIENT || live.len() >= IN_ALL {
+            let msg = format!(
+                "too many unfinished tasks ({mine} of this client's, {} in all; limits {PER_CLIENT} and {IN_ALL})",
+                live.len()
+            );
+            return Err(McpError::invalid_request(msg, None));
+        }
+        Ok(())
     }
 
     /// Forgets results older than the task TTL (the map never grows without bound).
@@ -159,7 +186,10 @@ impl McpTasks {
                     .with_poll_interval_ms(1000);
             return Ok(GetTaskResult::new(DetailedTask::new(t, payload)));
         }
-        let task = svc.tasks().get(&req.task_id).map_err(|e| McpError::invalid_params(e.to_string(), None))?;
+        let task = svc
+            .tasks()
+            .get_for(&req.task_id, &ops::client_of(ctx))
+            .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
         let state = task.state();
         let payload = match &state {
             TaskState::Cancelled { .. } => TaskPayload::Cancelled,
@@ -184,7 +214,7 @@ impl McpTasks {
             f.cancel.cancel();
             return Ok(());
         }
-        svc.cancel(&req.task_id, Some("mcp tasks/cancel"))
+        svc.cancel_as(&req.task_id, &ops::client_of(ctx))
             .map(|_| ())
             .map_err(|e| McpError::invalid_params(e.to_string(), None))
     }

@@ -116,18 +116,30 @@ impl SshWarden {
         description = "State of a task: queued, connecting, running, completed, failed, timed_out, cancelled (or expired), with byte and line counts so far.",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
-    async fn ssh_get_task_status(&self, Parameters(p): Parameters<TaskIdParams>) -> ToolResult {
-        Ok(ops::status(&self.svc, &p.task_id))
+    async fn ssh_get_task_status(
+        &self,
+        Parameters(p): Parameters<TaskIdParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        Ok(ops::status(&self.svc, &p.task_id, &ops::client_of(&ctx)))
     }
 
     #[tool(description = "Result of a finished task (exit code, signal, inline output). While it runs, says so; use ssh_get_task_output for live output.", output_schema = schema_for_output::<RunResult>(), annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
-    async fn ssh_get_task_result(&self, Parameters(p): Parameters<TaskIdParams>) -> ToolResult {
-        Ok(ops::result(&self.svc, &p.task_id))
+    async fn ssh_get_task_result(
+        &self,
+        Parameters(p): Parameters<TaskIdParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        Ok(ops::result(&self.svc, &p.task_id, &ops::client_of(&ctx)))
     }
 
     #[tool(description = "Page a task's retained output by byte offset (offset+limit, follow next_offset) or take the last lines (tail_lines); works while the task runs. stream: stdout, stderr or combined.", output_schema = schema_for_output::<OutputPage>(), annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
-    async fn ssh_get_task_output(&self, Parameters(p): Parameters<OutputParams>) -> ToolResult {
-        Ok(ops::output(&self.svc, p))
+    async fn ssh_get_task_output(
+        &self,
+        Parameters(p): Parameters<OutputParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        Ok(ops::output(&self.svc, p, &ops::client_of(&ctx)))
     }
 
     #[tool(
@@ -154,16 +166,24 @@ impl SshWarden {
         description = "List tasks (running and retained results), filtered by state and/or alias; includes tasks lost in a restart (from the audit log).",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
-    async fn ssh_list_tasks(&self, Parameters(p): Parameters<ListTasksParams>) -> ToolResult {
-        Ok(ops::list_tasks(&self.svc, p))
+    async fn ssh_list_tasks(
+        &self,
+        Parameters(p): Parameters<ListTasksParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        Ok(ops::list_tasks(&self.svc, p, &ops::client_of(&ctx)))
     }
 
     #[tool(
         description = "Acknowledge a finished task: free its result and output now instead of at TTL expiry. A lost task (running when the server last stopped) is cleared from ssh_list_tasks once you checked its host.",
         annotations(destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
-    async fn ssh_ack_task(&self, Parameters(p): Parameters<TaskIdParams>) -> ToolResult {
-        Ok(ops::ack(&self.svc, &p.task_id))
+    async fn ssh_ack_task(
+        &self,
+        Parameters(p): Parameters<TaskIdParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        Ok(ops::ack(&self.svc, &p.task_id, &ops::client_of(&ctx)))
     }
 
     #[tool(

@@ -51,6 +51,27 @@ pub fn find_invisible(text: &str, allow_newline_tab: bool) -> Option<char> {
     })
 }
 
+/// `text` safe to print for a person: every character `find_invisible` flags (terminal
+/// controls such as ESC, CR, BEL; bidi overrides; zero-width characters) shown as an
+/// escape (`\x1b`, `<U+202E>`), so remote output can neither drive the terminal nor pass
+/// for another host's lines. Newlines and tabs stay.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if find_invisible(text, true).is_none() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if find_invisible(c.encode_utf8(&mut [0; 4]), true).is_none() {
+            out.push(c);
+        } else if (c as u32) < 0x80 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("<{}>", code_point(c)));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// `U+202E` in the form every refusal uses.
 pub fn code_point(c: char) -> String {
     format!("U+{:04X}", c as u32)
@@ -59,6 +80,13 @@ pub fn code_point(c: char) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_escapes_what_would_drive_a_terminal() {
+        assert_eq!(printable("plain\tline\n"), "plain\tline\n");
+        assert_eq!(printable("x\r\u{1b}[2Kh2: ok\u{7}"), "x\\x0d\\x1b[2Kh2: ok\\x07");
+        assert_eq!(printable("a\u{202e}b"), "a<U+202E>b");
+    }
 
     #[test]
     fn format_characters_and_invisibles_are_found() {

@@ -22,6 +22,11 @@ use crate::service::{Service, ServiceError};
 
 /// Decided approvals stay usable (by every host they cover) for this long.
 const TICKET_LIFETIME: Duration = Duration::from_secs(600);
+/// Undecided requests one client may have at once: nobody answers hundreds, and each is held
+/// until its timeout.
+const PENDING_PER_CLIENT: usize = 32;
+/// Undecided requests in all: memory stays bounded whoever asks.
+const PENDING_IN_ALL: usize = 512;
 
 /// What a human is asked to approve.
 #[derive(Debug, Clone, Serialize)]
@@ -153,6 +158,23 @@ impl Approvals {
         })
     }
 
+    /// Whether `client` may open one more request: `Err` names the limit it reached.
+    pub fn has_room_for(&self, client: &str) -> Result<(), ServiceError> {
+        self.prune();
+        let me = client_identity(client);
+        let (mut mine, mut all) = (0usize, 0usize);
+        for e in self.entries.iter().filter(|e| *e.state.borrow() == State::Pending) {
+            all += 1;
+            mine += usize::from(client_identity(&e.request.client) == me);
+        }
+        if mine >= PENDING_PER_CLIENT || all >= PENDING_IN_ALL {
+            return Err(ServiceError::ApprovalRequired(format!(
+                "too many approval requests wait for a decision ({mine} of this client's, {all} in all; limits {PENDING_PER_CLIENT} and {PENDING_IN_ALL}): answer or let them time out first"
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether `id` was asked through an `input_required` round (only then may the client's
     /// echoed answer decide it).
     pub fn answerable_in_band(&self, id: &str) -> bool {
@@ -280,6 +302,7 @@ impl Service {
         if matches!(via, Via::OutOfBand) && !self.approvals.out_of_band() {
             return Err(cannot_ask(request));
         }
+        self.approvals.has_room_for(&request.client)?;
         self.open_approval(request);
         if let Via::Human(asker) = via {
             // The user's answer and an out-of-band decision race; the first one counts.

@@ -93,8 +93,24 @@ impl TaskView<'_> {
         self.0.get(id)
     }
 
+    /// Task `id` as `client` may see it: another client's task is unknown to it (a task id
+    /// is not a capability to pass around).
+    pub fn get_for(&self, id: &str, client: &str) -> Result<Arc<Task>, TaskError> {
+        let task = self.0.get(id)?;
+        if owned_by(&task.spec.owner, client) { Ok(task) } else { Err(TaskError::Unknown(id.to_owned())) }
+    }
+
     pub fn list(&self) -> Vec<tasks::TaskSnapshot> {
         self.0.list()
+    }
+
+    /// The tasks `client` started (and those nobody in particular did).
+    pub fn list_for(&self, client: &str) -> Vec<tasks::TaskSnapshot> {
+        self.0
+            .list()
+            .into_iter()
+            .filter(|s| self.0.get(&s.task_id).is_ok_and(|t| owned_by(&t.spec.owner, client)))
+            .collect()
     }
 
     /// (output bytes held, tasks held)
@@ -129,6 +145,16 @@ pub struct Service {
     pub(crate) secrets: crate::service::masking::Secrets,
     /// Requests for human approval of `ask` decisions, pending and decided.
     pub approvals: crate::service::approvals::Approvals,
+}
+
+/// Who a task belongs to: the client's identity without the words that change per request
+/// (`req=`) or per runbook run (`run=`), so a runbook's caller sees its steps' tasks.
+pub fn task_owner(client: &str) -> String {
+    client.split(' ').filter(|w| !w.starts_with("req=") && !w.starts_with("run=")).collect::<Vec<_>>().join(" ")
+}
+
+fn owned_by(owner: &str, client: &str) -> bool {
+    owner.is_empty() || owner == task_owner(client)
 }
 
 /// Validates a command string before anything else looks at it.
@@ -376,6 +402,7 @@ impl Service {
             target_ip: p.target.addr.ip().to_string(),
             command_sha256: command_sha256(&p.command),
             command: self.shown_command(&cfg, &p.command),
+            owner: task_owner(client.unwrap_or("")),
             host_slots: p.host.max_concurrency as usize,
             timeout: p.timeout,
             stop_grace: tasks::STOP_GRACE,
@@ -468,6 +495,12 @@ impl Service {
                 Err(ServiceError::Audit(e))
             }
         }
+    }
+
+    /// `cancel` on behalf of `client`: only a task it started (another's is unknown to it).
+    pub fn cancel_as(&self, task_id: &str, client: &str) -> Result<tasks::TaskState, ServiceError> {
+        self.tasks().get_for(task_id, client).map_err(ServiceError::Task)?;
+        self.cancel(task_id, Some(client))
     }
 
     pub fn cancel(&self, task_id: &str, client: Option<&str>) -> Result<tasks::TaskState, ServiceError> {

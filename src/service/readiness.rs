@@ -3,8 +3,9 @@
 //! authentication). These are `Service` queries so the protocol layer never reaches into
 //! `ssh/` itself.
 //!
-//! Owns: the preflight stages and their names. Never opens a session channel, never runs a
-//! command, never adds a host key.
+//! Owns: the preflight stages and their names, and the offered host key of an unknown host
+//! (for a person to confirm). Never opens a session channel, never runs a command, never
+//! adds a host key itself.
 
 use serde::Serialize;
 
@@ -60,6 +61,23 @@ impl Service {
         let mut row = self.preflight_one(host).await;
         row.hops = hops;
         row
+    }
+
+    /// The host key `host` offers when known_hosts does not list it yet: its SHA-256
+    /// fingerprint and the known_hosts line, for a person to confirm (`init --scan`). The
+    /// connection stops at the host key: nothing is authenticated with an unknown host.
+    /// `Ok(None)`: the key is already known.
+    pub async fn offered_host_key(&self, host: &Host) -> Result<Option<(String, String)>, String> {
+        let target = self.precheck(host).await.map_err(|e| e.to_string())?;
+        let cfg = self.config();
+        let cred = cfg.credential_for(host).ok_or("no credentials")?;
+        let route = self.route(host).await.map_err(|e| e.to_string())?;
+        match self.pool().probe(&route, &target, cred, &cfg.policy.known_hosts_path, host.connect_timeout).await {
+            Err(SshError::UnknownHostKey { fingerprint, line, .. }) => Ok(Some((fingerprint, line))),
+            // Authentication is not this question: the host key was known to get there.
+            Ok(()) | Err(SshError::Auth { .. }) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     async fn preflight_one(&self, host: &Host) -> Preflight {

@@ -180,6 +180,7 @@ impl Service {
             target_ip: p.target.addr.ip().to_string(),
             command_sha256: command_sha256(&what),
             command: what.clone(),
+            owner: crate::service::task_owner(client.unwrap_or("")),
             host_slots: p.host.max_concurrency as usize,
             timeout: Duration::from_secs(p.limits.max_seconds.max(3600)),
             stop_grace: tasks::STOP_GRACE,

@@ -59,6 +59,9 @@ pub struct TaskSpec {
     /// What the task runs, as people may see it: secret values masked, empty when the
     /// configuration redacts commands (`audit.redact_commands`).
     pub command: String,
+    /// Who started it (`service::task_owner` of the client): only they see and stop it
+    /// through the protocol; empty for work nobody in particular started.
+    pub owner: String,
     pub host_slots: usize,
     pub timeout: Duration,
     /// How long the work may still run after its timeout fired: `STOP_GRACE` to stop a

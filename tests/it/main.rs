@@ -12,6 +12,7 @@ mod config_load;
 mod faults;
 mod folded_results;
 mod gate_holes;
+mod gate_holes2;
 mod import;
 mod jump_hosts;
 mod mcp_e2e;

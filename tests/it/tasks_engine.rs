@@ -13,6 +13,7 @@ fn spec(alias: &str, ttl: u64) -> TaskSpec {
         target_ip: "127.0.0.1".into(),
         command_sha256: String::new(),
         command: String::new(),
+        owner: String::new(),
         host_slots: 1,
         timeout: Duration::from_secs(30),
         stop_grace: sshwarden::tasks::STOP_GRACE,

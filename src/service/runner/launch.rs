@@ -35,6 +35,7 @@ pub fn launch(
         target_ip: String::new(),
         command_sha256: rb.sha256.clone(),
         command: format!("runbook {}", rb.name),
+        owner: crate::service::task_owner(&client),
         host_slots: 16,
         timeout: run_deadline(rb.steps.iter().chain(&rb.rollback), &plan.steps, rolling, limits.max_seconds),
         // A run past its deadline is cancelled, and the rollback is what undoes it: give it
