@@ -33,6 +33,10 @@ fn main() -> ExitCode {
                 commands::plan(&config, json, per_host, &pattern, &command.join(" ")).await
             }
             Command::Schema { file } => commands::schema(file.as_deref()),
+            Command::Init { dir, from_ssh_config, from_ansible, profile, scan, yes, force } => {
+                use sshwarden::cli::init::{InitArgs, init};
+                init(InitArgs { dir, from_ssh_config, from_ansible, profile, scan, yes, force }).await
+            }
             Command::Run { config, json, inline, concurrency, timeout_seconds, target, command } => {
                 use sshwarden::cli::run::{RunArgs, run};
                 let command = command.join(" ");

@@ -5,6 +5,8 @@
 pub mod approvals;
 pub mod call;
 pub mod commands;
+pub mod init;
+mod init_scan;
 pub mod run;
 mod run_output;
 pub mod runbook;
@@ -78,6 +80,30 @@ pub enum Command {
         /// The command, after `--`.
         #[arg(last = true, required = true, num_args = 1..)]
         command: Vec<String>,
+    },
+    /// Write a working configuration into DIR: config/{servers,credentials,policy}.yml,
+    /// keys/known_hosts, secrets/. `check --config-dir DIR/config` passes right after.
+    Init {
+        /// Where to write (created; existing files are kept unless --force).
+        dir: PathBuf,
+        /// Import hosts from an ssh_config (default ~/.ssh/config), with its known_hosts files.
+        #[arg(long, num_args = 0..=1, value_name = "FILE")]
+        from_ssh_config: Option<Option<PathBuf>>,
+        /// Import hosts from an Ansible inventory (INI or YAML).
+        #[arg(long, value_name = "FILE")]
+        from_ansible: Option<PathBuf>,
+        /// Starter policy: readonly (diagnostics only) or ops (plus restarts that need approval).
+        #[arg(long, default_value = "readonly", value_parser = ["readonly", "ops"])]
+        profile: String,
+        /// Ask each host for its host key and show `alias SHA256:…` to confirm before adding it.
+        #[arg(long)]
+        scan: bool,
+        /// With --scan: add the keys without asking (you checked the fingerprints).
+        #[arg(long)]
+        yes: bool,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
     },
     /// Run a command on every host a pattern selects, in process, through the same gates as
     /// ssh_run_on_tag: output live as `host: line`, then identical outputs folded. An `ask`

@@ -30,14 +30,19 @@ pub struct Dirs {
 }
 
 impl Dirs {
-    /// `keys` and `secrets` default to `<config>/../keys` and `<config>/../secrets`, the
-    /// layout of the anchor's `/app/{config,keys,secrets}`.
+    /// `keys`, `secrets` and `runbooks` default to `<config>/keys` (…) when that directory
+    /// exists (an `/etc/sshwarden` layout), else to `<config>/../keys` (…), the layout of the
+    /// anchor's `/app/{config,keys,secrets}`.
     pub fn new(config: PathBuf, keys: Option<PathBuf>, secrets: Option<PathBuf>) -> Self {
         let parent = config.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let beside = |name: &str| {
+            let inside = config.join(name);
+            if inside.is_dir() { inside } else { parent.join(name) }
+        };
         Self {
-            keys: keys.unwrap_or_else(|| parent.join("keys")),
-            secrets: secrets.unwrap_or_else(|| parent.join("secrets")),
-            runbooks: parent.join("runbooks"),
+            keys: keys.unwrap_or_else(|| beside("keys")),
+            secrets: secrets.unwrap_or_else(|| beside("secrets")),
+            runbooks: beside("runbooks"),
             config,
         }
     }

@@ -37,6 +37,9 @@ pub struct Imported {
     pub hosts: Vec<ImportedHost>,
     /// `FILE:LINE: why` for everything left out.
     pub skipped: Vec<String>,
+    /// The known_hosts files the source names for its hosts (`UserKnownHostsFile`,
+    /// `GlobalKnownHostsFile`, else ssh's defaults), in order: what `init` copies.
+    pub known_hosts_files: Vec<String>,
 }
 
 fn yaml_str(s: &str) -> String {

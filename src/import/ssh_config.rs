@@ -201,6 +201,14 @@ pub fn import(path: Option<&Path>) -> Result<Imported, String> {
                 proxy_jump.push(hop_alias);
             }
         }
+        for key in ["userknownhostsfile", "globalknownhostsfile"] {
+            let named = first(key).map(|(v, _)| v);
+            for file in named.iter().flat_map(|v| v.split_whitespace()).map(expand_tilde) {
+                if file != "/dev/null" && !imported.known_hosts_files.contains(&file) {
+                    imported.known_hosts_files.push(file);
+                }
+            }
+        }
         let certificate_file = first("certificatefile").map(|(v, _)| expand_tilde(&v));
         // ssh pairs a lone CertificateFile with its key by name (`id-cert.pub` → `id`).
         let identity_file = first("identityfile")
@@ -219,5 +227,9 @@ pub fn import(path: Option<&Path>) -> Result<Imported, String> {
         });
     }
     imported.hosts.extend(extra_hops.into_iter().filter(|h| !concrete.contains(&h.alias)));
+    if imported.known_hosts_files.is_empty() {
+        // ssh's own defaults when the file names none.
+        imported.known_hosts_files = vec![expand_tilde("~/.ssh/known_hosts"), "/etc/ssh/ssh_known_hosts".to_owned()];
+    }
     Ok(imported)
 }

@@ -207,3 +207,65 @@ fn call_types_arguments_by_the_tool_schema_and_names_a_bad_one() {
     assert_eq!(code, Some(1), "{out}\n{err}");
     assert!(format!("{out}{err}").contains("no_such_param"), "{out}{err}");
 }
+
+/// `init` writes a configuration that `check` accepts and `run` uses at once: hosts and
+/// credentials from an ssh_config, its known_hosts files, a starter policy; `--scan` shows
+/// each offered host key as `alias SHA256:…` and adds it only when confirmed (`--yes`).
+#[test]
+fn init_writes_a_working_configuration_and_scan_asks_before_trusting_keys() {
+    use crate::support::sshd::{PORT, USER};
+    let fleet = Fleet::start(FleetOptions { hosts: 2, ..Default::default() });
+    let key = fleet.path("keys/id_ed25519");
+    let ssh_config = |known: &str| {
+        fleet
+            .hosts
+            .iter()
+            .map(|h| {
+                format!(
+                    "Host {}\n  HostName {}\n  Port {PORT}\n  User {USER}\n  IdentityFile {}\n  UserKnownHostsFile {known}\n",
+                    h.alias,
+                    h.addr.ip(),
+                    key.display()
+                )
+            })
+            .collect::<String>()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ssh_config");
+    std::fs::write(&file, ssh_config(&fleet.path("keys/known_hosts").display().to_string())).unwrap();
+    let sw = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).stdin(Stdio::null()).output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let target = dir.path().join("sw");
+    let t = target.to_str().unwrap();
+    let (code, _, err) = sw(&["init", t, "--from-ssh-config", file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let config = format!("{t}/config");
+    let (code, out, err) = sw(&["check", "--config-dir", &config]);
+    assert_eq!(code, Some(0), "check passes right after init: {out}{err}");
+    let (code, out, err) = sw(&["run", "--config-dir", &config, "h[1-2]", "--", "uptime"]);
+    assert_eq!(code, Some(0), "the starter policy allows diagnostics: {out}{err}");
+    let (code, _, err) = sw(&["init", t, "--from-ssh-config", file.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "an existing configuration is kept: {err}");
+
+    // No known_hosts to copy: --scan asks, and nothing is trusted without a yes.
+    std::fs::write(&file, ssh_config("/nonexistent/known_hosts")).unwrap();
+    let scanned = dir.path().join("scanned");
+    let s = scanned.to_str().unwrap();
+    let (code, _, err) = sw(&["init", s, "--from-ssh-config", file.to_str().unwrap(), "--scan"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("pass --yes"), "{err}");
+    let known = std::fs::read_to_string(format!("{s}/keys/known_hosts")).unwrap();
+    assert!(!known.contains("ssh-ed25519"), "no key trusted without confirmation: {known}");
+    let fingerprint = |n: usize| {
+        let out = Command::new("ssh-keygen").arg("-lf").arg(fleet.hosts[n].dir.join("host_key.pub")).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap_or_default().to_owned()
+    };
+    let (code, _, err) = sw(&["init", s, "--from-ssh-config", file.to_str().unwrap(), "--scan", "--yes", "--force"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains(&fingerprint(0)) && err.contains(&fingerprint(1)), "alias SHA256:… shown: {err}");
+    let (code, out, err) = sw(&["run", "--config-dir", &format!("{s}/config"), "h1", "--", "uptime"]);
+    assert_eq!(code, Some(0), "the confirmed keys are trusted: {out}{err}");
+}
