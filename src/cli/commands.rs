@@ -186,8 +186,9 @@ pub async fn serve(
     http: Option<std::net::SocketAddr>,
     token_file: Option<std::path::PathBuf>,
     approver_token_file: Option<std::path::PathBuf>,
+    tools: &str,
 ) -> u8 {
-    match crate::server::serve(dirs(args), http, token_file, approver_token_file).await {
+    match crate::server::serve(dirs(args), http, token_file, approver_token_file, tools).await {
         Ok(()) => EXIT_OK,
         Err(e) => {
             eprintln!("{e}");

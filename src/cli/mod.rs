@@ -160,6 +160,11 @@ pub enum Command {
         /// endpoints, where `ask` decisions are approved or denied out of band.
         #[arg(long)]
         approver_token_file: Option<PathBuf>,
+        /// Tools to expose: all (default), read-only (hosts, plans, preflight, task status and
+        /// output, runbook lists and plans), run (read-only plus run, async, on_tag, cancel),
+        /// or a comma list of tool names. A hidden tool is refused as unknown.
+        #[arg(long, default_value = "all", value_name = "PROFILE")]
+        tools: String,
     },
     /// Call one MCP tool, in process or against a running HTTP server; print its
     /// structured result as JSON. Exit 0 ok, 3 denied, 4 failed, 1 usage/config error.

@@ -58,6 +58,34 @@ pub fn standardize_object(schema: &Map<String, Value>) -> Map<String, Value> {
     }
 }
 
+/// A tool schema as compact as its meaning allows, since every tool definition costs the
+/// model context on every turn: no `$schema` (2020-12 is MCP's default dialect), no
+/// `"default": null` (an absent optional means the same), and with `keep_descriptions`
+/// false (output schemas, which the client validates and the model need not read) no
+/// descriptions. Only keyword positions are touched, never property names.
+pub fn compact(schema: &mut Value, keep_descriptions: bool) {
+    let Value::Object(map) = schema else { return };
+    map.remove("$schema");
+    if map.get("default").is_some_and(Value::is_null) {
+        map.remove("default");
+    }
+    if !keep_descriptions && map.get("description").is_some_and(Value::is_string) {
+        map.remove("description");
+    }
+    for (key, child) in map.iter_mut() {
+        match (key.as_str(), child) {
+            ("properties" | "$defs" | "definitions", Value::Object(named)) => {
+                named.values_mut().for_each(|s| compact(s, keep_descriptions));
+            }
+            ("anyOf" | "oneOf" | "allOf" | "prefixItems", Value::Array(list)) => {
+                list.iter_mut().for_each(|s| compact(s, keep_descriptions));
+            }
+            ("items" | "not" | "additionalProperties", s) => compact(s, keep_descriptions),
+            _ => {}
+        }
+    }
+}
+
 fn standardize_format(map: &mut Map<String, Value>) {
     // A property *named* `format` holds a schema, not a format keyword.
     let Some(Value::String(format)) = map.get("format") else {

@@ -11,6 +11,7 @@ mod fanout_result;
 pub use errors::error_body;
 pub use ops::fanout_report;
 pub use tasks_ext::McpTasks;
+pub use toolset::ToolSet;
 mod inspect;
 mod ops;
 pub mod params;
@@ -21,6 +22,7 @@ mod resources;
 mod runbooks;
 mod tasks_ext;
 mod tools;
+mod toolset;
 mod transfers;
 
 use std::sync::Arc;
@@ -41,6 +43,16 @@ pub struct SshWarden {
     subscriptions: resources::Subscriptions,
 }
 
+/// A tool schema as `tools/list` publishes it: standard vocabulary, compact.
+fn listed_schema(schema: &JsonObject, keep_descriptions: bool) -> JsonObject {
+    let mut v = serde_json::Value::Object(crate::config::json_schema::standardize_object(schema));
+    crate::config::json_schema::compact(&mut v, keep_descriptions);
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => JsonObject::new(),
+    }
+}
+
 impl SshWarden {
     pub fn new(svc: Arc<Service>) -> Self {
         Self::with_tasks(svc, McpTasks::default())
@@ -53,11 +65,26 @@ impl SshWarden {
         let mut tool_router = Self::tool_router();
         for route in tool_router.map.values_mut() {
             let tool = &mut route.attr;
-            tool.input_schema = Arc::new(crate::config::json_schema::standardize_object(&tool.input_schema));
-            tool.output_schema =
-                tool.output_schema.as_ref().map(|s| Arc::new(crate::config::json_schema::standardize_object(s)));
+            tool.input_schema = Arc::new(listed_schema(&tool.input_schema, true));
+            tool.output_schema = tool.output_schema.as_ref().map(|s| Arc::new(listed_schema(s, false)));
+            // Hints equal to the spec's defaults say nothing (idempotent: false, open world: true).
+            if let Some(a) = tool.annotations.as_mut() {
+                a.idempotent_hint = a.idempotent_hint.filter(|h| *h);
+                a.open_world_hint = a.open_world_hint.filter(|h| !*h);
+            }
         }
         Self { svc, tool_router, mcp_tasks: tasks, subscriptions: resources::Subscriptions::default() }
+    }
+
+    /// Every tool this server can expose (for `--tools`).
+    pub fn all_tool_names() -> Vec<String> {
+        Self::tool_router().list_all().into_iter().map(|t| t.name.to_string()).collect()
+    }
+
+    /// Only the tools `set` names stay: the others are neither listed nor callable.
+    pub fn exposing(mut self, set: &ToolSet) -> Self {
+        self.tool_router.map.retain(|name, _| set.exposes(name));
+        self
     }
 
     /// Names of all tools, for `--help` texts and tests.
@@ -80,7 +107,11 @@ impl ServerHandler for SshWarden {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        if let Some(task) = self.mcp_tasks.maybe_spawn(self, &request, &context).await {
+        // A hidden tool is unknown on every path: the router refuses it, and it never
+        // reaches the task-augmented path that would start it itself.
+        if self.tool_router.map.contains_key(request.name.as_ref())
+            && let Some(task) = self.mcp_tasks.maybe_spawn(self, &request, &context).await
+        {
             return task;
         }
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);

@@ -14,9 +14,9 @@ use crate::tasks::ring::Stream;
 pub struct RunParams {
     /// Host alias from the inventory (see ssh_list_hosts).
     pub alias: String,
-    /// Shell command to run; it must pass the policy (check with ssh_plan).
+    /// Shell command; it must pass the policy.
     pub command: String,
-    /// Seconds before the command is stopped; at most the policy's max_seconds (default).
+    /// Stop after this many seconds (at most, and by default, max_seconds).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
 }
@@ -28,10 +28,10 @@ pub struct RunAsyncParams {
     pub alias: String,
     /// Shell command to run; it must pass the policy.
     pub command: String,
-    /// Seconds before the command is stopped; at most the policy's max_seconds.
+    /// Stop after this many seconds (at most max_seconds).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
-    /// Wait up to this many seconds (max 60) and return the result if it finished by then.
+    /// Return the result if it finishes within this many seconds (max 60).
     #[serde(default)]
     pub wait_seconds: Option<u64>,
 }
@@ -39,13 +39,12 @@ pub struct RunAsyncParams {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanParams {
-    /// Host alias or host pattern (`web`, `web*`, `web:&prod`, `all:!db1`).
+    /// Alias or pattern (`web*`, `web:&prod`, `all:!db1`).
     #[serde(alias = "alias")]
     pub target: String,
     /// The command to evaluate; nothing is run.
     pub command: String,
-    /// `groups` (default): hosts with the same outcome folded into one entry (`h[1-100]`);
-    /// `hosts`: also one row per host.
+    /// `groups` (default): hosts folded by outcome; `hosts`: also a row per host.
     #[serde(default)]
     pub detail: Detail,
 }
@@ -64,7 +63,7 @@ pub enum Detail {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FanoutParams {
-    /// Host pattern (tag, alias, glob, `a:&b`, `a:!b`); the anchor's `tag` is accepted too.
+    /// Host pattern (tag, alias, glob, `a:&b`, `a:!b`).
     #[serde(alias = "tag")]
     pub target: String,
     /// Shell command to run on every selected host.
@@ -72,17 +71,16 @@ pub struct FanoutParams {
     /// Hosts running at once (default 8).
     #[serde(default)]
     pub concurrency: Option<usize>,
-    /// Hosts per batch; the next batch starts when one ends (default: all in one batch).
+    /// Hosts per batch (default: all).
     #[serde(default)]
     pub batch_size: Option<usize>,
-    /// Stop starting new batches once this share of hosts failed (0-100, default 100).
+    /// No new batch past this % of failed hosts (default 100).
     #[serde(default)]
     pub max_fail_percentage: Option<f64>,
     /// Seconds per host before its command is stopped.
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
-    /// `groups` (default): one entry per distinct outcome (`h[1-98]` and its output), rows
-    /// only for hosts that did not succeed; `hosts`: a row for every host.
+    /// `groups` (default): hosts folded by outcome, rows for failures; `hosts`: a row each.
     #[serde(default)]
     pub detail: Detail,
 }
@@ -102,7 +100,7 @@ pub struct OutputParams {
     /// stdout, stderr or combined (default).
     #[serde(default)]
     pub stream: Option<Stream>,
-    /// Byte offset to read from (use next_offset of the previous page).
+    /// Byte offset (the previous page's next_offset).
     #[serde(default)]
     pub offset: Option<u64>,
     /// Bytes to return (default 16384, max 262144).
@@ -127,7 +125,7 @@ pub struct ListHostsParams {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListTasksParams {
-    /// Only tasks in this state (queued, connecting, running, completed, failed, timed_out, cancelled, lost).
+    /// Only tasks in this state (running, completed, failed, lost, …).
     #[serde(default)]
     pub state: Option<String>,
     /// Only tasks on this host alias.
@@ -221,12 +219,10 @@ pub struct RunbookRunParams {
     /// Parameter values by name (strings, numbers or booleans).
     #[serde(default)]
     pub params: std::collections::BTreeMap<String, serde_json::Value>,
-    /// The plan_hash of the plan you reviewed (ssh_plan_runbook); the run is refused when the
-    /// config, runbook or parameters changed since.
+    /// The reviewed plan's plan_hash: refused if anything changed since.
     #[serde(default)]
     pub plan_hash: Option<String>,
-    /// Wait up to this many seconds (max 60) with progress notifications per step; the
-    /// task id comes back either way.
+    /// Watch up to this many seconds (max 60) before returning the task id.
     #[serde(default)]
     pub wait_seconds: Option<u64>,
 }
@@ -237,10 +233,10 @@ pub struct UploadParams {
     /// One host alias; or use `target` for several.
     #[serde(default)]
     pub alias: Option<String>,
-    /// Host pattern (as ssh_run_on_tag) to upload the same file to every selected host.
+    /// Host pattern: upload to every selected host.
     #[serde(default)]
     pub target: Option<String>,
-    /// Absolute, normalized path on the host; it must match a `files:` write rule.
+    /// Absolute path on the host (a `files:` write rule).
     pub remote_path: String,
     /// Small UTF-8 content to write (at most max_output_bytes).
     #[serde(default)]
@@ -248,10 +244,10 @@ pub struct UploadParams {
     /// Small binary content, base64-encoded.
     #[serde(default)]
     pub content_base64: Option<String>,
-    /// A file under the policy's files.transfer_dir on the sshwarden machine.
+    /// A file under files.transfer_dir on this machine.
     #[serde(default)]
     pub local_path: Option<String>,
-    /// Octal permissions of the written file (`"0644"`); default: the replaced file's.
+    /// Octal mode (`"0644"`; default: the replaced file's).
     #[serde(default)]
     pub mode: Option<String>,
     /// Hosts uploading at once, for `target` (default 8).
@@ -260,7 +256,7 @@ pub struct UploadParams {
     /// Hosts per batch, for `target`.
     #[serde(default)]
     pub batch_size: Option<usize>,
-    /// Stop starting new batches once this share of hosts failed (0-100, default 100).
+    /// No new batch past this % of failed hosts (default 100).
     #[serde(default)]
     pub max_fail_percentage: Option<f64>,
 }
@@ -270,10 +266,9 @@ pub struct UploadParams {
 pub struct DownloadParams {
     /// Host alias.
     pub alias: String,
-    /// Absolute, normalized path on the host; it must match a `files:` read rule.
+    /// Absolute path on the host (a `files:` read rule).
     pub remote_path: String,
-    /// Where to store it under files.transfer_dir; without it the content comes back inline
-    /// (at most max_output_bytes; base64 when not UTF-8).
+    /// Store it under files.transfer_dir (else inline, base64 when binary).
     #[serde(default)]
     pub local_path: Option<String>,
 }

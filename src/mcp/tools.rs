@@ -25,7 +25,7 @@ impl SshWarden {
     }
 
     #[tool(
-        description = "List inventory hosts with alias, tags and description (no secrets). Optional `pattern` selects hosts (tag, alias, glob, `a:&b`, `a:!b`).",
+        description = "List inventory hosts: alias, tags, description. Optional `pattern` (tag, alias, glob, `a:&b`, `a:!b`).",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
     async fn ssh_list_hosts(&self, Parameters(p): Parameters<ListHostsParams>) -> ToolResult {
@@ -33,7 +33,7 @@ impl SshWarden {
     }
 
     #[tool(
-        description = "Describe one host: sanitized inventory entry, effective limits, whether its host key is known, and which probe commands the policy allows.",
+        description = "One host: inventory entry, limits, whether its host key is known, which probe commands the policy allows.",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
     async fn ssh_describe_host(&self, Parameters(p): Parameters<AliasParams>) -> ToolResult {
@@ -41,14 +41,14 @@ impl SshWarden {
     }
 
     #[tool(
-        description = "Dry run: for each host the target selects, whether the policy allows the command (rule and reason), the network precheck result and the effective limits, plus a plan_hash. Opens no SSH connection. Call this before ssh_run when unsure.",
+        description = "Dry run, no SSH: per host the target selects, whether the policy allows the command (rule, reason), the network precheck and limits. Use it before ssh_run when unsure.",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
     async fn ssh_plan(&self, Parameters(p): Parameters<PlanParams>) -> ToolResult {
         Ok(ops::plan(&self.svc, &p.target, &p.command, p.detail).await)
     }
 
-    #[tool(description = "Run a command on one host and wait for it. Sends progress notifications while it runs; cancelling the request stops the remote command. Output inline is capped (head+tail); page the rest with ssh_get_task_output using the task_id.", output_schema = schema_for_output::<RunResult>(), annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true))]
+    #[tool(description = "Run a command on one host and wait, with progress notifications; cancelling stops it. Inline output is capped (head+tail); page the rest with ssh_get_task_output.", output_schema = schema_for_output::<RunResult>(), annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true))]
     async fn ssh_run(
         &self,
         Parameters(p): Parameters<RunParams>,
@@ -60,7 +60,7 @@ impl SshWarden {
     }
 
     #[tool(
-        description = "Run a command on every host a pattern selects (the anchor's `tag` works too), in parallel within `concurrency`, batch by batch; stops starting batches past max_fail_percentage. Returns a summary (ok, failed, denied, unreachable, skipped) and per-host results, with progress notifications per host.",
+        description = "Run a command on every host a pattern selects, in parallel batches; stops past max_fail_percentage. Returns a summary and hosts folded by identical outcome.",
         annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true)
     )]
     async fn ssh_run_on_tag(
@@ -73,7 +73,7 @@ impl SshWarden {
         Ok(ops::run_on_tag(&self.svc, p, ctx, (state, responses)).await)
     }
 
-    #[tool(description = "Start a command on one host and return a task_id at once (or the result if it finishes within wait_seconds). Poll with ssh_get_task_status, read live output with ssh_get_task_output, stop with ssh_cancel.", output_schema = schema_for_output::<AsyncStarted>(), annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true))]
+    #[tool(description = "Start a command on one host; returns a task_id at once (or the result within wait_seconds). Then ssh_get_task_status, ssh_get_task_output, ssh_cancel.", output_schema = schema_for_output::<AsyncStarted>(), annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true))]
     async fn ssh_run_async(
         &self,
         Parameters(p): Parameters<RunAsyncParams>,
@@ -85,7 +85,7 @@ impl SshWarden {
     }
 
     #[tool(
-        description = "Upload a file to one host (`alias`) or to every host a pattern selects (`target`, batches as ssh_run_on_tag) over SFTP. `remote_path` must match a `files:` write rule of the policy; the host's resolved path (symlinks) must match too. The bytes come from `content` (UTF-8), `content_base64`, or `local_path` under the policy's files.transfer_dir. Atomic: a temporary file is fsynced and renamed over the target; the result has bytes and SHA-256.",
+        description = "Upload over SFTP to `alias` or every host `target` selects; `remote_path` (and its resolved path) must match a `files:` write rule. Atomic; returns bytes and SHA-256.",
         annotations(destructive_hint = true, idempotent_hint = true, open_world_hint = true)
     )]
     async fn ssh_upload(
@@ -99,7 +99,7 @@ impl SshWarden {
     }
 
     #[tool(
-        description = "Download a file from one host over SFTP. `remote_path` must match a `files:` read rule (its resolved path too). With `local_path` (under files.transfer_dir) the file is stored there atomically; without it the content comes back inline (UTF-8, or base64 when binary; at most max_output_bytes). The result has bytes and SHA-256.",
+        description = "Download over SFTP from one host. `remote_path` (and its resolved path) must match a `files:` read rule. Stored under files.transfer_dir with `local_path`, else inline (base64 when binary). Returns bytes and SHA-256.",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = true)
     )]
     async fn ssh_download(
@@ -113,7 +113,7 @@ impl SshWarden {
     }
 
     #[tool(
-        description = "State of a task: queued, connecting, running, completed, failed, timed_out, cancelled (or expired), with byte and line counts so far.",
+        description = "A task's state (queued, running, completed, failed, timed_out, cancelled, …) and byte counts.",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
     async fn ssh_get_task_status(
@@ -124,7 +124,7 @@ impl SshWarden {
         Ok(ops::status(&self.svc, &p.task_id, &ops::client_of(&ctx)))
     }
 
-    #[tool(description = "Result of a finished task (exit code, signal, inline output). While it runs, says so; use ssh_get_task_output for live output.", output_schema = schema_for_output::<RunResult>(), annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
+    #[tool(description = "Result of a finished task: exit code, signal, inline output.", output_schema = schema_for_output::<RunResult>(), annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
     async fn ssh_get_task_result(
         &self,
         Parameters(p): Parameters<TaskIdParams>,
@@ -133,7 +133,7 @@ impl SshWarden {
         Ok(ops::result(&self.svc, &p.task_id, &ops::client_of(&ctx)))
     }
 
-    #[tool(description = "Page a task's retained output by byte offset (offset+limit, follow next_offset) or take the last lines (tail_lines); works while the task runs. stream: stdout, stderr or combined.", output_schema = schema_for_output::<OutputPage>(), annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
+    #[tool(description = "Page a task's output by byte offset (follow next_offset) or its last lines (tail_lines), also while it runs.", output_schema = schema_for_output::<OutputPage>(), annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
     async fn ssh_get_task_output(
         &self,
         Parameters(p): Parameters<OutputParams>,
@@ -163,7 +163,7 @@ impl SshWarden {
     }
 
     #[tool(
-        description = "List tasks (running and retained results), filtered by state and/or alias; includes tasks lost in a restart (from the audit log).",
+        description = "List your tasks (running and retained), by state and/or alias, and tasks lost in a restart.",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
     async fn ssh_list_tasks(
@@ -175,7 +175,7 @@ impl SshWarden {
     }
 
     #[tool(
-        description = "Acknowledge a finished task: free its result and output now instead of at TTL expiry. A lost task (running when the server last stopped) is cleared from ssh_list_tasks once you checked its host.",
+        description = "Free a finished task's result now instead of at TTL expiry; clears a lost task (running when the server stopped) once you checked its host.",
         annotations(destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
     async fn ssh_ack_task(
@@ -195,7 +195,7 @@ impl SshWarden {
     }
 
     #[tool(
-        description = "Re-read servers.yml, credentials.yml and policy.yml. Validates everything first: on any error the old config stays and every error is returned. Running tasks are unaffected.",
+        description = "Re-read the configuration; on any error the old one stays and every error is returned.",
         annotations(destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
     async fn ssh_reload_config(&self, ctx: RequestContext<RoleServer>) -> ToolResult {
@@ -203,7 +203,7 @@ impl SshWarden {
     }
 
     #[tool(
-        description = "List the runbooks this server has: name, description, parameters (type, required, default, pattern) and steps.",
+        description = "List runbooks: name, description, parameters, steps.",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
     async fn ssh_list_runbooks(&self) -> ToolResult {
@@ -211,7 +211,7 @@ impl SshWarden {
     }
 
     #[tool(
-        description = "Plan a whole runbook without connecting: every step and rollback step rendered with the parameters, judged by policy and network precheck on every host it selects (hosts folded by outcome), and a plan_hash to pass to ssh_run_runbook.",
+        description = "Plan a whole runbook without connecting: every step and rollback step on every host, judged by policy and precheck, and the plan_hash for ssh_run_runbook.",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
     async fn ssh_plan_runbook(&self, Parameters(p): Parameters<RunbookPlanParams>) -> ToolResult {
@@ -219,7 +219,7 @@ impl SshWarden {
     }
 
     #[tool(
-        description = "Run a runbook as one task: it is planned first and nothing runs if any step is denied anywhere (or plan_hash differs). Returns a task_id at once (wait_seconds to watch it with progress). ssh_get_task_status shows step states, ssh_get_task_output the event log, ssh_get_task_result the report; ssh_cancel stops it and runs the rollback.",
+        description = "Run a runbook as one task; nothing runs if any step is denied anywhere or plan_hash differs. Returns a task_id: ssh_get_task_status shows steps, ssh_get_task_result the report; ssh_cancel stops it and rolls back.",
         annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true)
     )]
     async fn ssh_run_runbook(

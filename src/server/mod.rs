@@ -111,7 +111,9 @@ pub async fn serve(
     http: Option<SocketAddr>,
     token_file: Option<PathBuf>,
     approver_token_file: Option<PathBuf>,
+    tools: &str,
 ) -> Result<(), String> {
+    let tools = crate::mcp::ToolSet::parse(tools, &SshWarden::all_tool_names()).map_err(|e| format!("error: {e}"))?;
     let token = match http.map(|_| read_token(token_file.as_ref())) {
         Some(Err(e)) => return Err(format!("error: refusing to serve HTTP: {e}")),
         Some(Ok(t)) => Some(t),
@@ -134,8 +136,8 @@ pub async fn serve(
     // Registered before serving: from here on SIGHUP reloads instead of killing us.
     let hangups = reload_on_sighup(svc.clone());
     let served = match (http, token) {
-        (Some(addr), Some(token)) => serve_http(svc.clone(), addr, token, approver).await,
-        _ => serve_stdio(svc.clone()).await,
+        (Some(addr), Some(token)) => serve_http(svc.clone(), addr, token, approver, tools).await,
+        _ => serve_stdio(svc.clone(), &tools).await,
     };
     hangups.abort();
     svc.shutdown(SHUTDOWN_GRACE).await;
@@ -172,8 +174,9 @@ fn reload_on_sighup(svc: Arc<Service>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-async fn serve_stdio(svc: Arc<Service>) -> Result<(), String> {
+async fn serve_stdio(svc: Arc<Service>, tools: &crate::mcp::ToolSet) -> Result<(), String> {
     let running = SshWarden::new(svc)
+        .exposing(tools)
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| format!("error: MCP stdio session failed to start: {e}"))?;
@@ -203,10 +206,11 @@ async fn serve_http(
     addr: SocketAddr,
     token: Secret,
     approver: Option<Secret>,
+    tools: crate::mcp::ToolSet,
 ) -> Result<(), String> {
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     hosts.push(addr.ip().to_string());
-    let rpc = crate::server::rpc::Rpc::start(svc.clone(), hosts.clone())
+    let rpc = crate::server::rpc::Rpc::start(svc.clone(), hosts.clone(), &tools)
         .await
         .map_err(|e| format!("error: cannot start the /rpc endpoint: {e}"))?;
     let config = StreamableHttpServerConfig::default()
@@ -216,7 +220,7 @@ async fn serve_http(
     let svc2 = svc.clone();
     let mcp_tasks = crate::mcp::McpTasks::default();
     let service: StreamableHttpService<SshWarden, LocalSessionManager> = StreamableHttpService::new(
-        move || Ok(SshWarden::with_tasks(svc2.clone(), mcp_tasks.clone())),
+        move || Ok(SshWarden::with_tasks(svc2.clone(), mcp_tasks.clone()).exposing(&tools)),
         Arc::new(LocalSessionManager::default()),
         config,
     );

@@ -44,9 +44,13 @@ pub struct Rpc {
 }
 
 impl Rpc {
-    pub async fn start(svc: Arc<Service>, allowed_hosts: Vec<String>) -> Result<Arc<Self>, String> {
+    pub async fn start(
+        svc: Arc<Service>,
+        allowed_hosts: Vec<String>,
+        tools: &crate::mcp::ToolSet,
+    ) -> Result<Arc<Self>, String> {
         let (server_io, client_io) = tokio::io::duplex(1 << 20);
-        let server = SshWarden::new(svc);
+        let server = SshWarden::new(svc).exposing(tools);
         tokio::spawn(async move {
             if let Ok(running) = server.serve(server_io).await {
                 let _ = running.waiting().await;

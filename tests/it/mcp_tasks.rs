@@ -35,10 +35,15 @@ fn meta(elicitation: bool) -> Value {
 
 impl Raw {
     fn start(config: &std::path::Path) -> Self {
+        Self::start_with(config, &[])
+    }
+
+    fn start_with(config: &std::path::Path, extra: &[&str]) -> Self {
         let mut child = tokio::process::Command::new(BIN)
             .arg("serve")
             .arg("--config-dir")
             .arg(config)
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -251,4 +256,41 @@ async fn a_task_that_needs_approval_asks_through_input_required_and_tasks_update
     let fan = raw.until_completed(&fid).await;
     assert_eq!(fan["result"]["result"]["structuredContent"]["summary"]["ok"], 2, "{fan}");
     let _ = raw.child.kill().await;
+}
+
+/// `tools/list` costs a model context on every turn: all tools fit in 16 KiB of compact JSON;
+/// `serve --tools read-only` lists and serves only the read-only tools, and a hidden tool is
+/// unknown on every path (plain and task-augmented).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_definitions_are_compact_and_serve_tools_hides_the_rest() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let mut raw = Raw::start(&fleet.config_dir());
+    let all = raw.request("tools/list", json!({})).await;
+    let size = serde_json::to_string(&all["result"]).unwrap().len();
+    let names = |v: &Value| -> Vec<String> {
+        v["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
+    };
+    assert!(names(&all).len() >= 21 && size <= 16 * 1024, "{} tools in {size} bytes", names(&all).len());
+    let _ = raw.child.kill().await;
+
+    let mut raw = Raw::start_with(&fleet.config_dir(), &["--tools", "read-only"]);
+    let listed = names(&raw.request("tools/list", json!({})).await);
+    assert!(
+        listed.contains(&"ssh_plan".to_owned()) && !listed.iter().any(|n| n == "ssh_run" || n == "ssh_upload"),
+        "{listed:?}"
+    );
+    let call = json!({ "name": "ssh_run", "arguments": { "alias": "h1", "command": "uptime" } });
+    let r = raw.request("tools/call", call.clone()).await;
+    assert!(r.get("error").is_some() || r["result"]["isError"] == true, "a hidden tool is refused: {r}");
+    assert!(r["result"]["resultType"] != "task", "not started as a task either: {r}");
+    let _ = raw.child.kill().await;
+
+    let bad = std::process::Command::new(BIN)
+        .args(["serve", "--tools", "ssh_plan,ssh_rm", "--config-dir"])
+        .arg(fleet.config_dir())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("\"ssh_rm\" is not a tool"));
 }
