@@ -71,6 +71,23 @@ pub fn check(args: &ConfigArgs) -> u8 {
         p.audit.path.display(),
         cfg.hash
     ));
+    let d = dirs(args);
+    out(&format!(
+        "keys: {}\nsecrets: {}\nrunbooks dir: {}",
+        d.keys.display(),
+        d.secrets.display(),
+        d.runbooks.display()
+    ));
+    // A configuration that loads but cannot do anything deserves a word before the first run.
+    if !p.known_hosts_path.exists() {
+        out(&format!(
+            "warning: known_hosts {} does not exist: no host can be reached (sshwarden init --scan confirms host keys)",
+            p.known_hosts_path.display()
+        ));
+    }
+    if !p.rules.iter().any(|r| r.action != crate::policy::Action::Deny) {
+        out("warning: no rule allows or asks for anything: every command is denied");
+    }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     for c in cfg.credentials.values() {
         let Some(path) = &c.certificate_path else { continue };

@@ -269,3 +269,21 @@ fn init_writes_a_working_configuration_and_scan_asks_before_trusting_keys() {
     let (code, out, err) = sw(&["run", "--config-dir", &format!("{s}/config"), "h1", "--", "uptime"]);
     assert_eq!(code, Some(0), "the confirmed keys are trusted: {out}{err}");
 }
+
+/// `check` says where it looked (keys, secrets, runbooks) and warns about a configuration
+/// that loads but cannot do anything.
+#[test]
+fn check_prints_resolved_paths_and_warns_when_nothing_can_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(config.join("keys")).unwrap();
+    std::fs::write(config.join("servers.yml"), "hosts: []\n").unwrap();
+    std::fs::write(config.join("credentials.yml"), "entries: []\n").unwrap();
+    std::fs::write(config.join("policy.yml"), "known_hosts_path: keys/known_hosts\nrules: []\n").unwrap();
+    let out = Command::new(BIN).args(["check", "--config-dir"]).arg(&config).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("keys: {}", config.join("keys").display())), "<config>/keys when it exists: {text}");
+    assert!(text.contains(&format!("secrets: {}", dir.path().join("secrets").display())), "{text}");
+    assert!(text.contains("no host can be reached") && text.contains("every command is denied"), "{text}");
+}
