@@ -20,6 +20,9 @@ use crate::cli::ConfigArgs;
 use crate::cli::call::{Client, Stop, connect};
 use crate::cli::commands::{EXIT_DENIED, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 
+/// Lines of a failing host's stderr the failure summary shows.
+const STDERR_TAIL_LINES: usize = 3;
+
 /// What to run and how.
 pub struct RunbookArgs {
     pub config: ConfigArgs,
@@ -254,7 +257,18 @@ impl Display {
             });
             bar.set_message(format!("{status}: {} ok, {failed} failed", hosts - failed));
             if !matches!(status.as_str(), "running") {
-                bar.finish();
+                // Frozen at the step's end: a finished bar is redrawn with the others, and an
+                // `{elapsed}` there would keep counting.
+                let took = bar.elapsed();
+                bar.set_style(
+                    ProgressStyle::with_template("  {prefix:<24} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.finish_with_message(format!(
+                    "{status}: {} ok, {failed} failed [{:.1}s]",
+                    hosts - failed,
+                    took.as_secs_f64()
+                ));
             }
         }
     }
@@ -282,6 +296,12 @@ impl Display {
                         h["status"].as_str().unwrap_or(""),
                         h["reason"].as_str().unwrap_or("")
                     ));
+                    // What the host said about it: the last lines of its stderr.
+                    let stderr = h["stderr"].as_str().unwrap_or("");
+                    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+                    for line in &lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..] {
+                        out(&format!("      stderr: {}", crate::policy::text::printable(line)));
+                    }
                 }
             }
         }

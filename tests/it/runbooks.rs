@@ -422,3 +422,18 @@ fn runbook_plan_shows_an_ask_step_as_ask() {
     assert!(text.lines().any(|l| l.starts_with("ASK") && l.contains("change")), "{text}");
     assert!(!text.contains("DENY"), "an ask step is not a denial: {text}");
 }
+
+/// On a terminal, a failed run's summary names the failing host and shows the tail of its
+/// stderr; each finished step shows its own frozen duration.
+#[test]
+fn the_terminal_view_shows_a_failing_hosts_stderr_tail() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    write_runbook(&fleet, "breaks", "steps:\n  - id: look\n    target: h1\n    command: ls /nonexistent-rb-dir\n");
+    let config = fleet.config_dir();
+    let (code, screen) =
+        crate::support::pty::run(BIN, &["runbook", "run", "--config-dir", config.to_str().unwrap(), "breaks"], "");
+    assert_eq!(code, Some(4), "{screen}");
+    assert!(screen.contains("step look h1: failed"), "{screen}");
+    assert!(screen.contains("stderr: ls: cannot access"), "the failing host's stderr tail: {screen}");
+    assert!(screen.contains("s]"), "the finished step's duration: {screen}");
+}

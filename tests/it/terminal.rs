@@ -88,49 +88,10 @@ fn an_ask_command_is_asked_at_the_terminal_and_refused_when_piped() {
     assert_eq!(code, 3, "{out}\n{err}");
     assert!(err.contains("at a terminal"), "{err}");
 
-    let script = r#"
-import os, pty, select, sys
-pid, fd = pty.fork()
-if pid == 0:
-    os.execv(sys.argv[1], sys.argv[1:])
-buf, answered = b"", False
-while True:
-    ready, _, _ = select.select([fd], [], [], 20)
-    if not ready:
-        break
-    try:
-        data = os.read(fd, 4096)
-    except OSError:
-        break
-    if not data:
-        break
-    buf += data
-    if not answered and b"[y/N]" in buf:
-        os.write(fd, sys.argv[-1].encode() + b"\n")
-        answered = True
-_, status = os.waitpid(pid, 0)
-sys.stdout.buffer.write(buf)
-sys.exit(os.waitstatus_to_exitcode(status))
-"#;
     let config = fleet.config_dir();
     let at_terminal = |answer: &str| {
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                script,
-                BIN,
-                "run",
-                "--config-dir",
-                config.to_str().unwrap(),
-                "h1",
-                "--",
-                "echo",
-                "approve-me",
-            ])
-            .arg(answer)
-            .output()
-            .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        let args = ["run", "--config-dir", config.to_str().unwrap(), "h1", "--", "echo", "approve-me", answer];
+        crate::support::pty::run(BIN, &args, answer)
     };
     // The answer is the last argument of the command too (`echo approve-me y`): the question
     // must name it, and only `y` runs it.

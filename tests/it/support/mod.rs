@@ -4,6 +4,7 @@
 pub mod cfg;
 pub mod mcp;
 pub mod oracle;
+pub mod pty;
 pub mod rsyslog;
 pub mod sshd;
 pub mod svc;
