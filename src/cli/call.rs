@@ -3,8 +3,9 @@
 //!
 //! Owns: argument typing from the tool's input schema, printing the structured result on
 //! stdout, progress on stderr, exit codes, and stopping what the call started on SIGINT or
-//! SIGTERM (the request cancelled, the in-process service shut down; exit 130 or 143).
-//! Never bypasses the MCP layer.
+//! SIGTERM (the request cancelled, the in-process service shut down; exit 130 or 143), and,
+//! at a terminal, the operator's answer to an approval question (`elicitation/create` or an
+//! `input_required` round, the call made again with the answer). Never bypasses the MCP layer.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -34,10 +35,31 @@ pub(crate) struct CallClient;
 
 impl ClientHandler for CallClient {
     fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("sshwarden-call", env!("CARGO_PKG_VERSION")),
-        )
+        // At a terminal the operator can answer an approval question: declare it, and the
+        // server asks (input_required) instead of refusing or waiting for an approver.
+        let mut capabilities = ClientCapabilities::default();
+        if at_terminal() {
+            capabilities.elicitation = Some(
+                rmcp::model::ElicitationCapability::new().with_form(rmcp::model::FormElicitationCapability::new()),
+            );
+        }
+        ClientConfig::new(capabilities, Implementation::new("sshwarden-call", env!("CARGO_PKG_VERSION")))
+    }
+
+    /// A server on an `initialize`-era protocol asks with `elicitation/create`.
+    async fn create_elicitation(
+        &self,
+        request: rmcp::model::ElicitRequestParams,
+        _: rmcp::service::RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
+        use rmcp::model::{ElicitRequestParams, ElicitResult, ElicitationAction};
+        let yes = match request {
+            ElicitRequestParams::FormElicitationParams { message, .. } if at_terminal() => {
+                ask_at_terminal(message).await
+            }
+            _ => false,
+        };
+        Ok(ElicitResult::new(if yes { ElicitationAction::Accept } else { ElicitationAction::Decline }))
     }
 
     async fn on_progress(&self, p: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
@@ -173,7 +195,9 @@ pub async fn call(
     match result {
         Ok(Called::Interrupted(code)) => {
             eprintln!("interrupted: the call was cancelled and its remote command stopped");
-            code
+            // Everything is closed and stopped; a terminal question left unanswered blocks a
+            // runtime thread that would hold the exit.
+            std::process::exit(i32::from(code))
         }
         Ok(Called::Done(r)) => {
             let body = crate::mcp::error_body(&r)
@@ -222,6 +246,40 @@ impl Stop {
     }
 }
 
+/// Whether a person can be asked here: stdin and stderr are both terminals.
+fn at_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Shows the server's question (escaped) and reads y/N from the terminal.
+async fn ask_at_terminal(message: String) -> bool {
+    let question = format!("{}\napprove? [y/N] ", crate::policy::text::printable(&message));
+    tokio::task::spawn_blocking(move || {
+        eprint!("{question}");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    })
+    .await
+    .is_ok_and(|r| r.unwrap_or(false))
+}
+
+/// Asks at the terminal what an `input_required` round's elicitation asks; the answers, by
+/// request key (`accept` only on y/yes).
+async fn answer_at_terminal(asked: &rmcp::model::InputRequiredResult) -> rmcp::model::InputResponses {
+    let mut answers = rmcp::model::InputResponses::new();
+    for (key, request) in asked.input_requests.iter().flatten() {
+        let message = serde_json::to_value(request)
+            .ok()
+            .and_then(|v| v["params"]["message"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let yes = ask_at_terminal(message).await;
+        answers.insert(key.clone(), json!({ "action": if yes { "accept" } else { "decline" } }));
+    }
+    answers
+}
+
 async fn run_call(client: &Client, req: CallRequest, stop: &mut Stop) -> Result<Called, String> {
     let tools = client.list_all_tools().await.map_err(|e| e.to_string())?;
     let Some(tool) = tools.iter().find(|t| t.name == req.tool) else {
@@ -231,6 +289,32 @@ async fn run_call(client: &Client, req: CallRequest, stop: &mut Stop) -> Result<
     let arguments = parse_args(req.json_arg, &req.kv, &tool.input_schema)?;
     let mut params = CallToolRequestParams::new(req.tool.clone()).with_arguments(arguments);
     params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(NumberOrString::String("call".into()))));
+    // An approval question is one round: answered at the terminal, the call is made again
+    // with the answer (the server checks it is this client's own question).
+    for _ in 0..3 {
+        match send_call(client, params.clone(), stop).await? {
+            Round::Asked(asked) if at_terminal() => {
+                let answers = tokio::select! {
+                    a = answer_at_terminal(&asked) => a,
+                    code = stop.next() => return Ok(Called::Interrupted(code)),
+                };
+                params.request_state = asked.request_state;
+                params.input_responses = Some(answers);
+            }
+            Round::Asked(_) => return Err("the server asked for input this terminal cannot give".into()),
+            Round::Ended(called) => return Ok(called),
+        }
+    }
+    Err("the server kept asking for input; giving up".into())
+}
+
+/// One exchange of a call: its end, or a question for the operator.
+enum Round {
+    Ended(Called),
+    Asked(rmcp::model::InputRequiredResult),
+}
+
+async fn send_call(client: &Client, params: CallToolRequestParams, stop: &mut Stop) -> Result<Round, String> {
     let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
     let handle = client
         .peer()
@@ -240,7 +324,8 @@ async fn run_call(client: &Client, req: CallRequest, stop: &mut Stop) -> Result<
     let id = handle.id.clone();
     tokio::select! {
         r = handle.await_response() => match r.map_err(|e| e.to_string())? {
-            ServerResult::CallToolResult(r) => Ok(Called::Done(r)),
+            ServerResult::CallToolResult(r) => Ok(Round::Ended(Called::Done(r))),
+            ServerResult::InputRequiredResult(asked) => Ok(Round::Asked(asked)),
             other => Err(format!("unexpected answer to tools/call: {other:?}")),
         },
         code = stop.next() => {
@@ -250,7 +335,7 @@ async fn run_call(client: &Client, req: CallRequest, stop: &mut Stop) -> Result<
             if let Err(e) = client.peer().notify_cancelled(cancelled).await {
                 tracing::warn!("could not tell the server to cancel the call: {e}");
             }
-            Ok(Called::Interrupted(code))
+            Ok(Round::Ended(Called::Interrupted(code)))
         }
     }
 }

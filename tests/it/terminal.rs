@@ -101,6 +101,17 @@ fn an_ask_command_is_asked_at_the_terminal_and_refused_when_piped() {
     assert!(screen.contains("approve-me y"), "{screen}");
     let (code, screen) = at_terminal("n");
     assert_eq!(code, Some(3), "declined at the terminal: {screen}");
+    // `call` in process asks the same way (the server's input_required round, answered here).
+    let call = |answer: &str| {
+        let command = format!("command=echo approve-me {answer}");
+        let args = ["call", "--config-dir", config.to_str().unwrap(), "ssh_run", "alias=h1", command.as_str()];
+        crate::support::pty::run(BIN, &args, answer)
+    };
+    let (code, screen) = call("y");
+    assert!(screen.contains("echo approve-me y") && screen.contains("[y/N]"), "{screen}");
+    assert_eq!(code, Some(0), "{screen}");
+    let (code, screen) = call("n");
+    assert_eq!(code, Some(3), "declined: {screen}");
     let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
     assert!(audit.contains("\"decision\":\"approved\"") && audit.contains("\"decision\":\"denied\""), "{audit}");
 }
