@@ -259,34 +259,69 @@ pub fn load_from_sources(env: &dyn Environment, files: [(&str, &str); 3]) -> Res
 }
 
 /// Parses one file; an empty file is the empty document, as in the anchor.
-fn parse<T: DeserializeOwned + Default>(src: &Source, diags: &mut Vec<Diagnostic>) -> Option<T> {
+fn parse<T: DeserializeOwned + Default + schemars::JsonSchema>(src: &Source, diags: &mut Vec<Diagnostic>) -> Option<T> {
     if src.text.trim().is_empty() || src.text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Some(T::default());
     }
     match serde_norway::from_str::<T>(src.text) {
         Ok(v) => Some(v),
         Err(e) => {
-            let duplicate =
-                e.to_string().split("duplicate field `").nth(1).and_then(|r| r.split('`').next()).map(str::to_owned);
-            let (line, col) = match (e.location(), duplicate) {
-                (Some(l), _) => (l.line(), l.column()),
-                // serde_norway gives no position for duplicate keys: point at the second one.
-                (None, Some(field)) => {
-                    let p = super::locate::Locator::new(src.text).key(&field, None, 1);
-                    (p.line, p.col)
-                }
-                (None, None) => (0, 0),
-            };
-            let message = e.to_string();
-            let path = message.split(':').next().filter(|k| !k.contains(' ')).unwrap_or("(document)");
-            let unknown = message.split("unknown field `").nth(1).and_then(|r| r.split('`').next());
-            let key = match unknown {
-                Some(field) if path == "(document)" => field.to_owned(),
-                Some(field) => format!("{path}.{field}"),
-                None => path.to_owned(),
-            };
-            diags.push(Diagnostic { severity: Severity::Error, file: src.name.to_owned(), line, col, key, message });
+            // serde names the first unknown key; the schema walk names them all. Anything
+            // else (a bad value, broken YAML) is serde's one diagnostic.
+            let schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();
+            let unknown = super::unknown_keys::unknown_keys(src.text, &schema);
+            if unknown.is_empty() {
+                diags.push(parse_error(src, &e));
+                return None;
+            }
+            let loc = super::locate::Locator::new(src.text);
+            let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+            let first = diags.len();
+            for (path, field) in &unknown {
+                let nth = seen.entry(field.as_str()).or_insert(0);
+                let at = loc.key(field, None, *nth);
+                *nth += 1;
+                let key = if path.is_empty() { field.clone() } else { format!("{path}.{field}") };
+                let message = format!(
+                    "unknown key `{field}`{}",
+                    if path.is_empty() { String::new() } else { format!(" in {path}") }
+                );
+                diags.push(Diagnostic {
+                    severity: Severity::Error,
+                    file: src.name.to_owned(),
+                    line: at.line,
+                    col: at.col,
+                    key,
+                    message,
+                });
+            }
+            // Reported in the order a reader meets them in the file.
+            diags[first..].sort_by_key(|d| (d.line, d.col));
             None
         }
     }
+}
+
+/// The one diagnostic of a file serde could not read: its position, key and message.
+fn parse_error(src: &Source, e: &serde_norway::Error) -> Diagnostic {
+    let duplicate =
+        e.to_string().split("duplicate field `").nth(1).and_then(|r| r.split('`').next()).map(str::to_owned);
+    let (line, col) = match (e.location(), duplicate) {
+        (Some(l), _) => (l.line(), l.column()),
+        // serde_norway gives no position for duplicate keys: point at the second one.
+        (None, Some(field)) => {
+            let p = super::locate::Locator::new(src.text).key(&field, None, 1);
+            (p.line, p.col)
+        }
+        (None, None) => (0, 0),
+    };
+    let message = e.to_string();
+    let path = message.split(':').next().filter(|k| !k.contains(' ')).unwrap_or("(document)");
+    let unknown = message.split("unknown field `").nth(1).and_then(|r| r.split('`').next());
+    let key = match unknown {
+        Some(field) if path == "(document)" => field.to_owned(),
+        Some(field) => format!("{path}.{field}"),
+        None => path.to_owned(),
+    };
+    Diagnostic { severity: Severity::Error, file: src.name.to_owned(), line, col, key, message }
 }

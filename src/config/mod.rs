@@ -11,6 +11,7 @@ mod locate;
 pub mod raw;
 mod secret;
 mod types;
+mod unknown_keys;
 mod validate;
 mod validate_files;
 mod validate_policy;

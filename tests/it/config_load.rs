@@ -184,3 +184,20 @@ fn a_runbooks_serial_and_threshold_errors_name_their_line() {
     let err = dir.load().unwrap_err().to_string();
     assert!(err.contains("r.yml:1:1") && err.contains("needs `serial:`"), "{err}");
 }
+
+/// Three typos, one run: every unknown key is named with its line, not only the first.
+#[test]
+fn every_unknown_key_is_reported_in_one_run() {
+    let dir = CfgDir::new(
+        &servers(&[("a", &[])]),
+        CREDS,
+        "limts:\n  max_seconds: 5\nrules:\n  - id: r\n    acton: allow\n    commands: [uptime]\nnetwork:\n  allow_cidr: []\n",
+    );
+    let err = dir.load().unwrap_err().to_string();
+    for (line, key) in [(1, "limts"), (5, "acton"), (8, "allow_cidr")] {
+        assert!(
+            err.contains(&format!("policy.yml:{line}:")) && err.contains(&format!("`{key}`")),
+            "{key} at {line}: {err}"
+        );
+    }
+}
