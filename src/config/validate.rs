@@ -127,7 +127,13 @@ impl<'a> Validator<'a> {
                 );
                 password = Some(Secret::new(inline));
             }
-            if key_path.is_none() && password.is_none() && !c.use_agent && c.key_path.is_none() {
+            // A named secret that is missing was reported as missing just above: once is enough.
+            if key_path.is_none()
+                && password.is_none()
+                && !c.use_agent
+                && c.key_path.is_none()
+                && c.password_secret.is_none()
+            {
                 self.push(Severity::Error, src, at("name"), key("name"), format!("credential {:?} has no authentication method (key_path, password, password_secret or use_agent)", c.name));
             }
             out.insert(

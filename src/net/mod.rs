@@ -46,7 +46,16 @@ impl HickoryResolver {
 impl Resolve for HickoryResolver {
     fn lookup<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, String>> {
         Box::pin(async move {
-            let lookup = self.inner.lookup_ip(name).await.map_err(|e| e.to_string())?;
+            let lookup = self.inner.lookup_ip(name).await.map_err(|e| {
+                // Said the way a person reads it, from the error's kind (not hickory's Debug).
+                if e.is_nx_domain() {
+                    "no such host".to_owned()
+                } else if e.is_no_records_found() {
+                    "it has no address records".to_owned()
+                } else {
+                    e.to_string()
+                }
+            })?;
             Ok(lookup.iter().collect())
         })
     }

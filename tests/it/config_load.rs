@@ -140,6 +140,7 @@ fn secrets_come_from_env_first_and_files_over_10_mib_are_refused() {
     assert_eq!(without.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&without.stderr);
     assert!(stderr.contains("credentials.yml:4:5: entries[0].password_secret: secret \"it_env_secret\" not found: env MCP_SSH_SECRET_IT_ENV_SECRET is unset"), "{stderr}");
+    assert!(!stderr.contains("no authentication method"), "a missing secret is reported once, as missing: {stderr}");
     dir.write("secrets/it_env_secret", "from-file");
     assert!(check(None).status.success());
 
