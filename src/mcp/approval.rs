@@ -123,7 +123,18 @@ pub async fn gate(
             return Gate::InputRequired(InputRequiredResult::new(Some(inputs), Some(request.id.clone())));
         }
         (true, false) => svc.obtain_approval_or_cancel(&request, Via::Human(&Elicit(ctx.peer.clone())), &ctx.ct).await,
-        (false, _) => svc.obtain_approval_or_cancel(&request, Via::OutOfBand, &ctx.ct).await,
+        (false, _) => {
+            if svc.approvals.out_of_band() {
+                // Whoever waits is told for what and who can end the wait.
+                let mut reporter = super::progress::Reporter::new(ctx.peer.clone(), ctx.meta.get_progress_token());
+                let message = format!(
+                    "waiting for approval {} of `{}` on {} (up to {} s): an approver runs `sshwarden approvals approve {}` or uses /approvals",
+                    request.id, request.what, request.hosts, request.timeout_seconds, request.id
+                );
+                reporter.send(None, None, message).await;
+            }
+            svc.obtain_approval_or_cancel(&request, Via::OutOfBand, &ctx.ct).await
+        }
     };
     match verdict {
         Ok(ticket) => Gate::Proceed(Some(ticket)),

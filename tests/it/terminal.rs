@@ -259,3 +259,44 @@ fn check_prints_resolved_paths_and_warns_when_nothing_can_run() {
     assert!(text.contains(&format!("secrets: {}", dir.path().join("secrets").display())), "{text}");
     assert!(text.contains("no host can be reached") && text.contains("every command is denied"), "{text}");
 }
+
+/// `call --url` waiting for an approver says so: the approval id and how to decide it come
+/// as a progress line, and the approver's decision ends the wait.
+#[test]
+fn call_url_says_which_approval_it_waits_for() {
+    use std::io::BufRead;
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let path = fleet.path("config/policy.yml");
+    let ask = "rules:\n  - id: needs-human\n    action: ask\n    commands: [\"echo approve-me*\"]\n";
+    std::fs::write(&path, std::fs::read_to_string(&path).unwrap().replacen("rules:\n", ask, 1)).unwrap();
+    let approver = fleet.path("approver-token");
+    std::fs::write(&approver, "approver-secret-0123456789abcdef").unwrap();
+    let server = crate::mcp_e2e::http_server_with(
+        &fleet,
+        "terminal-wait-token-0123456789",
+        &["--approver-token-file", approver.to_str().unwrap()],
+    );
+    let url = format!("http://127.0.0.1:{}", server.1);
+    let mut call = Command::new(BIN)
+        .args(["call", "--url", &url, "--token-file"])
+        .arg(fleet.path("token"))
+        .args(["ssh_run", "alias=h1", "command=echo approve-me waited"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(call.stderr.take().unwrap()).lines();
+    let said = lines.by_ref().map_while(Result::ok).find(|l| l.contains("waiting for approval")).unwrap_or_default();
+    let id = said.split_whitespace().skip_while(|w| *w != "approval").nth(1).unwrap_or_default().to_owned();
+    assert!(id.starts_with('a') && said.contains("sshwarden approvals approve"), "{said}");
+    let decided = Command::new(BIN)
+        .args(["approvals", "approve", &id, "--url", &url, "--token-file"])
+        .arg(&approver)
+        .output()
+        .unwrap();
+    assert!(decided.status.success(), "{}", String::from_utf8_lossy(&decided.stderr));
+    let out = call.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("approve-me waited"));
+}
