@@ -28,12 +28,25 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The test user's password (set once per test process).
+/// The test user's password: one per machine (a root-only file), so test runs in two
+/// checkouts at once do not change it under each other; set once per test process.
 pub fn password() -> &'static str {
     static PW: OnceLock<String> = OnceLock::new();
     PW.get_or_init(|| {
         ensure_user();
-        let pw = format!("pw-{:016x}", rand_u64());
+        let dir = std::path::Path::new("/var/lib/sshwarden-test");
+        std::fs::create_dir_all(dir).unwrap();
+        let file = dir.join("password");
+        if !file.exists() {
+            // Written whole, then linked into place: a concurrent reader never sees half.
+            let temp = dir.join(format!("password.{}", std::process::id()));
+            std::fs::write(&temp, format!("pw-{:016x}", rand_u64())).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let _ = std::fs::hard_link(&temp, &file);
+            let _ = std::fs::remove_file(&temp);
+        }
+        let pw = std::fs::read_to_string(&file).unwrap().trim().to_owned();
         let mut child = Command::new("chpasswd").stdin(Stdio::piped()).spawn().expect("chpasswd");
         use std::io::Write;
         writeln!(child.stdin.as_mut().unwrap(), "{USER}:{pw}").unwrap();
