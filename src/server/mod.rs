@@ -236,6 +236,7 @@ async fn serve_http(
         }),
     );
     let with_approvals = approver.is_some();
+    let ready_svc = svc.clone();
     let app = match approver {
         Some(a) => app.merge(crate::server::approvals_http::router(svc.clone(), a)),
         None => app,
@@ -244,6 +245,7 @@ async fn serve_http(
     // unknown path is told which paths exist (not a 401 from whichever guard came last).
     let app = app
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route("/readyz", axum::routing::get(move || async move { ready(&ready_svc) }))
         .fallback(move |uri: axum::http::Uri| async move { not_found(&uri, with_approvals) });
     let listener =
         tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("error: cannot listen on {addr}: {e}"))?;
@@ -253,6 +255,14 @@ async fn serve_http(
     tracing::info!(%addr, "serving MCP over streamable HTTP at /mcp and JSON-RPC 2.0 at /rpc");
     serve_connections(listener, app).await;
     Ok(())
+}
+
+/// `GET /readyz`: 200 when the server can take work, 503 naming the failing check. No token
+/// (a load balancer asks), and nothing beyond check names and their state.
+fn ready(svc: &Service) -> Response {
+    let r = svc.readiness();
+    let status = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(json!({ "ready": r.ready, "checks": r.checks }))).into_response()
 }
 
 /// Accepts connections until SIGINT/SIGTERM. Unlike `axum::serve`, connections get a header
@@ -326,7 +336,8 @@ async fn authorize(req: Request, next: Next, token: &Secret, svc: &Service) -> R
 /// 404 with the paths this server answers, as JSON.
 fn not_found(uri: &axum::http::Uri, with_approvals: bool) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let mut paths = vec!["/mcp (MCP streamable HTTP, bearer token)", "/rpc (JSON-RPC, bearer token)", "/healthz"];
+    let mut paths =
+        vec!["/mcp (MCP streamable HTTP, bearer token)", "/rpc (JSON-RPC, bearer token)", "/healthz", "/readyz"];
     if with_approvals {
         paths.push("/approvals (approver token)");
     }

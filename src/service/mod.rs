@@ -218,6 +218,11 @@ impl Service {
         Ok(svc)
     }
 
+    /// The off-host audit spool, when `audit.syslog` is configured.
+    pub(crate) fn audit_spool(&self) -> Option<Arc<crate::audit::syslog::Spool>> {
+        self.audit.spool()
+    }
+
     /// The task manager, read-only: get, list, memory, ack.
     pub fn tasks(&self) -> TaskView<'_> {
         TaskView(&self.tasks)

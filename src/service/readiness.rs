@@ -42,7 +42,39 @@ fn stage(e: &SshError) -> &'static str {
     }
 }
 
+/// Why the server is not ready for work (`GET /readyz`): each failing check by name.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    /// check name → `ok` or what is wrong.
+    pub checks: std::collections::BTreeMap<&'static str, String>,
+}
+
 impl Service {
+    /// Whether the server can take work: the configuration is loaded (it is, once serving),
+    /// the audit file is writable (no record, no run), the syslog spool has room.
+    pub fn readiness(&self) -> Readiness {
+        let cfg = self.config();
+        let mut checks = std::collections::BTreeMap::new();
+        checks.insert("config", format!("ok ({} hosts, hash {})", cfg.hosts.len(), &cfg.hash[..12]));
+        let audit = &cfg.policy.audit.path;
+        let writable = std::fs::OpenOptions::new().append(true).open(audit);
+        checks.insert(
+            "audit",
+            writable.map_or_else(|e| format!("{} is not writable: {e}", audit.display()), |_| "ok".into()),
+        );
+        if let Some(spool) = self.audit_spool() {
+            let (pending, limit) = (spool.pending(), spool.settings.spool_bytes);
+            let verdict = if pending < limit {
+                "ok".to_owned()
+            } else {
+                format!("full: {pending} of {limit} bytes not taken by the collector")
+            };
+            checks.insert("syslog_spool", verdict);
+        }
+        Readiness { ready: checks.values().all(|v| v.starts_with("ok")), checks }
+    }
+
     /// Whether known_hosts has an entry for the host (`[host]:port` forms included).
     pub fn host_key_known(&self, host: &Host) -> bool {
         let cfg = self.config();

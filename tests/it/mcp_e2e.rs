@@ -359,7 +359,8 @@ fn http_get(port: u16, path: &str) -> (String, String) {
     (status, body)
 }
 
-/// `/healthz` needs no token; an unknown path is a 404 naming the served paths, not a 401.
+/// `/healthz` and `/readyz` need no token; an unknown path is a 404 naming the served paths,
+/// not a 401.
 #[test]
 fn unknown_paths_are_404_with_the_served_paths_and_healthz_is_open() {
     let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
@@ -381,6 +382,18 @@ fn unknown_paths_are_404_with_the_served_paths_and_healthz_is_open() {
     }
     let (status, _) = http_get(server.1, "/approvals");
     assert!(status.contains(" 401 "), "/approvals still needs the approver token: {status}");
+
+    // Ready while the audit file can take records; 503 naming the check once it cannot.
+    let (status, body) = http_get(server.1, "/readyz");
+    assert!(status.contains(" 200 ") && body.contains("\"ready\":true"), "{status} {body}");
+    let audit = fleet.path("audit.jsonl");
+    let kept = fleet.path("audit.jsonl.kept");
+    std::fs::rename(&audit, &kept).unwrap();
+    std::fs::create_dir(&audit).unwrap();
+    let (status, body) = http_get(server.1, "/readyz");
+    std::fs::remove_dir(&audit).unwrap();
+    std::fs::rename(&kept, &audit).unwrap();
+    assert!(status.contains(" 503 ") && body.contains("\"audit\"") && body.contains("not writable"), "{status} {body}");
 }
 
 /// `ssh_list_tasks`: `started_at` is RFC 3339 text in every row, finished or running.
