@@ -247,13 +247,13 @@ impl Stop {
 }
 
 /// Whether a person can be asked here: stdin and stderr are both terminals.
-fn at_terminal() -> bool {
+pub(crate) fn at_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// Shows the server's question (escaped) and reads y/N from the terminal.
-async fn ask_at_terminal(message: String) -> bool {
+pub(crate) async fn ask_at_terminal(message: String) -> bool {
     let question = format!("{}\napprove? [y/N] ", crate::policy::text::printable(&message));
     tokio::task::spawn_blocking(move || {
         eprint!("{question}");
@@ -349,6 +349,11 @@ pub(crate) struct Connected {
 }
 
 impl Connected {
+    /// The in-process service, when there is one (not with `--url`).
+    pub(crate) fn local_service(&self) -> Option<&std::sync::Arc<crate::service::Service>> {
+        self.svc.as_ref()
+    }
+
     pub async fn close(self) {
         let _ = self.client.cancel().await;
         if let Some(svc) = self.svc {

@@ -153,10 +153,23 @@ pub async fn run(mut args: RunbookArgs) -> u8 {
         Err(e) => return usage(&e),
     };
     let json_events = args.json || !std::io::stdout().is_terminal();
-    let code = drive(&conn.client, &name, given, args.plan_hash.clone(), json_events, &mut stop).await;
+    // In process at a terminal, the operator is the approver of the run's `ask` steps (they
+    // hold the configuration itself); elsewhere steps wait for the out-of-band approver.
+    let asker = conn.local_service().filter(|_| crate::cli::call::at_terminal()).cloned();
+    if let Some(svc) = &asker {
+        svc.approvals.enable_out_of_band();
+    }
+    let code = drive(&conn.client, &name, given, args.plan_hash.clone(), json_events, &mut stop, asker.as_ref()).await;
     conn.close().await;
+    if PROMPT_ABANDONED.load(std::sync::atomic::Ordering::SeqCst) {
+        // The unanswered question's terminal read would hold the runtime's exit.
+        std::process::exit(i32::from(code));
+    }
     code
 }
+
+/// Set when a signal came while an approval question waited for its answer.
+static PROMPT_ABANDONED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 async fn drive(
     client: &Client,
@@ -165,6 +178,7 @@ async fn drive(
     plan_hash: Option<String>,
     json_events: bool,
     stop: &mut Stop,
+    asker: Option<&std::sync::Arc<crate::service::Service>>,
 ) -> u8 {
     let started =
         match call(client, "ssh_run_runbook", json!({ "name": name, "params": given, "plan_hash": plan_hash })).await {
@@ -180,12 +194,35 @@ async fn drive(
     let Some(task_id) = v["task_id"].as_str().map(str::to_owned) else { return usage("no task id returned") };
     let mut display = Display::new(json_events);
     let mut cancelled = false;
+    let mut asked = std::collections::BTreeSet::new();
     loop {
         let status = match call(client, "ssh_get_task_status", json!({ "task_id": task_id })).await {
             Ok(r) => body(&r),
             Err(e) => return usage(&e),
         };
         display.update(&status["detail"]);
+        if let (Some(svc), Some(run_id)) = (asker, status["detail"]["run_id"].as_str()) {
+            // This run's pending step approvals, each asked once at the terminal.
+            let mine = format!("run={run_id}");
+            for request in svc.approvals.pending() {
+                if request.client.split(' ').any(|w| w == mine) && asked.insert(request.id.clone()) {
+                    let answer = tokio::select! {
+                        yes = crate::cli::call::ask_at_terminal(request.message()) => Some(yes),
+                        _ = stop.next() => None,
+                    };
+                    if let Err(e) = svc.decide_approval(&request.id, answer == Some(true), "terminal") {
+                        eprintln!("approval {}: {e}", request.id);
+                    }
+                    if answer.is_none() && !cancelled {
+                        // A signal at the question: denied, and the run is cancelled as usual.
+                        cancelled = true;
+                        PROMPT_ABANDONED.store(true, std::sync::atomic::Ordering::SeqCst);
+                        eprintln!("cancelling: remote commands are stopped, then the rollback runs");
+                        let _ = call(client, "ssh_cancel", json!({ "task_id": task_id })).await;
+                    }
+                }
+            }
+        }
         if !matches!(status["state"].as_str(), Some("queued" | "connecting" | "running")) {
             break;
         }

@@ -437,3 +437,23 @@ fn the_terminal_view_shows_a_failing_hosts_stderr_tail() {
     assert!(screen.contains("stderr: ls: cannot access"), "the failing host's stderr tail: {screen}");
     assert!(screen.contains("s]"), "the finished step's duration: {screen}");
 }
+
+/// `runbook run` in process at a terminal: the operator is asked about an `ask` step
+/// (they hold the configuration); yes runs it, no fails the step.
+#[test]
+fn an_ask_step_is_asked_at_the_terminal() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let path = fleet.path("config/policy.yml");
+    let ask = "rules:\n  - id: needs-human\n    action: ask\n    commands: [\"echo approve-me*\"]\n";
+    std::fs::write(&path, std::fs::read_to_string(&path).unwrap().replacen("rules:\n", ask, 1)).unwrap();
+    write_runbook(&fleet, "asks", "steps:\n  - id: change\n    target: h1\n    command: echo approve-me step\n");
+    let config = fleet.config_dir();
+    let args = ["runbook", "run", "--config-dir", config.to_str().unwrap(), "asks"];
+    let (code, screen) = crate::support::pty::run(BIN, &args, "y");
+    assert!(screen.contains("echo approve-me step") && screen.contains("[y/N]"), "{screen}");
+    assert_eq!(code, Some(0), "{screen}");
+    let (code, screen) = crate::support::pty::run(BIN, &args, "n");
+    assert_eq!(code, Some(4), "declined: {screen}");
+    let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
+    assert!(audit.contains("\"by\":\"terminal\""), "{audit}");
+}
