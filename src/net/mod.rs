@@ -46,18 +46,21 @@ impl HickoryResolver {
 impl Resolve for HickoryResolver {
     fn lookup<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, String>> {
         Box::pin(async move {
-            let lookup = self.inner.lookup_ip(name).await.map_err(|e| {
-                // Said the way a person reads it, from the error's kind (not hickory's Debug).
-                if e.is_nx_domain() {
-                    "no such host".to_owned()
-                } else if e.is_no_records_found() {
-                    "it has no address records".to_owned()
-                } else {
-                    e.to_string()
-                }
-            })?;
+            let lookup = self.inner.lookup_ip(name).await.map_err(|e| dns_reason(&e))?;
             Ok(lookup.iter().collect())
         })
+    }
+}
+
+/// Why a name did not resolve, the way a person reads it, from the error's kind (never
+/// hickory's `Query { name: Name(…) }` debug text).
+fn dns_reason(e: &hickory_resolver::net::NetError) -> String {
+    if e.is_nx_domain() {
+        "no such host".to_owned()
+    } else if e.is_no_records_found() {
+        "it has no address records".to_owned()
+    } else {
+        e.to_string()
     }
 }
 
@@ -150,4 +153,19 @@ pub async fn precheck(
         resolved,
         remote_name: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_resolver::net::{NetError, NoRecords};
+    use hickory_resolver::proto::op::{Query, ResponseCode};
+
+    #[test]
+    fn dns_failures_read_as_a_person_says_them() {
+        let query = || Query::default();
+        let nx: NetError = NoRecords::new(query(), ResponseCode::NXDomain).into();
+        assert_eq!(super::dns_reason(&nx), "no such host");
+        let empty: NetError = NoRecords::new(query(), ResponseCode::NoError).into();
+        assert_eq!(super::dns_reason(&empty), "it has no address records");
+    }
 }
