@@ -26,7 +26,14 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async move {
         match cli.command {
-            Command::Check { config } => commands::check(&config),
+            Command::Check { mut config, dir } => {
+                if let Some(dir) = dir {
+                    // `init DIR` writes DIR/config: `check DIR` means that.
+                    let inner = dir.join("config");
+                    config.config_dir = if inner.join("servers.yml").exists() { inner } else { dir };
+                }
+                commands::check(&config)
+            }
             Command::Completions { shell } => sshwarden::cli::completions(shell),
             Command::Man { dir } => sshwarden::cli::man_pages(&dir),
             Command::Plan { config, json, per_host, pattern, command } => {

@@ -62,6 +62,9 @@ pub enum Command {
     Check {
         #[command(flatten)]
         config: ConfigArgs,
+        /// A directory `sshwarden init` wrote (its `config/` is checked), or a configuration
+        /// directory; the same as --config-dir.
+        dir: Option<PathBuf>,
     },
     /// Show, for each host a pattern selects, whether a command would be allowed and where it
     /// would connect. Opens no SSH connection. Exit 0 all allowed, 3 any denied, 1 error.

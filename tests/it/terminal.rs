@@ -217,6 +217,8 @@ fn init_writes_a_working_configuration_and_scan_asks_before_trusting_keys() {
     let config = format!("{t}/config");
     let (code, out, err) = sw(&["check", "--config-dir", &config]);
     assert_eq!(code, Some(0), "check passes right after init: {out}{err}");
+    let (code, out, err) = sw(&["check", t]);
+    assert_eq!(code, Some(0), "`check DIR` checks what init wrote: {out}{err}");
     let (code, out, err) = sw(&["run", "--config-dir", &config, "h[1-2]", "--", "uptime"]);
     assert_eq!(code, Some(0), "the starter policy allows diagnostics: {out}{err}");
     let (code, _, err) = sw(&["init", t, "--from-ssh-config", file.to_str().unwrap()]);
