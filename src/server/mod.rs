@@ -140,9 +140,18 @@ pub async fn serve(
         _ => serve_stdio(svc.clone(), &tools).await,
     };
     hangups.abort();
+    systemd(&[sd_notify::NotifyState::Stopping]);
     svc.shutdown(SHUTDOWN_GRACE).await;
     tracing::info!("stopped");
     served
+}
+
+/// Tells systemd (`Type=notify`, `NOTIFY_SOCKET`) where the service is; without systemd it
+/// does nothing. A failure to tell is logged, never fatal.
+fn systemd(states: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::warn!("cannot notify systemd: {e}");
+    }
 }
 
 /// SIGHUP reloads the configuration as `ssh_reload_config` does (`Service::reload`: all
@@ -155,7 +164,13 @@ fn reload_on_sighup(svc: Arc<Service>) -> tokio::task::JoinHandle<()> {
             Err(e) => return tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with ssh_reload_config"),
         };
         while hup.recv().await.is_some() {
-            match svc.reload(Some("signal SIGHUP")) {
+            // systemd 253+ wants the reload's monotonic time with RELOADING=1.
+            let mut reloading = vec![sd_notify::NotifyState::Reloading];
+            reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+            systemd(&reloading);
+            let reloaded = svc.reload(Some("signal SIGHUP"));
+            systemd(&[sd_notify::NotifyState::Ready]);
+            match reloaded {
                 Ok((old, new)) => {
                     for w in &new.warnings {
                         tracing::warn!("{w}");
@@ -181,6 +196,7 @@ async fn serve_stdio(svc: Arc<Service>, tools: &crate::mcp::ToolSet) -> Result<(
         .await
         .map_err(|e| format!("error: MCP stdio session failed to start: {e}"))?;
     tracing::info!("serving MCP on stdio");
+    systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving MCP on stdio")]);
     let ct = running.cancellation_token();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -253,6 +269,9 @@ async fn serve_http(
         tracing::warn!(%addr, "listening on a non-loopback address; every request still needs the bearer token");
     }
     tracing::info!(%addr, "serving MCP over streamable HTTP at /mcp and JSON-RPC 2.0 at /rpc");
+    // Ready only now: the configuration is loaded and the listener is bound.
+    let status = format!("serving MCP at http://{addr}/mcp");
+    systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&status)]);
     serve_connections(listener, app).await;
     Ok(())
 }

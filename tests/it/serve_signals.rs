@@ -108,3 +108,42 @@ fn call_stops_its_remote_command_on_sigint_and_sigterm_in_process_and_over_http(
     assert_eq!(code, Some(143), "{err}");
     gone_within(&remote, Duration::from_secs(5)).expect("the server did not stop the cancelled call's command");
 }
+
+/// `Type=notify`: READY=1 once the configuration is loaded and the listener bound, STOPPING=1
+/// on shutdown; and the shipped unit passes `systemd-analyze verify`.
+#[test]
+fn serve_tells_systemd_when_it_is_ready_and_the_unit_verifies() {
+    use std::os::unix::net::UnixDatagram;
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let socket_path = fleet.path("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    std::fs::write(fleet.path("token"), "notify-token-0123456789abcdef").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(crate::support::mcp::BIN)
+        .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--token-file"])
+        .arg(fleet.path("token"))
+        .arg("--config-dir")
+        .arg(fleet.config_dir())
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = socket.recv(&mut buf).unwrap();
+    let ready = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(ready.contains("READY=1") && ready.contains(&format!("127.0.0.1:{port}")), "{ready}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "ready means the listener is bound");
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let n = socket.recv(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+    let _ = child.wait();
+
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/sshwarden.service")).unwrap();
+    let local = fleet.path("sshwarden.service");
+    std::fs::write(&local, unit.replace("/usr/bin/sshwarden", crate::support::mcp::BIN)).unwrap();
+    let verified = std::process::Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&local).output();
+    if let Ok(out) = verified {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
