@@ -72,32 +72,14 @@ impl<'a> Validator<'a> {
             if c.username.trim().is_empty() {
                 self.push(Severity::Error, src, at("username"), key("username"), "username is empty".into());
             }
-            let key_path = c.key_path.as_deref().filter(|p| !p.is_empty()).and_then(|p| match self.env.key_path(p) {
-                Ok((path, warning)) => {
-                    if let Some(w) = warning {
-                        self.push(Severity::Warning, src, at("key_path"), key("key_path"), w);
-                    }
-                    Some(path)
-                }
-                Err(why) => {
-                    self.push(Severity::Error, src, at("key_path"), key("key_path"), why);
-                    None
-                }
-            });
-            let certificate_path =
-                c.certificate_path.as_deref().filter(|p| !p.is_empty()).and_then(|p| match self.env.key_path(p) {
-                    Ok((path, warning)) => {
-                        if let Some(w) = warning {
-                            self.push(Severity::Warning, src, at("certificate_path"), key("certificate_path"), w);
-                        }
-                        Some(path)
-                    }
-                    Err(why) => {
-                        let why = why.replace("key_path", "certificate_path");
-                        self.push(Severity::Error, src, at("certificate_path"), key("certificate_path"), why);
-                        None
-                    }
-                });
+            let key_path = self.key_file(src, at("key_path"), key("key_path"), c.key_path.as_deref(), "key_path");
+            let certificate_path = self.key_file(
+                src,
+                at("certificate_path"),
+                key("certificate_path"),
+                c.certificate_path.as_deref(),
+                "certificate_path",
+            );
             if c.certificate_path.is_some() && c.key_path.is_none() {
                 self.push(
                     Severity::Error,
@@ -230,6 +212,30 @@ impl<'a> Validator<'a> {
         }
         self.check_routes(src, &out);
         out
+    }
+
+    /// A key or certificate file named by a credential, inside the keys directory; `field`
+    /// names it in the messages.
+    fn key_file(
+        &mut self,
+        src: &Source,
+        at: super::locate::Pos,
+        key: String,
+        value: Option<&str>,
+        field: &str,
+    ) -> Option<std::path::PathBuf> {
+        match self.env.key_path(value.filter(|p| !p.is_empty())?) {
+            Ok((path, warning)) => {
+                if let Some(w) = warning {
+                    self.push(Severity::Warning, src, at, key, w);
+                }
+                Some(path)
+            }
+            Err(why) => {
+                self.push(Severity::Error, src, at, key, why.replace("key_path", field));
+                None
+            }
+        }
     }
 
     /// A host's `port`: 22 by default, refused outside 1-65535.
