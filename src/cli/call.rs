@@ -252,17 +252,25 @@ pub(crate) fn at_terminal() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
+/// Shows `question` on stderr and reads one answer from stdin: `Some(true)` only for y or
+/// yes; `None` when nothing could be read. The one y/N question of every terminal command.
+pub(crate) fn read_yes_no(question: &str) -> Option<bool> {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).ok()?;
+    Some(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+/// `read_yes_no` off the runtime's threads (the read blocks until the person answers).
+pub(crate) async fn ask_yes_no(question: String) -> Option<bool> {
+    tokio::task::spawn_blocking(move || read_yes_no(&question)).await.ok().flatten()
+}
+
 /// Shows the server's question (escaped) and reads y/N from the terminal.
 pub(crate) async fn ask_at_terminal(message: String) -> bool {
     let question = format!("{}\napprove? [y/N] ", crate::policy::text::printable(&message));
-    tokio::task::spawn_blocking(move || {
-        eprint!("{question}");
-        let _ = std::io::stderr().flush();
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).map(|_| matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
-    })
-    .await
-    .is_ok_and(|r| r.unwrap_or(false))
+    ask_yes_no(question).await.unwrap_or(false)
 }
 
 /// Asks at the terminal what an `input_required` round's elicitation asks; the answers, by

@@ -14,7 +14,7 @@
 //! never trusts a host key nobody confirmed, never authenticates to a host whose key is not
 //! known (a scan stops at the host key).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::commands::{EXIT_ERROR, EXIT_OK};
@@ -190,12 +190,8 @@ pub(super) fn write_file(path: &Path, text: &str) -> Result<(), String> {
 
 /// Asks `question` at the terminal; `None` when there is none to ask at.
 pub(super) fn confirm(question: &str) -> Option<bool> {
-    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+    if !super::call::at_terminal() {
         return None;
     }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).ok()?;
-    Some(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    super::call::read_yes_no(&format!("{question} [y/N] "))
 }

@@ -211,18 +211,6 @@ impl AskHuman for Terminal {
             request.what,
             request.hosts
         );
-        Box::pin(async move {
-            let answer = tokio::task::spawn_blocking(move || {
-                eprint!("{question}");
-                let _ = std::io::stderr().flush();
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line).map(|_| line)
-            })
-            .await;
-            match answer {
-                Ok(Ok(line)) => Some(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")),
-                _ => None,
-            }
-        })
+        Box::pin(super::call::ask_yes_no(question))
     }
 }

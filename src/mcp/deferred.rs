@@ -40,7 +40,7 @@ pub(super) enum Phase {
 
 pub(super) struct DeferredTask {
     pub created_ms: u64,
-    /// The identity of the client that started it (`client_identity`): only it may see,
+    /// The client that started it (`service::task_owner`, as for every task): only it may see,
     /// answer or cancel the task.
     pub owner: String,
     pub cancel: CancellationToken,
@@ -102,7 +102,7 @@ pub(super) fn spawn(
     let (answers, inbox) = mpsc::channel(1);
     let entry = Arc::new(DeferredTask {
         created_ms: crate::tasks::now_ms(),
-        owner: crate::service::approvals::client_identity(&super::ops::client_of(ctx)),
+        owner: crate::service::task_owner(&super::ops::client_of(ctx)),
         cancel: CancellationToken::new(),
         phase: Mutex::new(Phase::Working),
         finished_ms: Mutex::new(None),

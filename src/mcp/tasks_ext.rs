@@ -139,7 +139,7 @@ impl McpTasks {
     fn has_room_for(&self, ctx: &RequestContext<RoleServer>) -> Result<(), McpError> {
         const PER_CLIENT: usize = 64;
         const IN_ALL: usize = 1024;
-        let me = crate::service::approvals::client_identity(&ops::client_of(ctx));
+        let me = crate::service::task_owner(&ops::client_of(ctx));
         let live: Vec<Arc<DeferredTask>> =
             self.deferred.iter().filter(|f| f.finished_ms().is_none()).map(|f| f.value().clone()).collect();
         let mine = live.iter().filter(|f| f.owner == me).count();
@@ -162,7 +162,7 @@ impl McpTasks {
     /// The deferred task `id` when `ctx`'s client started it; another client is told it does
     /// not exist (a task id is not a capability to share).
     fn owned(&self, id: &str, ctx: &RequestContext<RoleServer>) -> Option<Arc<DeferredTask>> {
-        let me = crate::service::approvals::client_identity(&ops::client_of(ctx));
+        let me = crate::service::task_owner(&ops::client_of(ctx));
         self.deferred.get(id).map(|f| f.clone()).filter(|f| f.owner == me)
     }
 
