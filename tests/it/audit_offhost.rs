@@ -109,7 +109,7 @@ async fn records_reach_rsyslog_survive_an_outage_and_verify() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("missing from the copy"), "{err}");
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,7 +141,7 @@ async fn required_delivery_refuses_commands_when_the_spool_is_full() {
         mcp::call(&client, "ssh_run", json!({ "alias": "h1", "command": format!("touch {}", marker.display()) })).await;
     assert!(err && r["kind"] == "audit_failed" && r["message"].as_str().unwrap().contains("spool full"), "{r}");
     assert!(!marker.exists(), "a command ran although its audit record could not be shipped");
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,5 +161,5 @@ async fn records_reach_rsyslog_over_tls() {
     assert!(!err, "{r}");
     wait_for_copy(&fleet, &collector);
     verify_remote(&collector);
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
 }

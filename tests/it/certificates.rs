@@ -63,5 +63,5 @@ async fn certificates_valid_expired_and_wrong_principal() {
             && e.contains("rejected by server (principal or CA"),
         "{r}"
     );
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
 }

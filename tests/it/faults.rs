@@ -156,7 +156,7 @@ async fn failed_reloads_during_running_tasks_change_nothing() {
     assert_eq!(res["stdout"], "survived\n", "{res}");
     let (err, r) = call(&client, "ssh_run", json!({ "alias": "h1", "command": "echo old-config-still-serves" })).await;
     assert!(!err && r["exit_code"] == 0, "{r}");
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,7 +188,7 @@ async fn http_oversized_bodies_bad_origins_and_many_sessions() {
         handles.push(tokio::spawn(async move {
             let (c, _) = mcp::http(&url, "fault-token-0123456789abcdef").await.unwrap();
             let (err, p) = call(&c, "ssh_ping", json!({})).await;
-            c.cancel().await.unwrap();
+            mcp::close(c).await;
             !err && p["status"] == "pong"
         }));
     }
@@ -198,7 +198,7 @@ async fn http_oversized_bodies_bad_origins_and_many_sessions() {
     let (c, _) = mcp::http(&url, token).await.unwrap();
     let (err, r) = call(&c, "ssh_run", json!({ "alias": "h1", "command": "echo after-the-storm" })).await;
     assert!(!err && r["stdout"] == "after-the-storm\n");
-    c.cancel().await.unwrap();
+    mcp::close(c).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,7 +256,7 @@ async fn a_slowloris_client_is_dropped_and_others_are_served() {
     let (c, _) = mcp::http(&format!("http://127.0.0.1:{port}/mcp"), token).await.unwrap();
     let (err, r) = call(&c, "ssh_ping", json!({})).await;
     assert!(!err && r["status"] == "pong");
-    c.cancel().await.unwrap();
+    mcp::close(c).await;
     let dropped_after = slow.join().unwrap();
     assert!(dropped_after < Duration::from_secs(10), "slow client held its connection for {dropped_after:?}");
 }

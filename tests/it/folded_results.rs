@@ -127,5 +127,5 @@ async fn fanout_and_plan_fold_by_outcome_within_budget() {
     assert_eq!(mixed["hosts"].as_array().unwrap().len(), 3, "{mixed}");
     let (_, same) = mcp::call(&client, "ssh_plan", json!({ "target": "b[1-3]", "command": "reboot now" })).await;
     assert_eq!(same["plan_hash"], mixed["plan_hash"], "plan_hash does not depend on the result shape");
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
 }

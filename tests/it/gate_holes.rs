@@ -114,7 +114,7 @@ async fn adv_agent_self_approves_an_out_of_band_request_it_can_read() {
         audit.lines().filter(|l| l.contains(&id)).collect::<Vec<_>>().join("\n"),
         r.structured_content
     );
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
 }
 
 /// HOLE 2: a call cancelled while it waits for the out-of-band approver (sshwarden call on

@@ -125,7 +125,7 @@ async fn targets_behind_one_and_two_bastions() {
         (Some("h1"), Some(true)),
         "{d}"
     );
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
 }
 
 #[test]

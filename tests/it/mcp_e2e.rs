@@ -177,7 +177,7 @@ async fn stdio_every_tool_progress_paging_cancel_reload() {
     assert!(format!("{res:?}").contains("policy_probes"));
     let prompts = client.list_all_prompts().await.unwrap();
     assert_eq!(prompts.len(), 6);
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +204,7 @@ async fn client_cancel_notification_stops_the_remote_command() {
     }
     gone_within(&marker, Duration::from_secs(3))
         .unwrap_or_else(|left| panic!("remote command survived the cancel: {left:?}"));
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
 }
 
 fn raw_http(port: u16, auth: Option<&str>) -> String {
@@ -275,7 +275,7 @@ async fn http_requires_the_token_and_serves_tools() {
     let (err, r) = call(&client, "ssh_run", json!({ "alias": "h1", "command": "sleep 1.2; whoami" })).await;
     assert!(!err && r["stdout"] == "swtest\n", "{r}");
     assert!(!rec.progress.lock().unwrap().is_empty());
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
     let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
     assert!(audit.contains("\"wrong bearer token\"") && audit.contains("\"missing bearer token\""));
     assert!(!audit.contains("wrong-token-0123456789") && !audit.contains(token), "tokens must never be logged");
@@ -305,7 +305,7 @@ async fn binary_output_is_base64_and_sigterm_stops_the_server_gracefully() {
     let id = r["task_id"].as_str().unwrap();
     let (_, page) = call(&client, "ssh_get_task_output", json!({ "task_id": id, "stream": "stdout" })).await;
     assert_eq!((page["encoding"].as_str(), page["data"].as_str()), (Some("base64"), Some("b2v//gA=")), "{page}");
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
 
     let server = http_server(&fleet, "sigterm-token-0123456789");
     let pid = server.0.id().to_string();
@@ -412,5 +412,5 @@ async fn listed_tasks_carry_started_at_as_rfc3339() {
         let at = row["started_at"].as_str().unwrap_or_default();
         assert!(at.len() >= 20 && at.contains('T'), "started_at must be RFC 3339 text: {row}");
     }
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
 }

@@ -245,7 +245,7 @@ async fn mcp_runs_cancel_with_rollback_concurrency_reload_and_secrets() {
     assert!(err && r["errors"].as_array().unwrap().iter().any(|e| e.as_str().unwrap().contains("broken.yml:")), "{r}");
     let (_, list) = mcp::call(&client, "ssh_list_runbooks", json!({})).await;
     assert_eq!(list["count"], 2, "old set kept: {list}");
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
 }
 
 /// A stand-in service manager that knows which host it runs on (the address sshd listens

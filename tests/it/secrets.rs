@@ -44,14 +44,14 @@ async fn no_secret_in_logs_audit_or_results_and_redaction_applies() {
     assert!(results[1]["error"].as_str().unwrap().contains("password: rejected"), "{}", results[1]);
     let res = client.read_resource(rmcp::model::ReadResourceRequestParams::new("ssh://hosts")).await.unwrap();
     results.push(json!(format!("{res:?}")));
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
     // HTTP with a wrong and the right token.
     let server = http_server(&fleet, token);
     let url = format!("http://127.0.0.1:{}/mcp", server.1);
     assert!(mcp::http(&url, "not-the-password-either").await.is_err());
     let (c, _) = mcp::http(&url, token).await.unwrap();
     results.push(call(&c, "ssh_ping", json!({})).await.1);
-    c.cancel().await.unwrap();
+    mcp::close(c).await;
     drop(server);
     // `sshwarden check` output too.
     let check = Command::new(BIN).args(["check", "--config-dir"]).arg(fleet.config_dir()).output().unwrap();

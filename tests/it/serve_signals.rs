@@ -54,7 +54,7 @@ async fn sighup_reloads_the_config_and_keeps_the_old_one_when_broken() {
     assert!(!err && hosts.to_string().contains("added-by-hup"), "the old config stays: {hosts}");
     let (err, r) = call(&client, "ssh_run", json!({ "alias": "h1", "command": "echo still-serving" })).await;
     assert!(!err && r["stdout"] == "still-serving\n", "{r}");
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
 
     let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
     let reloads: Vec<&str> = audit.lines().filter(|l| l.contains("\"config_reloaded\"")).collect();

@@ -239,7 +239,7 @@ async fn upload_download_under_files_rules() {
         "{ends:?}"
     );
     assert!(audit.contains("\"event\":\"transfer_start\""));
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
 }
 
 /// A link from an `allow` tree into an `ask` tree: the resolved path gets the full decision,
@@ -297,5 +297,5 @@ async fn refusals_found_while_transferring_are_denials() {
     let statuses: Vec<&str> = r["results"].as_array().unwrap().iter().filter_map(|h| h["status"].as_str()).collect();
     assert_eq!(statuses, ["denied", "denied"], "{r}");
     assert!(!Path::new(&t.p("outside/x")).exists() && !Path::new(&t.p("outside/y")).exists());
-    client.cancel().await.unwrap();
+    mcp::close(client).await;
 }
