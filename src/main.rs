@@ -83,8 +83,10 @@ fn main() -> ExitCode {
                     RunbookCommand::Run { target, plan_hash } => run(args(target, plan_hash)).await,
                 }
             }
-            Command::Serve { config, http, token_file, approver_token_file, tools } => {
-                commands::serve(&config, http, token_file, approver_token_file, &tools).await
+            Command::Serve { config, http, token_file, approver_token_file, metrics_token_file, tools } => {
+                let http =
+                    sshwarden::server::HttpOptions { addr: http, token_file, approver_token_file, metrics_token_file };
+                commands::serve(&config, http, &tools).await
             }
             Command::Approvals { command, url, token_file } => {
                 use sshwarden::cli::ApprovalsCommand;

@@ -198,14 +198,8 @@ pub fn schema(file: Option<&str>) -> u8 {
 }
 
 /// `sshwarden serve`.
-pub async fn serve(
-    args: &ConfigArgs,
-    http: Option<std::net::SocketAddr>,
-    token_file: Option<std::path::PathBuf>,
-    approver_token_file: Option<std::path::PathBuf>,
-    tools: &str,
-) -> u8 {
-    match crate::server::serve(dirs(args), http, token_file, approver_token_file, tools).await {
+pub async fn serve(args: &ConfigArgs, http: crate::server::HttpOptions, tools: &str) -> u8 {
+    match crate::server::serve(dirs(args), http, tools).await {
         Ok(()) => EXIT_OK,
         Err(e) => {
             eprintln!("{e}");

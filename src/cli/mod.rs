@@ -163,6 +163,10 @@ pub enum Command {
         /// endpoints, where `ask` decisions are approved or denied out of band.
         #[arg(long)]
         approver_token_file: Option<PathBuf>,
+        /// File holding the metrics token (a third secret): enables `GET /metrics` (Prometheus
+        /// format) for a scraper that must not be able to run commands.
+        #[arg(long)]
+        metrics_token_file: Option<PathBuf>,
         /// Tools to expose: all (default), read-only (hosts, plans, preflight, task status and
         /// output, runbook lists and plans), run (read-only plus run, async, on_tag, cancel),
         /// or a comma list of tool names. A hidden tool is refused as unknown.

@@ -6,6 +6,7 @@
 //! Never writes to stdout except through the MCP stdio transport and `call`'s result.
 
 pub mod approvals_http;
+pub mod metrics_http;
 pub mod rpc;
 
 use std::net::SocketAddr;
@@ -104,40 +105,64 @@ pub(crate) fn read_token_or_env(token_file: Option<&PathBuf>, env: &str) -> Resu
     }
 }
 
-/// `sshwarden serve`: stdio, or HTTP with `http`. Returns when the session ends or a signal
-/// stops it; `Err` is what to tell the operator (nothing was served, or serving failed).
-pub async fn serve(
-    dirs: Dirs,
-    http: Option<SocketAddr>,
-    token_file: Option<PathBuf>,
-    approver_token_file: Option<PathBuf>,
-    tools: &str,
-) -> Result<(), String> {
-    let tools = crate::mcp::ToolSet::parse(tools, &SshWarden::all_tool_names()).map_err(|e| format!("error: {e}"))?;
-    let token = match http.map(|_| read_token(token_file.as_ref())) {
-        Some(Err(e)) => return Err(format!("error: refusing to serve HTTP: {e}")),
-        Some(Ok(t)) => Some(t),
-        None => None,
-    };
-    let approver = match (&approver_token_file, http) {
-        (None, _) => None,
-        (Some(_), None) => {
-            return Err("error: --approver-token-file needs --http (approvals are decided over HTTP)".into());
-        }
-        (Some(f), Some(_)) => match read_token_or_env(Some(f), "SSHWARDEN_APPROVER_TOKEN") {
-            Ok(a) if token.as_ref().is_some_and(|t| t.expose() == a.expose()) => {
-                return Err("error: the approver token must differ from the MCP bearer token".into());
+/// `sshwarden serve`'s HTTP options: the address and the files of its three tokens.
+#[derive(Debug, Default)]
+pub struct HttpOptions {
+    /// Serve streamable HTTP here instead of stdio.
+    pub addr: Option<SocketAddr>,
+    pub token_file: Option<PathBuf>,
+    pub approver_token_file: Option<PathBuf>,
+    pub metrics_token_file: Option<PathBuf>,
+}
+
+/// The secrets HTTP is served with: each guards its own routes, so they must all differ
+/// (a metrics scraper's token must never run a command or decide an approval).
+pub(crate) struct HttpTokens {
+    pub mcp: Secret,
+    pub approver: Option<Secret>,
+    pub metrics: Option<Secret>,
+}
+
+impl HttpOptions {
+    fn tokens(&self) -> Result<Option<(SocketAddr, HttpTokens)>, String> {
+        let Some(addr) = self.addr else {
+            if self.approver_token_file.is_some() {
+                return Err("error: --approver-token-file needs --http (approvals are decided over HTTP)".into());
             }
-            Ok(a) => Some(a),
-            Err(e) => return Err(format!("error: {e}")),
-        },
-    };
+            if self.metrics_token_file.is_some() {
+                return Err("error: --metrics-token-file needs --http (metrics are scraped over HTTP)".into());
+            }
+            return Ok(None);
+        };
+        let mcp = read_token(self.token_file.as_ref()).map_err(|e| format!("error: refusing to serve HTTP: {e}"))?;
+        let optional = |file: &Option<PathBuf>, env: &str| match file {
+            Some(f) => read_token_or_env(Some(f), env).map(Some).map_err(|e| format!("error: {e}")),
+            None => Ok(None),
+        };
+        let approver = optional(&self.approver_token_file, "SSHWARDEN_APPROVER_TOKEN")?;
+        let metrics = optional(&self.metrics_token_file, "SSHWARDEN_METRICS_TOKEN")?;
+        let same = |a: &Option<Secret>, b: &Secret| a.as_ref().is_some_and(|a| a.expose() == b.expose());
+        if same(&approver, &mcp) {
+            return Err("error: the approver token must differ from the MCP bearer token".into());
+        }
+        if same(&metrics, &mcp) || metrics.as_ref().is_some_and(|m| same(&approver, m)) {
+            return Err("error: the metrics token must differ from the MCP bearer token and the approver token".into());
+        }
+        Ok(Some((addr, HttpTokens { mcp, approver, metrics })))
+    }
+}
+
+/// `sshwarden serve`: stdio, or HTTP with `http.addr`. Returns when the session ends or a
+/// signal stops it; `Err` is what to tell the operator (nothing was served, or serving failed).
+pub async fn serve(dirs: Dirs, http: HttpOptions, tools: &str) -> Result<(), String> {
+    let tools = crate::mcp::ToolSet::parse(tools, &SshWarden::all_tool_names()).map_err(|e| format!("error: {e}"))?;
+    let http = http.tokens()?;
     let svc = start_service(dirs)?;
     // Registered before serving: from here on SIGHUP reloads instead of killing us.
     let hangups = reload_on_sighup(svc.clone());
-    let served = match (http, token) {
-        (Some(addr), Some(token)) => serve_http(svc.clone(), addr, token, approver, tools).await,
-        _ => serve_stdio(svc.clone(), &tools).await,
+    let served = match http {
+        Some((addr, tokens)) => serve_http(svc.clone(), addr, tokens, tools).await,
+        None => serve_stdio(svc.clone(), &tools).await,
     };
     hangups.abort();
     systemd(&[sd_notify::NotifyState::Stopping]);
@@ -220,10 +245,10 @@ fn is_loopback_origin(origin: &str) -> bool {
 async fn serve_http(
     svc: Arc<Service>,
     addr: SocketAddr,
-    token: Secret,
-    approver: Option<Secret>,
+    tokens: HttpTokens,
     tools: crate::mcp::ToolSet,
 ) -> Result<(), String> {
+    let HttpTokens { mcp: token, approver, metrics } = tokens;
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     hosts.push(addr.ip().to_string());
     let rpc = crate::server::rpc::Rpc::start(svc.clone(), hosts.clone(), &tools)
@@ -252,9 +277,14 @@ async fn serve_http(
         }),
     );
     let with_approvals = approver.is_some();
+    let with_metrics = metrics.is_some();
     let ready_svc = svc.clone();
     let app = match approver {
         Some(a) => app.merge(crate::server::approvals_http::router(svc.clone(), a)),
+        None => app,
+    };
+    let app = match metrics {
+        Some(m) => app.merge(crate::server::metrics_http::router(svc.clone(), m)),
         None => app,
     };
     // Added after the guards' layers, so neither needs a token: liveness tells nothing, and an
@@ -262,7 +292,7 @@ async fn serve_http(
     let app = app
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .route("/readyz", axum::routing::get(move || async move { ready(&ready_svc) }))
-        .fallback(move |uri: axum::http::Uri| async move { not_found(&uri, with_approvals) });
+        .fallback(move |uri: axum::http::Uri| async move { not_found(&uri, with_approvals, with_metrics) });
     let listener =
         tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("error: cannot listen on {addr}: {e}"))?;
     if !addr.ip().is_loopback() {
@@ -353,12 +383,15 @@ async fn authorize(req: Request, next: Next, token: &Secret, svc: &Service) -> R
 }
 
 /// 404 with the paths this server answers, as JSON.
-fn not_found(uri: &axum::http::Uri, with_approvals: bool) -> axum::response::Response {
+fn not_found(uri: &axum::http::Uri, with_approvals: bool, with_metrics: bool) -> axum::response::Response {
     use axum::response::IntoResponse;
     let mut paths =
         vec!["/mcp (MCP streamable HTTP, bearer token)", "/rpc (JSON-RPC, bearer token)", "/healthz", "/readyz"];
     if with_approvals {
         paths.push("/approvals (approver token)");
+    }
+    if with_metrics {
+        paths.push("/metrics (Prometheus, metrics token)");
     }
     let hint = if uri.path() == "/" { " (MCP clients connect to /mcp)" } else { "" };
     let body = serde_json::json!({ "error": format!("no such path: {}{hint}", uri.path()), "paths": paths });

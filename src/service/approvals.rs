@@ -253,7 +253,9 @@ impl Service {
     pub fn decide_approval(&self, id: &str, approve: bool, by: &str) -> Result<(), DecideError> {
         self.approvals.decide(id, approve, by, |request, created| {
             let fields = json!({ "approval_id": id, "decision": if approve { "approved" } else { "denied" }, "by": by, "latency_ms": created.elapsed().as_millis() as u64 });
-            self.audit(Some(&request.client), "approval_decided", fields, true)
+            self.audit(Some(&request.client), "approval_decided", fields, true)?;
+            self.metrics.approval_decided(approve, created.elapsed().as_secs_f64());
+            Ok(())
         })
     }
 

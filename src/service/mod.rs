@@ -9,6 +9,7 @@ pub mod approvals;
 pub mod fanout;
 pub mod lost;
 pub mod masking;
+pub mod metrics;
 pub mod plan;
 pub mod readiness;
 pub mod runner;
@@ -145,6 +146,8 @@ pub struct Service {
     pub(crate) secrets: crate::service::masking::Secrets,
     /// Requests for human approval of `ask` decisions, pending and decided.
     pub approvals: crate::service::approvals::Approvals,
+    /// What `GET /metrics` reports (`metrics.rs`).
+    pub(crate) metrics: crate::service::metrics::Metrics,
 }
 
 /// Who a task belongs to: the client's identity without the words that change per request
@@ -212,6 +215,7 @@ impl Service {
             shipper,
             secrets: Default::default(),
             approvals: Default::default(),
+            metrics: Default::default(),
         });
         let hash = svc.config().hash.clone();
         svc.audit_or_warn(None, "config_loaded", json!({ "config_hash": hash }));
@@ -275,7 +279,9 @@ impl Service {
             map.insert("client".into(), json!(c));
         }
         self.secrets.mask_record(&mut map);
-        self.audit.record(event, map, durable)
+        self.audit.record(event, map, durable)?;
+        self.metrics.audit_record_written();
+        Ok(())
     }
 
     /// A record that gates nothing: a write failure is logged (the reason names the file,
@@ -288,7 +294,9 @@ impl Service {
 
     /// Validates the new files fully and swaps them in, or keeps the old config.
     pub fn reload(&self, client: Option<&str>) -> Result<(Arc<Config>, Arc<Config>), ServiceError> {
-        let new = Arc::new(config::load(&self.dirs).map_err(ServiceError::Config)?);
+        let loaded = config::load(&self.dirs).map_err(ServiceError::Config);
+        self.metrics.reloaded(loaded.is_ok());
+        let new = Arc::new(loaded?);
         let old = std::mem::replace(&mut *self.config.write().unwrap_or_else(|p| p.into_inner()), new.clone());
         self.audit_or_warn(client, "config_reloaded", json!({ "config_hash": new.hash, "previous_hash": old.hash }));
         Ok((old, new))
@@ -349,6 +357,7 @@ impl Service {
         let limits = cfg.policy.limits_for(&host);
         let decision = cfg.policy.evaluate(&host, command);
         let sha = command_sha256(command);
+        self.metrics.decision(&decision, "command");
         self.audit_or_warn(client, "decision", json!({ "alias": alias, "command": command, "allowed": decision.allowed, "ask": decision.ask, "rule": decision.rule, "reason": decision.reason }));
         let (decision, approval) = self.admit(decision, approval, alias, command, client)?;
         let credential =
@@ -462,6 +471,7 @@ impl Service {
         self.enders.spawn(async move {
             let state = t.finished().await;
             let snap = t.snapshot();
+            svc.metrics.task_finished(state.name(), snap.elapsed_ms as f64 / 1000.0);
             svc.audit_or_warn(None, "task_end", json!({ "task_id": t.id, "alias": t.spec.alias, "state": state, "stdout_bytes": snap.stdout_bytes, "stderr_bytes": snap.stderr_bytes, "duration_ms": snap.elapsed_ms }));
         });
         Ok(task)

@@ -137,6 +137,7 @@ impl Service {
         let judged = cfg.policy.judge_transfer(&host, request.direction, &request.remote_path);
         let decision = judged.decision;
         let what = request.what();
+        self.metrics.decision(&decision, "transfer");
         self.audit_or_warn(client, "decision", json!({ "alias": alias, "command": what, "transfer": request.direction.name(), "path": request.remote_path, "allowed": decision.allowed, "ask": decision.ask, "rule": decision.rule, "reason": decision.reason }));
         let (_, approval) = self.admit(decision, approval, alias, &what, client)?;
         let local_path = match &request.local {
@@ -197,6 +198,7 @@ impl Service {
         self.enders.spawn(async move {
             let state = t.finished().await;
             let d = t.detail().unwrap_or(Value::Null);
+            svc.metrics.task_finished(state.name(), t.snapshot().elapsed_ms as f64 / 1000.0);
             svc.audit_or_warn(None, "transfer_end", json!({ "task_id": t.id, "alias": t.spec.alias, "state": state, "transfer": d["direction"], "path": d["remote_path"], "resolved_path": d["resolved_path"], "bytes": d["bytes"], "sha256": d["sha256"] }));
         });
         Ok(task)

@@ -110,6 +110,11 @@ impl Pool {
         lock(&self.conns).values().map(Vec::len).sum()
     }
 
+    /// SSH handshakes (TCP, key exchange, authentication) in progress now.
+    pub fn handshakes_in_flight(&self) -> usize {
+        self.settings.max_concurrent_handshakes.max(1).saturating_sub(self.handshakes.available_permits())
+    }
+
     /// Runs `command` on `target` as `cred` and streams its output into `sink`.
     /// `cancel` stops it: before it starts, nothing runs; after, the remote process gets
     /// TERM, then KILL (see ARCHITECTURE.md for why not INT first), and the channel is closed.

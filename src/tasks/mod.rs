@@ -11,7 +11,7 @@ pub mod state;
 mod task;
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -115,6 +115,8 @@ impl OutputSink {
             (out.push(stream, data), out.total_bytes())
         };
         self.inner.budget_used.fetch_add(delta, Ordering::Relaxed);
+        let streamed = if stream == Stream::Stdout { &self.inner.streamed.0 } else { &self.inner.streamed.1 };
+        streamed.fetch_add(data.len() as u64, Ordering::Relaxed);
         if total > self.task.spec.output_cap && self.task.spec.kill_on_output_limit {
             self.inner.stop(&self.task, CancelledBy::OutputLimit);
         }
@@ -133,6 +135,8 @@ struct Inner {
     per_host: DashMap<String, Arc<Semaphore>>,
     queued: AtomicUsize,
     limits: ManagerLimits,
+    /// Bytes received on (stdout, stderr) since start, whatever the buffers kept.
+    streamed: (AtomicU64, AtomicU64),
     budget_used: AtomicI64,
     budget_overflows: AtomicUsize,
     tracker: TaskTracker,
@@ -212,6 +216,7 @@ impl TaskManager {
             per_host: DashMap::new(),
             queued: AtomicUsize::new(0),
             limits,
+            streamed: Default::default(),
             budget_used: AtomicI64::new(0),
             budget_overflows: AtomicUsize::new(0),
             tracker: TaskTracker::new(),
@@ -281,6 +286,11 @@ impl TaskManager {
         }
         self.inner.remove(id);
         Ok(())
+    }
+
+    /// Bytes received on (stdout, stderr) since the manager started.
+    pub fn streamed_bytes(&self) -> (u64, u64) {
+        (self.inner.streamed.0.load(Ordering::Relaxed), self.inner.streamed.1.load(Ordering::Relaxed))
     }
 
     pub fn list(&self) -> Vec<TaskSnapshot> {

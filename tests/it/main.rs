@@ -17,6 +17,7 @@ mod import;
 mod jump_hosts;
 mod mcp_e2e;
 mod mcp_tasks;
+mod metrics;
 mod path_rules;
 mod policy_table;
 mod python_interop;
