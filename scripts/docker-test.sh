@@ -95,4 +95,5 @@ code=0; out="$(call ssh_run alias=target1 command=true)" || code=$?
 [[ $code -eq 4 ]] && echo "$out" | grep -q "HOST KEY CHANGED" || fail "changed host key: exit $code: $out"
 
 "$BIN" audit verify "$WORK/audit.jsonl" >/dev/null || fail "audit chain broken"
+bash scripts/deb-test.sh
 echo "docker-test: ok (3 sshd containers on 127.0.5.1-3: fan-out, through a bastion container, run, denial, changed host key, audit chain)"
