@@ -103,6 +103,19 @@ impl Environment for FsEnvironment<'_> {
         if p.is_absolute() { p.to_path_buf() } else { self.dirs.config.join(p) }
     }
 
+    fn token_file(&self, path: &Path) -> Result<Secret, String> {
+        let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if meta.len() > 4096 {
+            return Err(format!("{} is larger than 4 KiB; it should hold one token", path.display()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let token = text.trim();
+        if token.len() < 16 {
+            return Err(format!("the token in {} is shorter than 16 characters", path.display()));
+        }
+        Ok(Secret::new(token.to_owned()))
+    }
+
     fn default_known_hosts(&self) -> PathBuf {
         std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root")).join(".ssh/known_hosts")
     }

@@ -13,6 +13,7 @@ mod secret;
 mod types;
 mod unknown_keys;
 mod validate;
+mod validate_auth;
 mod validate_files;
 mod validate_policy;
 mod validate_runbook;
@@ -22,6 +23,7 @@ pub use locate::Pos;
 pub use secret::Secret;
 pub use types::*;
 pub use validate::all_tags;
+pub use validate_auth::acceptable_url as acceptable_key_url;
 
 use std::fmt;
 

@@ -291,6 +291,8 @@ pub const SYSLOG_FACILITIES: [(&str, u8); 20] = [
 /// `policy.yml`, checked.
 #[derive(Debug, Clone)]
 pub struct Policy {
+    /// `auth:`; `None` keeps HTTP on the `--token-file` token alone, as before `auth:` existed.
+    pub auth: Option<AuthSettings>,
     pub known_hosts_path: PathBuf,
     pub limits: LimitsLayer,
     pub alias_overrides: BTreeMap<String, LimitsLayer>,
@@ -301,6 +303,45 @@ pub struct Policy {
     pub audit: AuditSettings,
     pub redact_output: Vec<Regex>,
     pub files: FilesPolicy,
+}
+
+/// `auth:` checked: whose tokens the HTTP server accepts, and what they may do.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// An authorization server whose JWT access tokens are accepted.
+    pub oidc: Option<OidcSettings>,
+    /// The claim naming the caller (default `sub`) and the one listing its groups (`groups`).
+    pub principal_claim: String,
+    pub groups_claim: String,
+    pub scopes: AuthScopes,
+    pub tokens: Vec<NamedToken>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks_uri: Option<String>,
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    pub leeway_seconds: u64,
+}
+
+/// The scope each use needs: `run` for `/mcp` and `/rpc`, `approve` to decide approvals,
+/// `admin` for other callers' tasks.
+#[derive(Debug, Clone)]
+pub struct AuthScopes {
+    pub run: String,
+    pub approve: String,
+    pub admin: String,
+}
+
+/// A static bearer token with a name: the principal of whoever presents it.
+#[derive(Debug, Clone)]
+pub struct NamedToken {
+    pub name: String,
+    pub value: super::Secret,
+    pub groups: Vec<String>,
+    pub scopes: Vec<String>,
 }
 
 /// `files:` checked: where local files may be, and the transfer rules.

@@ -24,6 +24,8 @@ pub trait Environment {
     fn config_relative(&self, path: &str) -> PathBuf;
     /// `~/.ssh/known_hosts` of the user running sshwarden.
     fn default_known_hosts(&self) -> PathBuf;
+    /// A bearer token kept in a file (`auth.tokens[].file`): at least 16 characters.
+    fn token_file(&self, path: &std::path::Path) -> Result<Secret, String>;
 }
 
 /// One source file: its name for messages and its text for locating keys.

@@ -94,7 +94,9 @@ impl Validator<'_> {
             .path
             .as_deref()
             .map_or_else(|| self.env.config_relative("audit.jsonl"), |p| self.env.config_relative(p));
+        let auth = raw.auth.as_ref().map(|a| self.auth(src, &loc, a));
         Policy {
+            auth,
             known_hosts_path,
             limits,
             alias_overrides,

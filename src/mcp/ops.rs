@@ -27,7 +27,17 @@ pub fn client_of(ctx: &RequestContext<RoleServer>) -> String {
     // The request's own clientInfo (2026-07-28 carries it in every request's `_meta`), else
     // the session's from `initialize`.
     let name = ctx.client_info().map(|i| format!("{}/{}", i.name, i.version));
-    format!("{} req={}", name.unwrap_or_else(|| "mcp-client".into()), ctx.id)
+    let name = name.unwrap_or_else(|| "mcp-client".into());
+    // Over HTTP with `auth:`, the guard verified the token and left the caller here; its
+    // principal goes last, after everything the client declared about itself.
+    let caller = ctx
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<crate::service::Caller>());
+    match caller {
+        Some(c) => format!("{name} {} req={}", c.label_word(), ctx.id),
+        None => format!("{name} req={}", ctx.id),
+    }
 }
 
 /// Task ids are `t` + 32 lowercase hex digits; anything else is refused before lookup.

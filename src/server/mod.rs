@@ -6,6 +6,7 @@
 //! Never writes to stdout except through the MCP stdio transport and `call`'s result.
 
 pub mod approvals_http;
+pub mod auth;
 pub mod metrics_http;
 pub mod rpc;
 
@@ -267,18 +268,24 @@ async fn serve_http(
     );
     let token = Arc::new(token);
     let audit_svc = svc.clone();
+    let authenticator = Arc::new(auth::Authenticator::default());
     let rpc_route = axum::routing::post(crate::server::rpc::handle)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(rpc);
     let app = axum::Router::new().nest_service("/mcp", service).route("/rpc", rpc_route).layer(
         axum::middleware::from_fn(move |req: Request, next: Next| {
-            let (token, svc) = (token.clone(), audit_svc.clone());
-            async move { authorize(req, next, &token, &svc).await }
+            let (token, svc, authenticator) = (token.clone(), audit_svc.clone(), authenticator.clone());
+            async move { authorize(req, next, &token, &svc, &authenticator).await }
         }),
     );
     let with_approvals = approver.is_some();
     let with_metrics = metrics.is_some();
     let ready_svc = svc.clone();
+    let meta = svc.clone();
+    let metadata_svc = move || {
+        let svc = meta.clone();
+        async move { resource_metadata(&svc) }
+    };
     let app = match approver {
         Some(a) => app.merge(crate::server::approvals_http::router(svc.clone(), a)),
         None => app,
@@ -292,6 +299,8 @@ async fn serve_http(
     let app = app
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .route("/readyz", axum::routing::get(move || async move { ready(&ready_svc) }))
+        .route("/.well-known/oauth-protected-resource", axum::routing::get(metadata_svc.clone()))
+        .route("/.well-known/oauth-protected-resource/{*resource}", axum::routing::get(metadata_svc))
         .fallback(move |uri: axum::http::Uri| async move { not_found(&uri, with_approvals, with_metrics) });
     let listener =
         tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("error: cannot listen on {addr}: {e}"))?;
@@ -304,6 +313,15 @@ async fn serve_http(
     systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&status)]);
     serve_connections(listener, app).await;
     Ok(())
+}
+
+/// `GET /.well-known/oauth-protected-resource[/…]` (RFC 9728): where MCP clients learn which
+/// authorization server issues tokens for this server. No token; 404 without `auth.issuer`.
+fn resource_metadata(svc: &Service) -> Response {
+    match svc.config().policy.auth.as_ref().and_then(auth::metadata) {
+        Some(doc) => axum::Json(doc).into_response(),
+        None => (StatusCode::NOT_FOUND, axum::Json(json!({ "error": "no auth.issuer is configured" }))).into_response(),
+    }
 }
 
 /// `GET /readyz`: 200 when the server can take work, 503 naming the failing check. No token
@@ -365,13 +383,53 @@ pub(crate) fn bearer_matches(offered: &str, token: &Secret) -> bool {
     offered.as_bytes().ct_eq(token.expose().as_bytes()).into()
 }
 
-async fn authorize(req: Request, next: Next, token: &Secret, svc: &Service) -> Response {
+async fn authorize(
+    mut req: Request,
+    next: Next,
+    token: &Secret,
+    svc: &Service,
+    auth: &auth::Authenticator,
+) -> Response {
     let headers: &HeaderMap = req.headers();
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
         && !is_loopback_origin(origin)
     {
         svc.audit_or_warn(None, "http_auth_failure", json!({ "reason": "origin not allowed", "origin": origin }));
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    let cfg = svc.config();
+    if let Some(settings) = cfg.policy.auth.as_ref() {
+        let refusal = match auth.authenticate(settings, token, bearer(headers)).await {
+            Ok(caller) if caller.scopes.contains(&settings.scopes.run) => {
+                req.extensions_mut().insert(caller);
+                return next.run(req).await;
+            }
+            Ok(caller) => {
+                let reason = format!("{} lacks scope {}", caller.principal, settings.scopes.run);
+                svc.audit_or_warn(
+                    None,
+                    "http_auth_failure",
+                    json!({ "reason": reason, "principal": caller.principal, "jti_sha256": caller.jti_sha256 }),
+                );
+                auth::Refusal::InsufficientScope(settings.scopes.run.clone())
+            }
+            Err(refusal) => {
+                let reason = match &refusal {
+                    auth::Refusal::Missing => "missing bearer token".to_owned(),
+                    auth::Refusal::Unauthorized(why) | auth::Refusal::InsufficientScope(why) => why.clone(),
+                };
+                svc.audit_or_warn(None, "http_auth_failure", json!({ "reason": reason }));
+                refusal
+            }
+        };
+        let status = match refusal {
+            auth::Refusal::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        let body =
+            json!({ "error": if status == StatusCode::FORBIDDEN { "insufficient_scope" } else { "invalid_token" } });
+        return (status, [(header::WWW_AUTHENTICATE, auth::challenge(settings, &refusal))], axum::Json(body))
+            .into_response();
     }
     let offered = bearer(headers);
     if !bearer_matches(offered, token) {

@@ -6,6 +6,7 @@
 //! policy → network → audit (fail-closed) → task. Never speaks a protocol.
 
 pub mod approvals;
+pub mod caller;
 pub mod fanout;
 pub mod lost;
 pub mod masking;
@@ -150,11 +151,7 @@ pub struct Service {
     pub(crate) metrics: crate::service::metrics::Metrics,
 }
 
-/// Who a task belongs to: the client's identity without the words that change per request
-/// (`req=`) or per runbook run (`run=`), so a runbook's caller sees its steps' tasks.
-pub fn task_owner(client: &str) -> String {
-    client.split(' ').filter(|w| !w.starts_with("req=") && !w.starts_with("run=")).collect::<Vec<_>>().join(" ")
-}
+pub use caller::{Caller, task_owner};
 
 fn owned_by(owner: &str, client: &str) -> bool {
     owner.is_empty() || owner == task_owner(client)

@@ -18,6 +18,7 @@ mod jump_hosts;
 mod mcp_e2e;
 mod mcp_tasks;
 mod metrics;
+mod oauth;
 mod path_rules;
 mod policy_table;
 mod python_interop;

@@ -237,8 +237,16 @@ pub fn http_server_with(fleet: &Fleet, token: &str, extra: &[&str]) -> Server {
 
 /// `http_server_with`, with INFO logs written to `log` when given (WARN to stderr otherwise).
 pub fn http_server_logging(fleet: &Fleet, token: &str, extra: &[&str], log: Option<&std::path::Path>) -> Server {
-    // A port the kernel just handed out and nobody else holds (released right before use).
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    http_server_at(fleet, free_port(), token, extra, log)
+}
+
+/// A port the kernel just handed out and nobody else holds (released right before use).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `http_server_logging` on a port chosen beforehand (a config that names its own URL).
+pub fn http_server_at(fleet: &Fleet, port: u16, token: &str, extra: &[&str], log: Option<&std::path::Path>) -> Server {
     std::fs::write(fleet.path("token"), token).unwrap();
     let mut command = std::process::Command::new(BIN);
     command

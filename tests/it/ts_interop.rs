@@ -12,7 +12,10 @@ use crate::support::mcp::BIN;
 use crate::support::sshd::{Fleet, FleetOptions};
 
 /// The npm project the script runs in (ESM resolves packages next to the script).
-fn node_project() -> PathBuf {
+pub fn node_project() -> PathBuf {
+    // Two tests (this one and oauth.rs) may ask at once: one npm install at a time.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop-node");
     std::fs::create_dir_all(&dir).unwrap();
@@ -29,6 +32,7 @@ fn node_project() -> PathBuf {
         std::fs::write(&ready, &manifest).unwrap();
     }
     std::fs::copy(src.join("interop.mjs"), dir.join("interop.mjs")).unwrap();
+    std::fs::copy(src.join("oidc.mjs"), dir.join("oidc.mjs")).unwrap();
     dir
 }
 

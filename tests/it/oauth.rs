@@ -1,0 +1,222 @@
+//! The HTTP server as an OAuth 2.1 resource server (`auth:`), against a real OpenID provider
+//! (oidc-provider, run by node from tests/interop/oidc.mjs) issuing JWT access tokens by
+//! client credentials: metadata (RFC 9728) and challenges, valid tokens work and name their
+//! principal in the audit, every kind of bad token is refused with 401 (wrong audience,
+//! wrong issuer, expired, unknown `kid`, `alg: none`, tampered signature), a missing scope is
+//! 403 naming it, named static tokens and `--token-file` keep working, and one principal
+//! cannot see another's task.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::mcp_e2e::{free_port, http_server_at};
+use crate::support::mcp;
+use crate::support::sshd::{Fleet, FleetOptions};
+
+const LEGACY: &str = "legacy-token-0123456789abcdef";
+
+/// oidc-provider on loopback; killed on drop.
+struct Provider(Child, u16);
+
+impl Provider {
+    fn start(resources: &str) -> Self {
+        let project = crate::ts_interop::node_project();
+        let port = free_port();
+        let mut child = Command::new("node")
+            .arg(project.join("oidc.mjs"))
+            .args([&port.to_string(), resources])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node (scripts/test.sh installs nodejs)");
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        assert!(line.contains("\"ready\":true"), "oidc-provider did not start: {line}");
+        Self(child, port)
+    }
+
+    fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.1)
+    }
+
+    /// An access token for `client` (client credentials) for `resource`.
+    async fn token(&self, client: &str, scope: &str, resource: &str) -> String {
+        let form = format!(
+            "grant_type=client_credentials&scope={}&resource={}",
+            scope.replace(' ', "%20").replace(':', "%3A"),
+            resource.replace(':', "%3A").replace('/', "%2F")
+        );
+        let resp = reqwest::Client::new()
+            .post(format!("{}/token", self.issuer()))
+            .basic_auth(client, Some(format!("{client}-secret-0123456789")))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = resp.json().await.unwrap();
+        body["access_token"].as_str().unwrap_or_else(|| panic!("no token for {client}: {body}")).to_owned()
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn status(url: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let challenge = resp.headers().get("www-authenticate").map(|v| v.to_str().unwrap_or("").to_owned());
+    (resp.status().as_u16(), challenge.unwrap_or_default())
+}
+
+fn b64(v: &Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_from_a_real_provider_are_checked_and_name_the_principal() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let port = free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let other = "http://127.0.0.1:1/other-mcp";
+    let provider = Provider::start(&format!("{resource},{other}"));
+    let stranger = Provider::start(&resource);
+    std::fs::write(fleet.path("ci.token"), "ci-bot-token-0123456789abcdef").unwrap();
+    std::fs::write(fleet.path("viewer.token"), "viewer-token-0123456789abcdef").unwrap();
+    fleet.write_config(&format!(
+        "auth:\n  issuer: {}\n  audience: {resource}\n  leeway_seconds: 0\n  tokens:\n    - {{name: ci-bot, file: ../ci.token, groups: [ci], scopes: [\"ssh:run\"]}}\n    - {{name: viewer, file: ../viewer.token}}\n",
+        provider.issuer()
+    ));
+    let _server = http_server_at(&fleet, port, LEGACY, &[], None);
+
+    // Metadata, and the challenge that points at it.
+    let meta: Value = reqwest::get(format!("http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["resource"], resource.as_str());
+    assert_eq!(meta["authorization_servers"][0], provider.issuer().as_str());
+    let metadata_url =
+        format!("resource_metadata=\"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp\"");
+    let (code, challenge) = status(&resource, None).await;
+    assert!(code == 401 && challenge.starts_with("Bearer ") && challenge.contains(&metadata_url), "{code} {challenge}");
+
+    // Good tokens: the provider's, a named static token, the --token-file token.
+    let alice = provider.token("alice", "ssh:run", &resource).await;
+    let bob = provider.token("bob", "ssh:run", &resource).await;
+    for good in [alice.as_str(), bob.as_str(), "ci-bot-token-0123456789abcdef", LEGACY] {
+        // Past the guard, a ping without a session is the MCP layer's 400, not a 401/403.
+        let (code, challenge) = status(&resource, Some(good)).await;
+        assert!(code != 401 && code != 403 && challenge.is_empty(), "{code} {challenge}");
+    }
+    let (ci_bot, _) = mcp::http(&resource, "ci-bot-token-0123456789abcdef").await.unwrap();
+    let (err, r) = mcp::call(&ci_bot, "ssh_run", json!({ "alias": "h1", "command": "echo as-ci-bot" })).await;
+    assert!(!err, "{r}");
+    mcp::close(ci_bot).await;
+
+    // Bad tokens, each refused with 401 and an invalid_token challenge.
+    let for_other = provider.token("alice", "ssh:run", other).await;
+    let foreign = stranger.token("alice", "ssh:run", &resource).await;
+    let parts: Vec<&str> = alice.split('.').collect();
+    let header: Value = {
+        use base64::Engine;
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap()
+    };
+    let mut unknown_kid = header.clone();
+    unknown_kid["kid"] = json!("made-up");
+    let mut none = header.clone();
+    none["alg"] = json!("none");
+    let flipped = if parts[2].ends_with('A') { "B" } else { "A" };
+    let tampered = format!("{}.{}.{}{flipped}", parts[0], parts[1], &parts[2][..parts[2].len() - 1]);
+    let bad = [
+        ("wrong audience", for_other),
+        ("wrong issuer", foreign),
+        ("unknown kid", format!("{}.{}.{}", b64(&unknown_kid), parts[1], parts[2])),
+        ("alg none", format!("{}.{}.", b64(&none), parts[1])),
+        ("tampered signature", tampered),
+        ("not a token", "x".repeat(40)),
+    ];
+    for (what, token) in &bad {
+        let (code, challenge) = status(&resource, Some(token)).await;
+        assert!(code == 401 && challenge.contains("error=\"invalid_token\""), "{what}: {code} {challenge}");
+    }
+    // A token without ssh:run, from the provider or static: 403 naming the scope.
+    let carol = provider.token("carol", "ssh:approve", &resource).await;
+    for token in [carol.as_str(), "viewer-token-0123456789abcdef"] {
+        let (code, challenge) = status(&resource, Some(token)).await;
+        assert!(
+            code == 403 && challenge.contains("error=\"insufficient_scope\", scope=\"ssh:run\""),
+            "{code} {challenge}"
+        );
+    }
+
+    // The principal is who the token says; one principal does not see another's task.
+    let (as_alice, _) = mcp::http(&resource, &alice).await.unwrap();
+    let (as_bob, _) = mcp::http(&resource, &bob).await.unwrap();
+    let (err, started) =
+        mcp::call(&as_alice, "ssh_run_async", json!({ "alias": "h1", "command": "sleep 0.3; echo alice-was-here" }))
+            .await;
+    assert!(!err, "{started}");
+    let id = started["task_id"].as_str().unwrap().to_owned();
+    let (err, seen) = mcp::call(&as_bob, "ssh_get_task_status", json!({ "task_id": id })).await;
+    assert!(err, "bob must not see alice's task: {seen}");
+    let (err, seen) = mcp::call(&as_alice, "ssh_get_task_status", json!({ "task_id": id })).await;
+    assert!(!err, "{seen}");
+    let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
+    let start = audit.lines().find(|l| l.contains("\"task_start\"") && l.contains("alice-was-here")).unwrap();
+    assert!(start.contains("principal=alice"), "{start}");
+    let ci = audit.lines().find(|l| l.contains("\"task_start\"") && l.contains("as-ci-bot")).unwrap();
+    assert!(ci.contains("principal=ci-bot"), "{ci}");
+    assert!(!audit.contains(&alice), "a token must never reach the audit");
+    mcp::close(as_alice).await;
+    mcp::close(as_bob).await;
+
+    // Expired: a token checked after its `exp` (leeway 0) is refused.
+    let brief = provider.token("brief", "ssh:run", &resource).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (code, _) = status(&resource, Some(&brief)).await;
+    assert_eq!(code, 401, "expired token");
+}
+
+#[test]
+fn check_refuses_unsound_auth_settings_with_their_place() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    std::fs::write(fleet.path("short.token"), "short").unwrap();
+    fleet.write_config(
+        "auth:\n  issuer: http://idp.example.com\n  audience: https://sshwarden.example.com/mcp\n  algorithms: [none, HS256, RS256]\n  tokens:\n    - {name: a, file: ../short.token}\n    - {name: 'x y', file: ../short.token}\n",
+    );
+    let out = Command::new(mcp::BIN).arg("check").arg("--config-dir").arg(fleet.config_dir()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    for want in [
+        "auth.issuer: \"http://idp.example.com\" must be an https:// URL",
+        "auth.algorithms: \"none\" is refused",
+        "auth.algorithms: \"HS256\" is refused",
+        "auth.tokens[0].file: the token in",
+        "auth.tokens[1].name",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(err.contains("policy.yml:"), "errors carry their file and place: {err}");
+    fleet.write_config("auth:\n  tokens: []\n  claim: {principal: email}\n");
+    let out = Command::new(mcp::BIN).arg("check").arg("--config-dir").arg(fleet.config_dir()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("auth.claim: unknown key `claim` in auth"), "{err}");
+}
