@@ -36,8 +36,8 @@ fn main() -> ExitCode {
             }
             Command::Completions { shell } => sshwarden::cli::completions(shell),
             Command::Man { dir } => sshwarden::cli::man_pages(&dir),
-            Command::Plan { config, json, per_host, pattern, command } => {
-                commands::plan(&config, json, per_host, &pattern, &command.join(" ")).await
+            Command::Plan { config, json, per_host, as_principal, pattern, command } => {
+                commands::plan(&config, json, per_host, as_principal.as_deref(), &pattern, &command.join(" ")).await
             }
             Command::Schema { file } => commands::schema(file.as_deref()),
             Command::Init { dir, from_ssh_config, from_ansible, profile, scan, yes, force } => {

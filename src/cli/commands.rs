@@ -120,7 +120,24 @@ struct PlanHost {
     target_ip: Option<String>,
 }
 
-pub async fn plan(args: &ConfigArgs, json: bool, per_host: bool, pattern: &str, command: &str) -> u8 {
+pub async fn plan(
+    args: &ConfigArgs,
+    json: bool,
+    per_host: bool,
+    as_principal: Option<&str>,
+    pattern: &str,
+    command: &str,
+) -> u8 {
+    let who = match as_principal
+        .map(crate::policy::Principal::parse)
+        .unwrap_or_else(|| Ok(crate::policy::Principal::local()))
+    {
+        Ok(who) => who,
+        Err(e) => {
+            eprintln!("error: --as {e}");
+            return EXIT_ERROR;
+        }
+    };
     let Some(cfg) = load_or_report(args) else {
         return EXIT_ERROR;
     };
@@ -139,7 +156,7 @@ pub async fn plan(args: &ConfigArgs, json: bool, per_host: bool, pattern: &str, 
             return EXIT_ERROR;
         }
     };
-    let plan_rows = crate::service::plan::plan(&cfg, &hosts, command, &resolver).await;
+    let plan_rows = crate::service::plan::plan(&cfg, &hosts, &who, command, &resolver).await;
     let folded = crate::service::plan::fold(&plan_rows);
     let rows: Vec<PlanHost> = plan_rows
         .into_iter()

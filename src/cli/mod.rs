@@ -78,6 +78,10 @@ pub enum Command {
         /// One row per host instead of hosts folded by identical outcome (`h[1-100]`).
         #[arg(long)]
         per_host: bool,
+        /// Decide for this caller, `PRINCIPAL[:group,…]` (rules with `principals:`/`groups:`);
+        /// default `local`, the operator at this machine.
+        #[arg(long = "as", value_name = "PRINCIPAL[:GROUP,…]")]
+        as_principal: Option<String>,
         /// Host pattern: alias, tag, glob, `a:b`, `a:&b`, `a:!b`, `all`.
         pattern: String,
         /// The command, after `--`.

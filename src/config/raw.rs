@@ -269,6 +269,12 @@ pub struct RawRule {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// sshwarden: callers the rule is for (globs over the principal; needs `auth:`).
+    #[serde(default)]
+    pub principals: Vec<String>,
+    /// sshwarden: caller groups the rule is for (any of the caller's groups).
+    #[serde(default)]
+    pub groups: Vec<String>,
     /// Glob-generation rule: fnmatch patterns over one simple command.
     #[serde(default)]
     pub commands: Vec<String>,

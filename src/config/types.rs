@@ -104,9 +104,20 @@ pub struct Host {
 }
 
 impl Host {
-    /// The host as the command policy judges it, with the given effective deny_substrings.
-    pub fn subject<'a>(&'a self, deny_substrings: &'a [String]) -> crate::policy::Subject<'a> {
-        crate::policy::Subject { alias: &self.alias, tags: &self.tags, deny_substrings }
+    /// The host as the command policy judges it for `who`, with the given effective
+    /// deny_substrings.
+    pub fn subject<'a>(
+        &'a self,
+        deny_substrings: &'a [String],
+        who: &'a crate::policy::Principal,
+    ) -> crate::policy::Subject<'a> {
+        crate::policy::Subject {
+            alias: &self.alias,
+            tags: &self.tags,
+            deny_substrings,
+            principal: &who.name,
+            groups: &who.groups,
+        }
     }
 }
 
@@ -359,7 +370,9 @@ impl Policy {
         direction: crate::policy::files::Direction,
         path: &str,
     ) -> crate::policy::files::TransferDecision {
-        crate::policy::files::judge_transfer(&self.files.rules, &host.subject(&[]), direction, path)
+        // File rules are scoped by host only.
+        let anyone = crate::policy::Principal::local();
+        crate::policy::files::judge_transfer(&self.files.rules, &host.subject(&[], &anyone), direction, path)
     }
 
     /// Limits with no host override applied: what applies to the fleet as a whole.
@@ -368,9 +381,17 @@ impl Policy {
     }
 
     /// The policy's decision for `command` on `host`, with the host's own limits.
+    /// `evaluate_as` the `local` caller (stdio, the CLI in process). Request paths use
+    /// `evaluate_as` with the request's principal, so a rule scoped to a caller is never
+    /// judged for the wrong one.
     pub fn evaluate(&self, host: &Host, command: &str) -> crate::policy::Decision {
+        self.evaluate_as(host, &crate::policy::Principal::local(), command)
+    }
+
+    /// The decision for `command` on `host`, asked by `who`.
+    pub fn evaluate_as(&self, host: &Host, who: &crate::policy::Principal, command: &str) -> crate::policy::Decision {
         let limits = self.limits_for(host);
-        crate::policy::evaluate(&self.rules, &host.subject(&limits.deny_substrings), command)
+        crate::policy::evaluate(&self.rules, &host.subject(&limits.deny_substrings, who), command)
     }
 
     /// Anchor precedence: defaults < `limits` < alias override < tag overrides (host tag

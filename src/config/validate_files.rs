@@ -61,7 +61,8 @@ impl Validator<'_> {
             }
             let rule =
                 FileRule { index: i, id: r.id.clone(), action, aliases, tags, read, write, max_bytes: r.max_bytes };
-            let selects_none = !hosts.iter().any(|h| rule.applies_to(&h.subject(&[])));
+            let selects_none =
+                !hosts.iter().any(|h| rule.applies_to(&h.subject(&[], &crate::policy::Principal::local())));
             if selects_none {
                 self.push(
                     Severity::Warning,

@@ -42,7 +42,8 @@ impl Validator<'_> {
             .map(|(t, l)| (t.clone(), self.limits(src, &loc, l, &format!("overrides.tags.{t}"))))
             .collect();
         let network = self.network(src, &loc, &raw.network);
-        let rules = raw.rules.iter().enumerate().filter_map(|(i, r)| self.rule(src, &loc, i, r, hosts)).collect();
+        let rules: Vec<Rule> =
+            raw.rules.iter().enumerate().filter_map(|(i, r)| self.rule(src, &loc, i, r, hosts)).collect();
         let files = self.files(src, &loc, &raw.files, hosts);
         let e = raw.execution;
         let d = Execution::default();
@@ -95,6 +96,13 @@ impl Validator<'_> {
             .as_deref()
             .map_or_else(|| self.env.config_relative("audit.jsonl"), |p| self.env.config_relative(p));
         let auth = raw.auth.as_ref().map(|a| self.auth(src, &loc, a));
+        if auth.is_none() {
+            for r in rules.iter().filter(|r| !r.principals.is_empty() || !r.groups.is_empty()) {
+                let msg = "principals/groups select callers, but without `auth:` every caller is `local` (stdio, the CLI) or unnamed (HTTP)";
+                let pos = loc.key("action", None, r.index);
+                self.push(Severity::Warning, src, pos, format!("rules[{}].principals", r.index), msg.to_owned());
+            }
+        }
         Policy {
             auth,
             known_hosts_path,
@@ -320,6 +328,8 @@ impl Validator<'_> {
         };
         let aliases = patterns(&r.aliases, "aliases");
         let tags = patterns(&r.tags, "tags");
+        let principals = patterns(&r.principals, "principals");
+        let groups = patterns(&r.groups, "groups");
         let commands = patterns(&r.commands, "commands");
         let mut matchers = Vec::new();
         if !commands.is_empty() {
@@ -365,7 +375,8 @@ impl Validator<'_> {
                 }
             }
         }
-        let rule = Rule { index: i, id: r.id.clone(), action, aliases, tags, matchers, allow_constructs };
+        let rule =
+            Rule { index: i, id: r.id.clone(), action, aliases, tags, principals, groups, matchers, allow_constructs };
         if rule.matchers.is_empty() {
             self.push(
                 Severity::Warning,
@@ -374,7 +385,7 @@ impl Validator<'_> {
                 key("commands"),
                 "rule has no commands, simple_binaries or binary matcher; it has no effect".into(),
             );
-        } else if !hosts.iter().any(|h| rule.applies_to(&h.subject(&[]))) {
+        } else if !hosts.iter().any(|h| rule.selects_host(&h.subject(&[], &crate::policy::Principal::local()))) {
             self.push(
                 Severity::Warning,
                 src,

@@ -29,12 +29,12 @@ pub fn sanitized(h: &Host) -> Value {
     json!({ "alias": h.alias, "host": h.host, "port": h.port, "tags": h.tags, "description": h.description, "has_credentials_ref": !h.credentials.is_empty(), "max_concurrency": h.max_concurrency, "proxy_jump": h.proxy_jump })
 }
 
-pub fn capabilities(svc: &Service, cfg: &Config, h: &Host) -> Value {
+pub fn capabilities(svc: &Service, cfg: &Config, h: &Host, who: &crate::policy::Principal) -> Value {
     let probes: Vec<Value> = PROBES
         .iter()
         .filter(|(_, _, tag)| tag.is_none_or(|t| h.tags.iter().any(|x| x == t)))
         .map(|(name, cmd, _)| {
-            let d = cfg.policy.evaluate(h, cmd);
+            let d = cfg.policy.evaluate_as(h, who, cmd);
             json!({ "probe": name, "command": cmd, "allowed": d.allowed, "reason": d.reason })
         })
         .collect();
@@ -78,7 +78,7 @@ pub fn list_hosts(svc: &Service, pattern: Option<&str>) -> CallToolResult {
     ok(json!({ "count": list.len(), "hosts": list }), text)
 }
 
-pub fn describe_host(svc: &Service, alias: &str) -> CallToolResult {
+pub fn describe_host(svc: &Service, alias: &str, who: &crate::policy::Principal) -> CallToolResult {
     let cfg = svc.config();
     let Some(h) = cfg.host(alias) else {
         return service_error(&ServiceError::UnknownHost(alias.to_owned()));
@@ -89,7 +89,7 @@ pub fn describe_host(svc: &Service, alias: &str) -> CallToolResult {
         .iter()
         .map(|hop| json!({ "alias": hop.alias, "host": hop.host, "port": hop.port, "host_key_known": svc.host_key_known(hop) }))
         .collect();
-    let v = json!({ "host": sanitized(h), "capabilities": capabilities(svc, &cfg, h), "route": route });
+    let v = json!({ "host": sanitized(h), "capabilities": capabilities(svc, &cfg, h, who), "route": route });
     ok(
         v.clone(),
         format!(
@@ -108,13 +108,19 @@ fn selected<'a>(cfg: &'a Config, pattern: &str) -> Result<Vec<&'a Host>, CallToo
     select::select(&cfg.hosts, pattern).map_err(|e| service_error(&ServiceError::InvalidInput(e.to_string())))
 }
 
-pub async fn plan(svc: &Arc<Service>, target: &str, command: &str, detail: Detail) -> CallToolResult {
+pub async fn plan(
+    svc: &Arc<Service>,
+    target: &str,
+    command: &str,
+    who: &crate::policy::Principal,
+    detail: Detail,
+) -> CallToolResult {
     let cfg = svc.config();
     let hosts = match selected(&cfg, target) {
         Ok(h) => h,
         Err(e) => return e,
     };
-    let plan_rows = crate::service::plan::plan(&cfg, &hosts, command, svc.resolver()).await;
+    let plan_rows = crate::service::plan::plan(&cfg, &hosts, who, command, svc.resolver()).await;
     let rows: Vec<Value> = plan_rows.iter().map(|r| json!(r)).collect();
     // Over the per-host rows, whatever the shape returned: the same hash as before folding.
     let hash =

@@ -26,7 +26,8 @@ use crate::tasks::{Task, TaskError};
 pub fn client_of(ctx: &RequestContext<RoleServer>) -> String {
     // The request's own clientInfo (2026-07-28 carries it in every request's `_meta`), else
     // the session's from `initialize`.
-    let name = ctx.client_info().map(|i| format!("{}/{}", i.name, i.version));
+    // One encoded word: what a client declares about itself cannot add words to the label.
+    let name = ctx.client_info().map(|i| crate::service::caller::label_word(&format!("{}/{}", i.name, i.version)));
     let name = name.unwrap_or_else(|| "mcp-client".into());
     // Over HTTP with `auth:`, the guard verified the token and left the caller here; its
     // principal goes last, after everything the client declared about itself.
@@ -35,7 +36,7 @@ pub fn client_of(ctx: &RequestContext<RoleServer>) -> String {
         .get::<axum::http::request::Parts>()
         .and_then(|parts| parts.extensions.get::<crate::service::Caller>());
     match caller {
-        Some(c) => format!("{name} {} req={}", c.label_word(), ctx.id),
+        Some(c) => format!("{name} {} req={}", c.label_words(), ctx.id),
         None => format!("{name} req={}", ctx.id),
     }
 }

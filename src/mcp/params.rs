@@ -47,6 +47,10 @@ pub struct PlanParams {
     /// `groups` (default): hosts folded by outcome; `hosts`: also a row per host.
     #[serde(default)]
     pub detail: Detail,
+    /// Decide for this caller, `PRINCIPAL[:group,…]` (rules with `principals:`/`groups:`);
+    /// default: the caller of this request.
+    #[serde(default, rename = "as")]
+    pub as_principal: Option<String>,
 }
 
 /// How much per-host detail a result over many hosts carries.

@@ -71,7 +71,8 @@ pub fn read(svc: &Service, uri: &str, client: &str) -> Result<ReadResourceResult
         match what {
             "" => sanitized(h),
             "tags" => json!({ "alias": h.alias, "tags": h.tags }),
-            "capabilities" => capabilities(svc, &cfg, h),
+            // Resources are read without a caller's say: probes as judged for `local`.
+            "capabilities" => capabilities(svc, &cfg, h, &crate::policy::Principal::local()),
             _ => return Err(not_found()),
         }
     } else if let Some(name) = uri.strip_prefix("ssh://runbook/") {

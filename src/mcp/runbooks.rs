@@ -97,7 +97,7 @@ fn start_error(e: &StartError) -> CallToolResult {
     tool_error(kind, &e.to_string(), hint, json!({}))
 }
 
-pub async fn plan(svc: &Arc<Service>, p: RunbookPlanParams) -> CallToolResult {
+pub async fn plan(svc: &Arc<Service>, p: RunbookPlanParams, who: &crate::policy::Principal) -> CallToolResult {
     let (rb, params) = match find(svc, &p.name).and_then(|rb| Ok((rb, scalars(&p.params)?))) {
         Ok(x) => x,
         Err(e) => return e,
@@ -106,7 +106,7 @@ pub async fn plan(svc: &Arc<Service>, p: RunbookPlanParams) -> CallToolResult {
         Ok(v) => v,
         Err(errors) => return start_error(&StartError::Params(errors)),
     };
-    let plan = crate::service::runner::plan(&svc.config(), &rb, &values, svc.resolver()).await;
+    let plan = crate::service::runner::plan(&svc.config(), &rb, &values, who, svc.resolver()).await;
     let text = plan
         .steps
         .iter()
@@ -126,7 +126,9 @@ pub async fn run(svc: &Arc<Service>, p: RunbookRunParams, ctx: &RequestContext<R
         Ok(x) => x,
         Err(e) => return e,
     };
-    let (plan, values) = match exec::start(svc, &rb, &params, p.plan_hash.as_deref()).await {
+    let client = client_of(ctx);
+    let who = crate::service::principal_of(Some(&client));
+    let (plan, values) = match exec::start(svc, &rb, &params, &who, p.plan_hash.as_deref()).await {
         Ok(x) => x,
         Err(e) => return start_error(&e),
     };

@@ -36,16 +36,29 @@ impl SshWarden {
         description = "One host: inventory entry, limits, whether its host key is known, which probe commands the policy allows.",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
-    async fn ssh_describe_host(&self, Parameters(p): Parameters<AliasParams>) -> ToolResult {
-        Ok(ops::describe_host(&self.svc, &p.alias))
+    async fn ssh_describe_host(
+        &self,
+        Parameters(p): Parameters<AliasParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        Ok(ops::describe_host(&self.svc, &p.alias, &crate::service::principal_of(Some(&ops::client_of(&ctx)))))
     }
 
     #[tool(
         description = "Dry run, no SSH: per host the target selects, whether the policy allows the command (rule, reason), the network precheck and limits. Use it before ssh_run when unsure.",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
-    async fn ssh_plan(&self, Parameters(p): Parameters<PlanParams>) -> ToolResult {
-        Ok(ops::plan(&self.svc, &p.target, &p.command, p.detail).await)
+    async fn ssh_plan(&self, Parameters(p): Parameters<PlanParams>, ctx: RequestContext<RoleServer>) -> ToolResult {
+        let who = match p.as_principal.as_deref().map(crate::policy::Principal::parse) {
+            Some(Ok(who)) => who,
+            Some(Err(e)) => {
+                return Ok(super::errors::service_error(&crate::service::ServiceError::InvalidInput(format!(
+                    "as: {e}"
+                ))));
+            }
+            None => crate::service::principal_of(Some(&ops::client_of(&ctx))),
+        };
+        Ok(ops::plan(&self.svc, &p.target, &p.command, &who, p.detail).await)
     }
 
     #[tool(description = "Run a command on one host and wait, with progress notifications; cancelling stops it. Inline output is capped (head+tail); page the rest with ssh_get_task_output.", output_schema = schema_for_output::<RunResult>(), annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true))]
@@ -214,8 +227,12 @@ impl SshWarden {
         description = "Plan a whole runbook without connecting: every step and rollback step on every host, judged by policy and precheck, and the plan_hash for ssh_run_runbook.",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
-    async fn ssh_plan_runbook(&self, Parameters(p): Parameters<RunbookPlanParams>) -> ToolResult {
-        Ok(runbooks::plan(&self.svc, p).await)
+    async fn ssh_plan_runbook(
+        &self,
+        Parameters(p): Parameters<RunbookPlanParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        Ok(runbooks::plan(&self.svc, p, &crate::service::principal_of(Some(&ops::client_of(&ctx)))).await)
     }
 
     #[tool(

@@ -147,7 +147,7 @@ mod tests {
             rule(2, Action::Ask, &[], &["/srv/app/releases/prod/*"], &[]),
         ];
         let tags = vec!["web".to_owned()];
-        let web = Subject { alias: "h1", tags: &tags, deny_substrings: &[] };
+        let web = Subject { alias: "h1", tags: &tags, deny_substrings: &[], principal: "local", groups: &[] };
         let judge = |d, p| judge_transfer(&rules, &web, d, p);
         let ok = judge(Direction::Read, "/var/log/nginx/access.log");
         assert!(ok.decision.allowed && ok.max_bytes == Some(100), "{ok:?}");
@@ -157,7 +157,7 @@ mod tests {
         assert!(ask.decision.ask && !ask.decision.allowed && ask.max_bytes == Some(100), "{ask:?}");
         assert_eq!(judge(Direction::Write, "/var/log/x").decision.action(), "deny", "read rules do not write");
         assert!(judge(Direction::Read, "/var/log/../../etc/shadow").decision.reason.contains("`..`"));
-        let untagged = Subject { alias: "db1", tags: &[], deny_substrings: &[] };
+        let untagged = Subject { alias: "db1", tags: &[], deny_substrings: &[], principal: "local", groups: &[] };
         let none = judge_transfer(&rules, &untagged, Direction::Read, "/var/log/syslog");
         assert!(none.decision.reason.contains("no files rule allows read"), "{none:?}");
     }

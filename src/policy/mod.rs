@@ -164,14 +164,41 @@ impl Decision {
     }
 }
 
-/// What the policy judges a command for: the host as rules scope it, and the host's
-/// effective `deny_substrings`. The caller (the configuration) resolves these; the policy
-/// never reads the inventory.
+/// What the policy judges a command for: the host as rules scope it, the host's effective
+/// `deny_substrings`, and who asks. The caller (the configuration) resolves these; the
+/// policy never reads the inventory.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
     pub alias: &'a str,
     pub tags: &'a [String],
     pub deny_substrings: &'a [String],
+    /// Who asks: the verified principal, or `local` (stdio, the CLI in process).
+    pub principal: &'a str,
+    pub groups: &'a [String],
+}
+
+/// A caller as rules see it (`principals:`, `groups:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+impl Principal {
+    /// stdio and the CLI in process: no token, the operator at the machine.
+    pub fn local() -> Self {
+        Self { name: "local".into(), groups: Vec::new() }
+    }
+
+    /// `PRINCIPAL[:group,…]`, as `plan --as` and `ssh_plan`'s `as` take it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (name, groups) = text.split_once(':').map_or((text, ""), |(n, g)| (n, g));
+        if name.trim().is_empty() {
+            return Err(format!("{text:?}: expected PRINCIPAL[:group,…]"));
+        }
+        let groups = groups.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect();
+        Ok(Self { name: name.trim().to_owned(), groups })
+    }
 }
 
 /// Decides whether `command` may run on `subject` under `rules`. Never panics, whatever

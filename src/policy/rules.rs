@@ -73,6 +73,10 @@ pub struct Rule {
     pub action: Action,
     pub aliases: Vec<Pattern>,
     pub tags: Vec<Pattern>,
+    /// Callers the rule is for (globs over the principal; empty means anyone).
+    pub principals: Vec<Pattern>,
+    /// Groups the rule is for (any of the caller's groups; empty means anyone).
+    pub groups: Vec<Pattern>,
     pub matchers: Vec<Matcher>,
     pub allow_constructs: Vec<Construct>,
 }
@@ -86,8 +90,16 @@ impl Rule {
         }
     }
 
-    /// Whether the rule is scoped to this host (empty alias/tag lists mean any).
+    /// Whether the rule is scoped to this host and this caller (empty lists mean any).
     pub fn applies_to(&self, subject: &Subject) -> bool {
+        let principal_ok = self.principals.is_empty() || self.principals.iter().any(|p| p.matches(subject.principal));
+        let group_ok =
+            self.groups.is_empty() || self.groups.iter().any(|p| subject.groups.iter().any(|g| p.matches(g)));
+        self.selects_host(subject) && principal_ok && group_ok
+    }
+
+    /// Whether the rule is scoped to this host, whoever asks.
+    pub fn selects_host(&self, subject: &Subject) -> bool {
         in_scope(&self.aliases, &self.tags, subject)
     }
 

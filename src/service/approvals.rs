@@ -226,7 +226,8 @@ impl Service {
         let mut first = None;
         for alias in aliases {
             let Some(host) = cfg.host(alias) else { continue };
-            let (decision, label) = crate::service::plan::decide(&cfg, host, what);
+            let (decision, label) =
+                crate::service::plan::decide(&cfg, host, &crate::service::principal_of(Some(client)), what);
             if decision.ask {
                 asked.push(alias.clone());
                 first.get_or_insert((label, decision.reason, cfg.policy.limits_for(host).approval_timeout_seconds));

@@ -2,10 +2,12 @@
 //! HTTP request (`auth:`), and the one rule that turns a client label into a task owner.
 //!
 //! Owns: [`Caller`] (set by the HTTP guard after the token was verified, read by the MCP
-//! layer from the request's extensions), the `principal=` word of a client label, and
-//! [`task_owner`]. Never trusts a principal named by the client itself: only the guard
+//! layer from the request's extensions), the `principal=`/`groups=` words of a client label
+//! and reading them back ([`principal_of`]), and [`task_owner`]. Never trusts a principal named by the client itself: only the guard
 //! builds a `Caller`, and a label's principal is the last `principal=` word, which the MCP
 //! layer appends after everything the client declared.
+
+use crate::policy::Principal;
 
 /// The verified caller of one HTTP request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,20 +21,64 @@ pub struct Caller {
     pub jti_sha256: Option<String>,
 }
 
-impl Caller {
-    /// The word added to a client label: `principal=` and the principal with every byte
-    /// outside `[A-Za-z0-9._@:+-]` percent-encoded, so a claim cannot add words (a space
-    /// followed by `req=` or `principal=`) to the label.
-    pub fn label_word(&self) -> String {
-        let mut word = String::from("principal=");
-        for b in self.principal.bytes() {
-            if b.is_ascii_alphanumeric() || b"._@:+-".contains(&b) {
-                word.push(b as char);
-            } else {
-                word.push_str(&format!("%{b:02X}"));
+/// `text` as one label word: every byte outside `[A-Za-z0-9._@:+/-]` percent-encoded, so
+/// nothing a client or a claim says can add words (a space and `req=` or `principal=`).
+pub fn label_word(text: &str) -> String {
+    let mut word = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"._@:+/-".contains(&b) {
+            word.push(b as char);
+        } else {
+            word.push_str(&format!("%{b:02X}"));
+        }
+    }
+    word
+}
+
+fn unlabel(word: &str) -> String {
+    let bytes = word.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
             }
         }
-        word
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Caller {
+    /// The words the MCP layer appends to a client label, after everything the client
+    /// declared: `principal=NAME` and, when the caller has groups, `groups=A,B`.
+    pub fn label_words(&self) -> String {
+        let mut words = format!("principal={}", label_word(&self.principal));
+        if !self.groups.is_empty() {
+            let groups: Vec<String> = self.groups.iter().map(|g| label_word(g)).collect();
+            words.push_str(&format!(" groups={}", groups.join(",")));
+        }
+        words
+    }
+}
+
+/// The principal a client label carries: its last `principal=` and `groups=` words after
+/// the first word (the first is the client's own name, one encoded word), else `local`.
+pub fn principal_of(client: Option<&str>) -> Principal {
+    let words: Vec<&str> = client.unwrap_or("").split(' ').skip(1).collect();
+    let last = |key: &str| words.iter().rev().find_map(|w| w.strip_prefix(key));
+    match last("principal=") {
+        Some(name) => Principal {
+            name: unlabel(name),
+            groups: last("groups=").map(|g| g.split(',').map(unlabel).collect()).unwrap_or_default(),
+        },
+        None => Principal::local(),
     }
 }
 
@@ -49,16 +95,27 @@ pub fn task_owner(client: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Caller, task_owner};
+    use super::{Caller, principal_of, task_owner};
 
-    fn caller(p: &str) -> Caller {
-        Caller { principal: p.into(), groups: vec![], scopes: vec![], jti_sha256: None }
+    fn caller(p: &str, groups: &[&str]) -> Caller {
+        let groups = groups.iter().map(|g| g.to_string()).collect();
+        Caller { principal: p.into(), groups, scopes: vec![], jti_sha256: None }
     }
 
     #[test]
-    fn a_principal_cannot_add_words_to_the_label() {
-        assert_eq!(caller("alice").label_word(), "principal=alice");
-        assert_eq!(caller("x req=1 principal=root").label_word(), "principal=x%20req%3D1%20principal%3Droot");
+    fn a_principal_cannot_add_words_to_the_label_and_reads_back_as_it_was() {
+        assert_eq!(caller("alice", &[]).label_words(), "principal=alice");
+        let odd = caller("x req=1 principal=root", &["on call", "a,b"]);
+        assert_eq!(odd.label_words(), "principal=x%20req%3D1%20principal%3Droot groups=on%20call,a%2Cb");
+        let back = principal_of(Some(&format!("client/1 {} req=4", odd.label_words())));
+        assert_eq!((back.name.as_str(), back.groups), ("x req=1 principal=root", vec!["on call".into(), "a,b".into()]));
+    }
+
+    #[test]
+    fn only_words_after_the_clients_own_name_count_and_none_is_local() {
+        assert_eq!(principal_of(Some("principal=alice req=1")).name, "local");
+        assert_eq!(principal_of(Some("sshwarden run")).name, "local");
+        assert_eq!(principal_of(None).name, "local");
     }
 
     #[test]

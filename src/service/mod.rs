@@ -151,7 +151,7 @@ pub struct Service {
     pub(crate) metrics: crate::service::metrics::Metrics,
 }
 
-pub use caller::{Caller, task_owner};
+pub use caller::{Caller, principal_of, task_owner};
 
 fn owned_by(owner: &str, client: &str) -> bool {
     owner.is_empty() || owner == task_owner(client)
@@ -352,7 +352,7 @@ impl Service {
         let cfg = self.config();
         let host = cfg.host(alias).ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?.clone();
         let limits = cfg.policy.limits_for(&host);
-        let decision = cfg.policy.evaluate(&host, command);
+        let decision = cfg.policy.evaluate_as(&host, &principal_of(client), command);
         let sha = command_sha256(command);
         self.metrics.decision(&decision, "command");
         self.audit_or_warn(client, "decision", json!({ "alias": alias, "command": command, "allowed": decision.allowed, "ask": decision.ask, "rule": decision.rule, "reason": decision.reason }));

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::config::{Config, Host, Limits};
 use crate::net::{self, Resolve};
-use crate::policy::Decision;
 use crate::policy::files::Direction;
+use crate::policy::{Decision, Principal};
 
 /// What would happen on one host.
 #[derive(Debug, Clone, Serialize)]
@@ -59,7 +59,7 @@ pub fn transfer_of(command: &str) -> Option<(Direction, &str)> {
 
 /// The policy's decision for `what` on `host` — a command, or a transfer (see
 /// `transfer_of`) judged by the `files:` rules — with the deciding rule's label.
-pub fn decide(cfg: &Config, host: &Host, what: &str) -> (Decision, Option<String>) {
+pub fn decide(cfg: &Config, host: &Host, who: &Principal, what: &str) -> (Decision, Option<String>) {
     match transfer_of(what) {
         Some((direction, path)) => {
             let d = cfg.policy.judge_transfer(host, direction, path).decision;
@@ -67,7 +67,7 @@ pub fn decide(cfg: &Config, host: &Host, what: &str) -> (Decision, Option<String
             (d, label)
         }
         None => {
-            let d = cfg.policy.evaluate(host, what);
+            let d = cfg.policy.evaluate_as(host, who, what);
             let label = d.rule.as_ref().and_then(|r| cfg.policy.rules.get(r.index)).map(|r| r.label());
             (d, label)
         }
@@ -76,11 +76,17 @@ pub fn decide(cfg: &Config, host: &Host, what: &str) -> (Decision, Option<String
 
 /// Plans `command` (or a transfer, see `transfer_of`) on `hosts`; DNS goes through
 /// `resolver` with the policy's timeout.
-pub async fn plan(cfg: &Config, hosts: &[&Host], command: &str, resolver: &dyn Resolve) -> Vec<PlanRow> {
+pub async fn plan(
+    cfg: &Config,
+    hosts: &[&Host],
+    who: &Principal,
+    command: &str,
+    resolver: &dyn Resolve,
+) -> Vec<PlanRow> {
     let timeout = Duration::from_millis(cfg.policy.execution.dns_timeout_ms);
     let mut rows = Vec::with_capacity(hosts.len());
     for host in hosts {
-        let (d, label) = decide(cfg, host, command);
+        let (d, label) = decide(cfg, host, who, command);
         let pre = net::precheck(host, &cfg.policy.network, resolver, timeout).await;
         rows.push(PlanRow {
             alias: host.alias.clone(),

@@ -71,7 +71,8 @@ async fn a_runbook_or_an_approval_whose_record_cannot_be_written_is_refused() {
     std::fs::write(&policy_path, policy).unwrap();
     let svc = service(&fleet);
     let rb = svc.config().runbooks["touch"].clone();
-    let (plan, values) = exec::start(&svc, &rb, &BTreeMap::new(), None).await.unwrap();
+    let (plan, values) =
+        exec::start(&svc, &rb, &BTreeMap::new(), &sshwarden::policy::Principal::local(), None).await.unwrap();
     let request = svc.approval_needed(&["h1".to_owned()], "echo approve-me", "test").unwrap();
     svc.open_approval(&request);
 

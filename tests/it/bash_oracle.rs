@@ -351,7 +351,8 @@ fn climbs_out(path: &str, root: &str) -> bool {
 /// Runs every allowed command of `commands` under `yml`; returns failures (smallest first).
 fn differential(sandbox: &Sandbox, yml: &str, commands: &[String]) -> (usize, Vec<(String, String)>) {
     let cfg = policy(yml);
-    let subject = Subject { alias: "web1", tags: &["web".to_owned()], deny_substrings: &[] };
+    let subject =
+        Subject { alias: "web1", tags: &["web".to_owned()], deny_substrings: &[], principal: "local", groups: &[] };
     let mut allowed: Vec<(String, Vec<Vec<ShellWord>>)> = Vec::new();
     for c in commands {
         let (decision, judged) = policy::evaluate_traced(&cfg.policy.rules, &subject, c);
@@ -413,7 +414,8 @@ rules:
 #[test]
 fn every_named_bypass_class_is_refused_and_the_overblocks_are_allowed() {
     let cfg = policy(ISSUE_POLICY);
-    let subject = Subject { alias: "web1", tags: &["web".to_owned()], deny_substrings: &[] };
+    let subject =
+        Subject { alias: "web1", tags: &["web".to_owned()], deny_substrings: &[], principal: "local", groups: &[] };
     let refused: &[(&str, &str)] = &[
         (r#"echo "'$(id)'""#, "`id`"),
         (r#"echo "'$(df -h)'""#, "df"),
@@ -536,7 +538,8 @@ fn rendered_runbook_values_are_exactly_the_words_given() {
 #[test]
 fn xargs_replacement_makes_its_words_computed() {
     let cfg = policy("rules:\n  - {id: any, action: allow, commands: [\"*\"], allow_constructs: [xargs]}\n");
-    let subject = Subject { alias: "web1", tags: &["web".to_owned()], deny_substrings: &[] };
+    let subject =
+        Subject { alias: "web1", tags: &["web".to_owned()], deny_substrings: &[], principal: "local", groups: &[] };
     for command in
         ["echo id | xargs -I% sh -c %", "echo id | xargs -i sh -c '{}'", "echo id | xargs --replace=@ sh -c @"]
     {

@@ -83,6 +83,10 @@ async fn status(url: &str, token: Option<&str>) -> (u16, String) {
     (resp.status().as_u16(), challenge.unwrap_or_default())
 }
 
+async fn run_as(client: &mcp::Client, command: &str) -> (bool, Value) {
+    mcp::call(client, "ssh_run", json!({ "alias": "h1", "command": command })).await
+}
+
 fn b64(v: &Value) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
@@ -102,6 +106,14 @@ async fn tokens_from_a_real_provider_are_checked_and_name_the_principal() {
         "auth:\n  issuer: {}\n  audience: {resource}\n  leeway_seconds: 0\n  tokens:\n    - {{name: ci-bot, file: ../ci.token, groups: [ci], scopes: [\"ssh:run\"]}}\n    - {{name: viewer, file: ../viewer.token}}\n",
         provider.issuer()
     ));
+    // Rules for callers: bob may not echo restart-*, the interns group may not run date.
+    let policy = fleet.path("config/policy.yml");
+    let text = std::fs::read_to_string(&policy).unwrap().replacen(
+        "rules:\n",
+        "rules:\n  - {id: bob-no-restart, action: deny, principals: [bob], commands: ['echo restart-*']}\n  - {id: interns-no-date, action: deny, groups: [interns], commands: [date]}\n",
+        1,
+    );
+    std::fs::write(&policy, text).unwrap();
     let _server = http_server_at(&fleet, port, LEGACY, &[], None);
 
     // Metadata, and the challenge that points at it.
@@ -179,14 +191,39 @@ async fn tokens_from_a_real_provider_are_checked_and_name_the_principal() {
     assert!(err, "bob must not see alice's task: {seen}");
     let (err, seen) = mcp::call(&as_alice, "ssh_get_task_status", json!({ "task_id": id })).await;
     assert!(!err, "{seen}");
+    // Rules see the principal and its groups: the same command on the same host.
+    assert!(!run_as(&as_alice, "echo restart-now").await.0);
+    let (err, denied) = run_as(&as_bob, "echo restart-now").await;
+    assert!(err && denied.to_string().contains("bob-no-restart"), "{denied}");
+    assert!(!run_as(&as_alice, "date").await.0);
+    let (err, denied) = run_as(&as_bob, "date").await;
+    assert!(err && denied.to_string().contains("interns-no-date"), "{denied}");
+    let (_, plan) =
+        mcp::call(&as_alice, "ssh_plan", json!({ "target": "h1", "command": "date", "as": "bob:interns" })).await;
+    assert_eq!(plan["groups"][0]["decision"], "deny", "{plan}");
+    let out = Command::new(mcp::BIN)
+        .args(["plan", "--json", "--as", "bob:interns", "--config-dir"])
+        .arg(fleet.config_dir())
+        .args(["h1", "--", "date"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("interns-no-date"), "plan --as: {said}");
+    let out = Command::new(mcp::BIN)
+        .args(["plan", "--json", "--config-dir"])
+        .arg(fleet.config_dir())
+        .args(["h1", "--", "date"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("interns-no-date"), "local is no intern");
+    mcp::close(as_alice).await;
+    mcp::close(as_bob).await;
     let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
     let start = audit.lines().find(|l| l.contains("\"task_start\"") && l.contains("alice-was-here")).unwrap();
     assert!(start.contains("principal=alice"), "{start}");
     let ci = audit.lines().find(|l| l.contains("\"task_start\"") && l.contains("as-ci-bot")).unwrap();
     assert!(ci.contains("principal=ci-bot"), "{ci}");
     assert!(!audit.contains(&alice), "a token must never reach the audit");
-    mcp::close(as_alice).await;
-    mcp::close(as_bob).await;
 
     // Expired: a token checked after its `exp` (leeway 0) is refused.
     let brief = provider.token("brief", "ssh:run", &resource).await;

@@ -379,8 +379,15 @@ async fn a_step_whose_fanout_is_refused_fails_and_rolls_back() {
     );
     let svc = crate::support::svc::service(&fleet);
     let rb = svc.config().runbooks["refused"].clone();
-    let (mut plan, values) =
-        sshwarden::service::runner::exec::start(&svc, &rb, &Default::default(), None).await.unwrap();
+    let (mut plan, values) = sshwarden::service::runner::exec::start(
+        &svc,
+        &rb,
+        &Default::default(),
+        &sshwarden::policy::Principal::local(),
+        None,
+    )
+    .await
+    .unwrap();
     // A command the fan-out refuses before any host starts (the plan judged another one).
     plan.steps[1].rendered.as_mut().unwrap().command = " ".into();
     let cancel = tokio_util::sync::CancellationToken::new();

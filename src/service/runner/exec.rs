@@ -38,11 +38,12 @@ pub async fn start(
     svc: &Service,
     runbook: &Runbook,
     params: &BTreeMap<String, String>,
+    who: &crate::policy::Principal,
     reviewed: Option<&str>,
 ) -> Result<(RunbookPlan, BTreeMap<String, String>), StartError> {
     let values = runbook.bind(params).map_err(StartError::Params)?;
     let cfg = svc.config();
-    let plan = super::plan(&cfg, runbook, &values, svc.resolver()).await;
+    let plan = super::plan(&cfg, runbook, &values, who, svc.resolver()).await;
     if let Some(h) = reviewed.filter(|h| *h != plan.plan_hash) {
         return Err(StartError::PlanChanged {
             reviewed: h.to_owned(),

@@ -111,6 +111,7 @@ pub async fn plan(
     cfg: &Config,
     runbook: &Runbook,
     values: &BTreeMap<String, String>,
+    who: &crate::policy::Principal,
     resolver: &dyn Resolve,
 ) -> RunbookPlan {
     let mut steps = Vec::new();
@@ -131,7 +132,7 @@ pub async fn plan(
             match crate::inventory::select::select(&cfg.hosts, &rendered.target) {
                 Err(e) => sp.error = Some(e.to_string()),
                 Ok(hosts) => {
-                    let mut rows = crate::service::plan::plan(cfg, &hosts, &rendered.command, resolver).await;
+                    let mut rows = crate::service::plan::plan(cfg, &hosts, who, &rendered.command, resolver).await;
                     for r in &mut rows {
                         // Reasons quote the command: never show a secret in them.
                         for secret in &secrets {
