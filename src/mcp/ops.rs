@@ -31,10 +31,14 @@ pub fn client_of(ctx: &RequestContext<RoleServer>) -> String {
     let name = name.unwrap_or_else(|| "mcp-client".into());
     // Over HTTP with `auth:`, the guard verified the token and left the caller here; its
     // principal goes last, after everything the client declared about itself.
+    // `/rpc` passes its verified caller in `_meta`, keyed with a secret of this process.
+    let from_rpc = ctx.meta.0.0.get(crate::service::caller::CALLER_META).and_then(crate::service::Caller::from_meta);
     let caller = ctx
         .extensions
         .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<crate::service::Caller>());
+        .and_then(|parts| parts.extensions.get::<crate::service::Caller>())
+        .cloned()
+        .or(from_rpc);
     match caller {
         Some(c) => format!("{name} {} req={}", c.label_words(), ctx.id),
         None => format!("{name} req={}", ctx.id),

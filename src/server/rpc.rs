@@ -62,7 +62,8 @@ impl Rpc {
         Ok(Arc::new(Self { client, tools, allowed_hosts }))
     }
 
-    async fn one(&self, request: Value) -> Option<Value> {
+    /// One JSON-RPC request, as `caller` (the HTTP guard's, with `auth:`) when there is one.
+    async fn one(&self, request: Value, caller: Option<&crate::service::Caller>) -> Option<Value> {
         let id = request.get("id").cloned();
         let reply = |body: Value| id.clone().map(|id| json!({ "jsonrpc": "2.0", "id": id, "result": body }));
         let fail = |code: i64, message: String, data: Option<Value>| {
@@ -88,7 +89,13 @@ impl Rpc {
                 Some(json!({ "tools": known })),
             ));
         }
-        let result = self.client.call_tool(CallToolRequestParams::new(method.to_owned()).with_arguments(args)).await;
+        let mut params = CallToolRequestParams::new(method.to_owned()).with_arguments(args);
+        if let Some(c) = caller {
+            let mut meta = rmcp::model::RequestMetaObject::default();
+            meta.0.0.insert(crate::service::caller::CALLER_META.to_owned(), c.to_meta());
+            params.meta = Some(meta);
+        }
+        let result = self.client.call_tool(params).await;
         let response = match result {
             Err(rmcp::ServiceError::McpError(e)) if e.code == rmcp::model::ErrorCode::INVALID_PARAMS => {
                 fail(-32602, e.message.to_string(), e.data.clone())
@@ -129,7 +136,14 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 }
 
 /// `POST /rpc` (behind the bearer-token middleware).
-pub async fn handle(State(rpc): State<Arc<Rpc>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn handle(
+    State(rpc): State<Arc<Rpc>>,
+    caller: Option<axum::Extension<crate::service::Caller>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = caller.map(|axum::Extension(c)| c);
+    let caller = caller.as_ref();
     if !rpc.host_allowed(&headers) {
         return (StatusCode::FORBIDDEN, "host not allowed").into_response();
     }
@@ -146,15 +160,18 @@ pub async fn handle(State(rpc): State<Arc<Rpc>>, headers: HeaderMap, body: Bytes
             json_response(StatusCode::OK, &err)
         }
         Value::Array(items) => {
-            let answers: Vec<Value> =
-                futures::future::join_all(items.into_iter().map(|r| rpc.one(r))).await.into_iter().flatten().collect();
+            let answers: Vec<Value> = futures::future::join_all(items.into_iter().map(|r| rpc.one(r, caller)))
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
             if answers.is_empty() {
                 StatusCode::NO_CONTENT.into_response()
             } else {
                 json_response(StatusCode::OK, &Value::Array(answers))
             }
         }
-        single => match rpc.one(single).await {
+        single => match rpc.one(single, caller).await {
             Some(answer) => json_response(StatusCode::OK, &answer),
             None => StatusCode::NO_CONTENT.into_response(),
         },

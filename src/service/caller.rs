@@ -68,6 +68,45 @@ impl Caller {
     }
 }
 
+/// The `_meta` key under which `/rpc` hands its verified caller to its in-process MCP
+/// client. Honoured only with this process's [`in_process_key`], which never leaves it: a
+/// client that sends this key itself is ignored.
+pub const CALLER_META: &str = "sshwarden/caller";
+
+/// A random key made once per process (128 bits), proving a `_meta` caller came from
+/// inside this process.
+pub fn in_process_key() -> &'static str {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| format!("{:032x}", rand::random::<u128>()))
+}
+
+impl Caller {
+    /// The caller as `/rpc` passes it in `_meta` to its in-process client.
+    pub fn to_meta(&self) -> serde_json::Value {
+        serde_json::json!({ "key": in_process_key(), "principal": self.principal, "groups": self.groups, "scopes": self.scopes })
+    }
+
+    /// A caller from `_meta`, only when it carries this process's key.
+    pub fn from_meta(v: &serde_json::Value) -> Option<Self> {
+        use subtle::ConstantTimeEq;
+        let key = v["key"].as_str()?;
+        if !bool::from(key.as_bytes().ct_eq(in_process_key().as_bytes())) {
+            return None;
+        }
+        let strings = |k: &str| -> Vec<String> {
+            v[k].as_array()
+                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default()
+        };
+        Some(Self {
+            principal: v["principal"].as_str()?.to_owned(),
+            groups: strings("groups"),
+            scopes: strings("scopes"),
+            jti_sha256: None,
+        })
+    }
+}
+
 /// The principal a client label carries: its last `principal=` and `groups=` words after
 /// the first word (the first is the client's own name, one encoded word), else `local`.
 pub fn principal_of(client: Option<&str>) -> Principal {
@@ -109,6 +148,16 @@ mod tests {
         assert_eq!(odd.label_words(), "principal=x%20req%3D1%20principal%3Droot groups=on%20call,a%2Cb");
         let back = principal_of(Some(&format!("client/1 {} req=4", odd.label_words())));
         assert_eq!((back.name.as_str(), back.groups), ("x req=1 principal=root", vec!["on call".into(), "a,b".into()]));
+    }
+
+    #[test]
+    fn a_meta_caller_counts_only_with_this_process_key() {
+        let alice = caller("alice", &["oncall"]);
+        assert_eq!(Caller::from_meta(&alice.to_meta()), Some(alice.clone()));
+        let mut forged = alice.to_meta();
+        forged["key"] = serde_json::json!("0".repeat(32));
+        assert_eq!(Caller::from_meta(&forged), None);
+        assert_eq!(Caller::from_meta(&serde_json::json!({ "principal": "alice" })), None);
     }
 
     #[test]

@@ -198,6 +198,22 @@ async fn tokens_from_a_real_provider_are_checked_and_name_the_principal() {
     assert!(!run_as(&as_alice, "date").await.0);
     let (err, denied) = run_as(&as_bob, "date").await;
     assert!(err && denied.to_string().contains("interns-no-date"), "{denied}");
+    // /rpc judges for the same principal (its in-process client carries the caller).
+    for (token, want_denied) in [(&bob, true), (&alice, false)] {
+        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "ssh_run", "params": { "alias": "h1", "command": "echo restart-via-rpc" } });
+        let answer: Value = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/rpc"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let denied = answer["error"].to_string().contains("bob-no-restart");
+        assert_eq!(denied, want_denied, "/rpc: {answer}");
+    }
     let (_, plan) =
         mcp::call(&as_alice, "ssh_plan", json!({ "target": "h1", "command": "date", "as": "bob:interns" })).await;
     assert_eq!(plan["groups"][0]["decision"], "deny", "{plan}");
