@@ -11,6 +11,7 @@ command -v pgrep >/dev/null 2>&1 || need+=(procps)
 [[ -x /usr/sbin/rsyslogd ]] || need+=(rsyslog)
 [[ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so || -n "$(find /usr/lib -name lmnsd_gtls.so 2>/dev/null | head -1)" ]] || need+=(rsyslog-gnutls)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[[ -x /usr/bin/sudo ]] || need+=(sudo)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 if ((${#need[@]})); then
