@@ -118,6 +118,8 @@ struct PlanHost {
     rule: Option<String>,
     reason: String,
     target_ip: Option<String>,
+    #[serde(rename = "become", skip_serializing_if = "Option::is_none")]
+    become_user: Option<String>,
 }
 
 pub async fn plan(
@@ -167,6 +169,7 @@ pub async fn plan(
             allowed: r.allowed,
             rule: r.rule,
             target_ip: r.target_ip,
+            become_user: r.become_user,
         })
         .collect();
     let allowed = rows.iter().filter(|r| r.allowed).count();
@@ -184,13 +187,20 @@ pub async fn plan(
     } else if per_host {
         for r in &rows {
             let verdict = format!("{:<5}", r.decision.to_uppercase());
-            out(&format!("{verdict} {:<20} {:<16} {}", r.alias, r.target_ip.as_deref().unwrap_or("-"), r.reason));
+            let as_user = crate::service::plan::become_suffix(r.become_user.as_deref());
+            out(&format!(
+                "{verdict} {:<20} {:<16} {}{as_user}",
+                r.alias,
+                r.target_ip.as_deref().unwrap_or("-"),
+                r.reason
+            ));
         }
     } else {
         for g in &folded.groups {
             let verdict = format!("{:<5}", g.decision.to_uppercase());
             let reason = crate::service::plan::reason_line(g.policy_allowed, &g.reason, g.network.as_deref());
-            out(&format!("{verdict} {} ({}) {reason}", g.hosts, g.count));
+            let as_user = crate::service::plan::become_suffix(g.become_user.as_deref());
+            out(&format!("{verdict} {} ({}) {reason}{as_user}", g.hosts, g.count));
         }
     }
     if allowed == rows.len() { EXIT_OK } else { EXIT_DENIED }

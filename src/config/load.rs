@@ -252,6 +252,7 @@ pub fn load_from_sources(env: &dyn Environment, files: [(&str, &str); 3]) -> Res
     let credentials = v.credentials(&creds, raw_creds);
     let hosts = v.hosts(&servers, raw_servers, &credentials, creds.name);
     let policy_checked = v.policy(&policy, raw_policy, &hosts);
+    let host_become_passwords = std::mem::take(&mut v.host_become);
     diags.extend(v.diags);
     if diags.iter().any(|d| d.severity == Severity::Error) {
         return Err(ConfigError { diagnostics: diags });
@@ -268,6 +269,7 @@ pub fn load_from_sources(env: &dyn Environment, files: [(&str, &str); 3]) -> Res
         warnings: diags,
         hash: hex::encode(hasher.finalize()),
         runbooks: BTreeMap::new(),
+        host_become_passwords,
     })
 }
 

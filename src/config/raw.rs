@@ -43,6 +43,10 @@ pub struct RawHost {
     /// host resolves the name; block_cidrs cannot be enforced for it).
     #[serde(default)]
     pub resolve: Option<String>,
+    /// sshwarden: the secret holding the sudo password for `become` rules on this host
+    /// (resolved like `password_secret`; wins over the credential's).
+    #[serde(default)]
+    pub become_password_secret: Option<String>,
     /// The anchor keeps unknown host keys; we keep them too but warn, since a typo here is
     /// usually a setting that silently does nothing.
     #[serde(flatten)]
@@ -93,6 +97,10 @@ pub struct RawCredential {
     pub password_secret: Option<String>,
     #[serde(default)]
     pub key_passphrase_secret: Option<String>,
+    /// sshwarden: the secret holding the sudo password for `become` rules (resolved like
+    /// `password_secret`).
+    #[serde(default)]
+    pub become_password_secret: Option<String>,
     /// sshwarden: also try the ssh-agent at `SSH_AUTH_SOCK`.
     #[serde(default)]
     pub use_agent: bool,
@@ -289,6 +297,12 @@ pub struct RawRule {
     /// sshwarden: shell constructs this rule permits (see `policy::Construct`).
     #[serde(default)]
     pub allow_constructs: Vec<String>,
+    /// sshwarden: run what this rule allows as this user (`root`, …) through `become_method`.
+    #[serde(default, rename = "become")]
+    pub become_user: Option<String>,
+    /// sshwarden: `sudo` (default) or `doas`; only with `become`.
+    #[serde(default)]
+    pub become_method: Option<String>,
     /// Free text, ignored by the engine.
     pub description: Option<String>,
 }

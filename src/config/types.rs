@@ -49,6 +49,8 @@ pub struct Config {
     pub hash: String,
     /// Runbooks by name (`--runbooks-dir`), reloaded with the rest.
     pub runbooks: BTreeMap<String, crate::runbook::Runbook>,
+    /// `become_password_secret` of hosts that set one, by alias (wins over the credential's).
+    pub host_become_passwords: BTreeMap<String, Secret>,
 }
 
 impl Config {
@@ -58,6 +60,25 @@ impl Config {
 
     pub fn credential_for(&self, host: &Host) -> Option<&Credential> {
         self.credentials.get(&host.credentials)
+    }
+
+    /// The sudo password for `become` on `host`: the host's own, else its credential's.
+    pub fn become_password_for(&self, host: &Host) -> Option<&Secret> {
+        self.host_become_passwords
+            .get(&host.alias)
+            .or_else(|| self.credential_for(host).and_then(|c| c.become_password.as_ref()))
+    }
+
+    /// Every configured secret value (passwords, passphrases, become passwords), longest
+    /// first: what output, results and audit records must never show.
+    pub fn secret_values(&self) -> Vec<String> {
+        let creds = self.credentials.values().flat_map(|c| [&c.password, &c.key_passphrase, &c.become_password]);
+        let hosts = self.host_become_passwords.values();
+        let mut values: Vec<String> =
+            creds.flatten().chain(hosts).map(|s| s.expose().to_owned()).filter(|v| !v.is_empty()).collect();
+        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        values.dedup();
+        values
     }
 
     /// The hops to `host`, first first: a first hop's own route comes before it, as
@@ -132,6 +153,8 @@ pub struct Credential {
     pub key_passphrase: Option<Secret>,
     pub password: Option<Secret>,
     pub use_agent: bool,
+    /// `become_password_secret`: the sudo password for `become` rules.
+    pub become_password: Option<Secret>,
 }
 
 /// What to do when a task's output reaches `max_output_bytes`.

@@ -36,12 +36,14 @@ pub struct Source<'a> {
 
 pub(super) struct Validator<'a> {
     pub diags: Vec<Diagnostic>,
+    /// Hosts' `become_password_secret` values by alias, collected by `hosts`.
+    pub host_become: BTreeMap<String, Secret>,
     pub(super) env: &'a dyn Environment,
 }
 
 impl<'a> Validator<'a> {
     pub fn new(env: &'a dyn Environment) -> Self {
-        Self { diags: Vec::new(), env }
+        Self { diags: Vec::new(), host_become: BTreeMap::new(), env }
     }
 
     pub(super) fn push(&mut self, sev: Severity, src: &Source, pos: super::Pos, key: String, message: String) {
@@ -99,6 +101,12 @@ impl<'a> Validator<'a> {
             );
             let mut password =
                 self.secret(src, at("password_secret"), key("password_secret"), c.password_secret.as_deref());
+            let become_password = self.become_secret(
+                src,
+                at("become_password_secret"),
+                key("become_password_secret"),
+                c.become_password_secret.as_deref(),
+            );
             if let Some(inline) = c.password.filter(|p| !p.is_empty())
                 && password.is_none()
             {
@@ -130,10 +138,23 @@ impl<'a> Validator<'a> {
                     key_passphrase,
                     password,
                     use_agent: c.use_agent,
+                    become_password,
                 },
             );
         }
         out
+    }
+
+    /// A `become_password_secret`: one line, because `sudo -S` reads one line and whatever
+    /// follows would reach the command's stdin.
+    fn become_secret(&mut self, src: &Source, pos: super::Pos, key: String, name: Option<&str>) -> Option<Secret> {
+        let secret = self.secret(src, pos, key.clone(), name)?;
+        if secret.expose().contains(['\n', '\r', '\0']) {
+            let msg = format!("secret {:?} must be one line (sudo -S reads one line)", name.unwrap_or_default());
+            self.push(Severity::Error, src, pos, key, msg);
+            return None;
+        }
+        Some(secret)
     }
 
     pub(super) fn secret(&mut self, src: &Source, pos: super::Pos, key: String, name: Option<&str>) -> Option<Secret> {
@@ -199,6 +220,15 @@ impl<'a> Validator<'a> {
             let port = self.host_port(src, &loc, i, h.port);
             let credentials = self.host_references(src, &loc, i, &h, creds, cred_src);
             let resolve_remote = self.host_resolve(src, &loc, i, &h);
+            let become_password = self.become_secret(
+                src,
+                at("become_password_secret"),
+                key("become_password_secret"),
+                h.become_password_secret.as_deref(),
+            );
+            if let Some(pw) = become_password {
+                self.host_become.insert(h.alias.clone(), pw);
+            }
             out.push(Host {
                 alias: h.alias,
                 host: h.host.trim().trim_start_matches('[').trim_end_matches(']').to_owned(),

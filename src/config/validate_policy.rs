@@ -12,7 +12,7 @@ use super::locate::Locator;
 use super::raw::{PolicyFile, RawLimits, RawRule, RawSyslog};
 use super::types::*;
 use super::validate::{Source, Validator};
-use crate::policy::{Action, Construct, Matcher, Pattern, Rule};
+use crate::policy::{Action, Become, BecomeMethod, Construct, Matcher, Pattern, Rule};
 
 impl Validator<'_> {
     pub fn policy(&mut self, src: &Source, raw: PolicyFile, hosts: &[Host]) -> Policy {
@@ -375,8 +375,19 @@ impl Validator<'_> {
                 }
             }
         }
-        let rule =
-            Rule { index: i, id: r.id.clone(), action, aliases, tags, principals, groups, matchers, allow_constructs };
+        let elevate = self.become_of(src, loc, i, r, action);
+        let rule = Rule {
+            index: i,
+            id: r.id.clone(),
+            action,
+            aliases,
+            tags,
+            principals,
+            groups,
+            matchers,
+            allow_constructs,
+            elevate,
+        };
         if rule.matchers.is_empty() {
             self.push(
                 Severity::Warning,
@@ -395,5 +406,45 @@ impl Validator<'_> {
             );
         }
         Some(rule)
+    }
+
+    /// A rule's `become` / `become_method`. The user name is checked here because it is
+    /// put on the remote command line (quoted anyway); a deny rule cannot run anything.
+    fn become_of(&mut self, src: &Source, loc: &Locator, i: usize, r: &RawRule, action: Action) -> Option<Become> {
+        let at = |k: &str| loc.key_after("action", i, k);
+        let key = |k: &str| format!("rules[{i}].{k}");
+        let method = match r.become_method.as_deref() {
+            None | Some("sudo") => BecomeMethod::Sudo,
+            Some("doas") => BecomeMethod::Doas,
+            Some(other) => {
+                let msg = format!("{other:?} is not one of sudo, doas");
+                self.push(Severity::Error, src, at("become_method"), key("become_method"), msg);
+                return None;
+            }
+        };
+        let Some(user) = r.become_user.as_deref() else {
+            if r.become_method.is_some() {
+                let msg = "become_method needs become (the user to run as)".to_owned();
+                self.push(Severity::Error, src, at("become_method"), key("become_method"), msg);
+            }
+            return None;
+        };
+        // POSIX portable user names (and what useradd accepts): never an option, a path or
+        // shell syntax.
+        let valid = !user.is_empty()
+            && user.len() <= 32
+            && !user.starts_with('-')
+            && user.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid {
+            let msg = format!("become user {user:?} must be 1-32 of A-Z a-z 0-9 _ - . (not starting with -)");
+            self.push(Severity::Error, src, at("become"), key("become"), msg);
+            return None;
+        }
+        if action == Action::Deny {
+            let msg = "become on a deny rule has no effect (a denied command never runs)".to_owned();
+            self.push(Severity::Warning, src, at("become"), key("become"), msg);
+            return None;
+        }
+        Some(Become { user: user.to_owned(), method })
     }
 }

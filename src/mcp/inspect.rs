@@ -89,7 +89,19 @@ pub fn describe_host(svc: &Service, alias: &str, who: &crate::policy::Principal)
         .iter()
         .map(|hop| json!({ "alias": hop.alias, "host": hop.host, "port": hop.port, "host_key_known": svc.host_key_known(hop) }))
         .collect();
-    let v = json!({ "host": sanitized(h), "capabilities": capabilities(svc, &cfg, h, who), "route": route });
+    let mut v = json!({ "host": sanitized(h), "capabilities": capabilities(svc, &cfg, h, who), "route": route });
+    // Which users `become` rules run commands as here, and whether a password is set (never
+    // the password itself).
+    let mut users: Vec<Value> = Vec::new();
+    for r in cfg.policy.rules.iter().filter(|r| r.applies_to(&h.subject(&[], who))) {
+        if let Some(b) = &r.elevate {
+            let entry = json!({ "user": b.user, "method": b.method.name() });
+            if !users.contains(&entry) {
+                users.push(entry);
+            }
+        }
+    }
+    v["become"] = json!({ "configured": !users.is_empty(), "users": users, "password_configured": cfg.become_password_for(h).is_some() });
     ok(
         v.clone(),
         format!(
@@ -134,7 +146,8 @@ pub async fn plan(
         .map(|g| {
             let verdict = g.decision.to_uppercase();
             let reason = crate::service::plan::reason_line(g.policy_allowed, &g.reason, g.network.as_deref());
-            format!("{verdict} {} ({}): {reason}", g.hosts, g.count)
+            let as_user = crate::service::plan::become_suffix(g.become_user.as_deref());
+            format!("{verdict} {} ({}): {reason}{as_user}", g.hosts, g.count)
         })
         .collect::<Vec<_>>()
         .join("\n");
@@ -160,7 +173,21 @@ pub async fn preflight(svc: &Arc<Service>, target: &str) -> CallToolResult {
     };
     let mut rows = Vec::new();
     for h in hosts {
-        rows.push(json!(svc.preflight(h).await));
+        let mut row = json!(svc.preflight(h).await);
+        // `become` is checked once the login works: sudo -n -l, or the password with -v.
+        if row["ok"] == true
+            && let Some(mut check) = svc.preflight_become(h).await
+        {
+            if let Some(Value::String(detail)) = check.get_mut("detail") {
+                svc.mask_text(detail);
+            }
+            if check["ok"] != true {
+                row["ok"] = json!(false);
+                row["stage"] = json!("become");
+            }
+            row["become"] = check;
+        }
+        rows.push(row);
     }
     let good = rows.iter().filter(|r| r["ok"] == true).count();
     let text = format!("{good}/{} hosts ready", rows.len());

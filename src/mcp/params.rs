@@ -47,8 +47,7 @@ pub struct PlanParams {
     /// `groups` (default): hosts folded by outcome; `hosts`: also a row per host.
     #[serde(default)]
     pub detail: Detail,
-    /// Decide for this caller, `PRINCIPAL[:group,…]` (rules with `principals:`/`groups:`);
-    /// default: the caller of this request.
+    /// Judge as `PRINCIPAL[:group,…]` (default: you).
     #[serde(default, rename = "as")]
     pub as_principal: Option<String>,
 }
@@ -163,6 +162,12 @@ pub struct RunResult {
     pub exit_code: Option<u32>,
     pub exit_signal: Option<String>,
     pub error: Option<String>,
+    /// What kind of failure, when it has one a model should act on (`privilege_failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// What to change so the failure goes away (the sudoers line or secret that is missing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
     pub duration_ms: u64,
     /// Inline stdout (head+tail within max_inline_output_bytes; page the rest by task_id).
     pub stdout: String,

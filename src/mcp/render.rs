@@ -9,7 +9,7 @@ use regex::Regex;
 
 use super::params::{OutputPage, RunResult};
 use crate::tasks::ring::{Stream, decode_utf8, inline_text};
-use crate::tasks::{Task, TaskState};
+use crate::tasks::{FailureKind, Task, TaskState};
 
 /// Largest page `ssh_get_task_output` returns.
 pub const MAX_PAGE: usize = 256 * 1024;
@@ -39,6 +39,15 @@ pub fn run_result(task: &Task, inline_budget: u64, redactions: &[Regex]) -> RunR
         }
         _ => (None, None, None),
     };
+    // A `become` refusal carries its hint after a `\nhint: ` line (`service::elevate`).
+    let (error, kind, hint) = match (&snap.state, error) {
+        (TaskState::Failed { kind: FailureKind::PrivilegeFailed, .. }, Some(e)) => {
+            let (msg, hint) =
+                e.split_once("\nhint: ").map_or((e.clone(), None), |(m, h)| (m.to_owned(), Some(h.to_owned())));
+            (Some(msg), Some("privilege_failed".to_owned()), hint)
+        }
+        (_, error) => (error, None, None),
+    };
     RunResult {
         task_id: snap.task_id,
         alias: snap.alias,
@@ -47,6 +56,8 @@ pub fn run_result(task: &Task, inline_budget: u64, redactions: &[Regex]) -> RunR
         exit_code,
         exit_signal,
         error,
+        kind,
+        hint,
         duration_ms: snap.elapsed_ms,
         stdout: redact(stdout, redactions),
         stderr: redact(stderr, redactions),

@@ -84,6 +84,7 @@ pub fn judge_transfer(rules: &[FileRule], subject: &Subject, direction: Directio
             rule: rule.map(|r| RuleRef { index: r.index, id: r.id.clone() }),
             reason,
             denied_command: None,
+            elevate: None,
         },
         max_bytes: None,
     };
@@ -117,6 +118,7 @@ pub fn judge_transfer(rules: &[FileRule], subject: &Subject, direction: Directio
             rule: Some(RuleRef { index: rule.index, id: rule.id.clone() }),
             reason,
             denied_command: None,
+            elevate: None,
         },
         max_bytes,
     }

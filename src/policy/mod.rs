@@ -21,7 +21,7 @@ pub mod text;
 mod word;
 mod wrappers;
 
-pub use rules::{Action, Matcher, Pattern, Rule, in_scope};
+pub use rules::{Action, Become, BecomeMethod, Matcher, Pattern, Rule, in_scope};
 
 use serde::{Deserialize, Serialize};
 use shell::ShellWord;
@@ -146,12 +146,16 @@ pub struct Decision {
     pub reason: String,
     /// The simple command that was denied, when the command had several.
     pub denied_command: Option<String>,
+    /// The user an allowed (or asked) command runs as, from its rules' `become`; `None`:
+    /// as the login user.
+    #[serde(rename = "become", skip_serializing_if = "Option::is_none")]
+    pub elevate: Option<Become>,
 }
 
 impl Decision {
     fn deny(rule: Option<&Rule>, reason: String, denied_command: Option<String>) -> Self {
         let rule = rule.map(|r| RuleRef { index: r.index, id: r.id.clone() });
-        Self { allowed: false, ask: false, rule, reason, denied_command }
+        Self { allowed: false, ask: false, rule, reason, denied_command, elevate: None }
     }
 
     /// The decision's word for people and plans: `allow`, `ask` or `deny`.
@@ -232,6 +236,7 @@ pub fn evaluate_traced(rules: &[Rule], subject: &Subject, command: &str) -> (Dec
         asked_by: Vec::new(),
         enclosing: Vec::new(),
         judged: Vec::new(),
+        elevations: Vec::new(),
     };
     for cmd in &cmds {
         judge.enclosing = cmd.enclosing.iter().filter(|c| !cmd.constructs.contains(c)).copied().collect();
@@ -242,6 +247,10 @@ pub fn evaluate_traced(rules: &[Rule], subject: &Subject, command: &str) -> (Dec
         }
     }
     let judged = std::mem::take(&mut judge.judged);
+    let elevate = match one_user(&judge.elevations) {
+        Ok(elevate) => elevate,
+        Err(d) => return (d, judged),
+    };
     let rule_ref = |r: &&Rule| RuleRef { index: r.index, id: r.id.clone() };
     if let Some((rule, text)) = judge.asked_by.first() {
         let decision = Decision {
@@ -250,6 +259,7 @@ pub fn evaluate_traced(rules: &[Rule], subject: &Subject, command: &str) -> (Dec
             rule: Some(rule_ref(rule)),
             reason: format!("`{text}` needs a human's approval ({})", rule.label()),
             denied_command: None,
+            elevate,
         };
         return (decision, judged);
     }
@@ -262,8 +272,31 @@ pub fn evaluate_traced(rules: &[Rule], subject: &Subject, command: &str) -> (Dec
         rule: first,
         reason: format!("allowed by {}", labels.join(", ")),
         denied_command: None,
+        elevate,
     };
     (decision, judged)
+}
+
+/// The one user every simple command runs as: a command line runs under one `sudo`, so
+/// a command mixing a `become: root` part with a part allowed only as the login user (or
+/// as another user) would run that part with rights no rule gave it. Denied instead.
+fn one_user(elevations: &[(Option<Become>, String, &Rule)]) -> Result<Option<Become>, Decision> {
+    let Some((first, first_text, first_rule)) = elevations.first() else { return Ok(None) };
+    let who = |b: &Option<Become>| b.as_ref().map_or("the login user".to_owned(), |b| format!("{} (become)", b.user));
+    match elevations.iter().find(|(b, _, _)| b != first) {
+        None => Ok(first.clone()),
+        Some((other, text, rule)) => Err(Decision::deny(
+            Some(rule),
+            format!(
+                "`{first_text}` runs as {} ({}) but `{text}` as {} ({}); one command runs as one user, so run them separately",
+                who(first),
+                first_rule.label(),
+                who(other),
+                rule.label()
+            ),
+            Some(text.clone()),
+        )),
+    }
 }
 
 /// Text-level refusals that come before parsing: empty, too long, NUL, control and bidi
@@ -300,6 +333,8 @@ struct Judge<'a> {
     enclosing: Vec<Construct>,
     /// Every argv judged, wrappers and what they run.
     judged: Vec<Vec<ShellWord>>,
+    /// Per permitted simple command: the `become` of the rule that permitted it.
+    elevations: Vec<(Option<Become>, String, &'a Rule)>,
 }
 
 impl<'a> Judge<'a> {
@@ -390,6 +425,8 @@ impl<'a> Judge<'a> {
             }
         }
         if let Some(rule) = matching.iter().find(|r| constructs.iter().all(|c| r.allow_constructs.contains(c))) {
+            // The first permitting rule (file order) says which user the command runs as.
+            self.elevations.push((rule.elevate.clone(), text.clone(), rule));
             // Ask wins over allow: any matching ask rule puts a human in the loop.
             match matching.iter().find(|r| r.action == Action::Ask) {
                 Some(ask) => self.asked_by.push((ask, text)),

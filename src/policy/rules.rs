@@ -22,6 +22,30 @@ pub enum Action {
     Ask,
 }
 
+/// How `become` runs a command: sudo (default) or doas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BecomeMethod {
+    Sudo,
+    Doas,
+}
+
+impl BecomeMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sudo => "sudo",
+            Self::Doas => "doas",
+        }
+    }
+}
+
+/// A rule's `become`: the user the allowed command runs as, and through what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Become {
+    pub user: String,
+    pub method: BecomeMethod,
+}
+
 /// An fnmatch-style pattern (`*` crosses `/`, as Python's fnmatch does).
 #[derive(Debug, Clone)]
 pub struct Pattern {
@@ -79,6 +103,8 @@ pub struct Rule {
     pub groups: Vec<Pattern>,
     pub matchers: Vec<Matcher>,
     pub allow_constructs: Vec<Construct>,
+    /// `become` / `become_method`: an allowed command runs as this user (never for deny).
+    pub elevate: Option<Become>,
 }
 
 impl Rule {

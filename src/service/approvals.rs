@@ -379,6 +379,7 @@ impl Service {
             rule: None,
             reason: format!("approval {id} for `{}` on {}: {why}", request.what, request.hosts),
             denied_command: None,
+            elevate: None,
         }))
     }
 

@@ -178,7 +178,7 @@ async fn one(
             let status = match kind {
                 FailureKind::Unreachable => HostStatus::Unreachable,
                 FailureKind::Denied => HostStatus::Denied,
-                FailureKind::Error => HostStatus::Failed,
+                FailureKind::Error | FailureKind::PrivilegeFailed => HostStatus::Failed,
             };
             (status, Some(error.clone()))
         }

@@ -6,7 +6,10 @@
 //! policy → network → audit (fail-closed) → task. Never speaks a protocol.
 
 pub mod approvals;
+mod become_check;
 pub mod caller;
+mod command_run;
+pub mod elevate;
 pub mod fanout;
 pub mod lost;
 pub mod masking;
@@ -14,6 +17,7 @@ pub mod metrics;
 pub mod plan;
 pub mod readiness;
 pub mod runner;
+pub mod stream_mask;
 pub mod transfer;
 pub mod transfer_io;
 
@@ -27,7 +31,7 @@ use crate::audit::{Audit, AuditError};
 use crate::config::{self, Config, ConfigError, Credential, Dirs, Host, Limits, OnOutputLimit};
 use crate::net::{self, PrecheckError, Resolve, Target};
 use crate::policy::{self, Decision};
-use crate::ssh::{ExecOutcome, Pool, PoolSettings};
+use crate::ssh::{Pool, PoolSettings};
 use crate::tasks::{self, CancelledBy, ManagerLimits, Task, TaskError, TaskManager, TaskSpec, WorkOutcome};
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +76,10 @@ pub struct Prepared {
     timeout: Duration,
     /// The granted approval an `ask` decision ran under (in the `task_start` record).
     approval: Option<String>,
+    /// The sudo password for a `become` decision (host's, else credential's).
+    become_password: Option<config::Secret>,
+    /// Every configured secret value: masked in the command's output as it streams.
+    secrets: Vec<String>,
 }
 
 impl Prepared {
@@ -276,6 +284,7 @@ impl Service {
             map.insert("client".into(), json!(c));
         }
         self.secrets.mask_record(&mut map);
+        self.mask_config_secrets(&mut map);
         self.audit.record(event, map, durable)?;
         self.metrics.audit_record_written();
         Ok(())
@@ -355,7 +364,11 @@ impl Service {
         let decision = cfg.policy.evaluate_as(&host, &principal_of(client), command);
         let sha = command_sha256(command);
         self.metrics.decision(&decision, "command");
-        self.audit_or_warn(client, "decision", json!({ "alias": alias, "command": command, "allowed": decision.allowed, "ask": decision.ask, "rule": decision.rule, "reason": decision.reason }));
+        let mut record = json!({ "alias": alias, "command": command, "allowed": decision.allowed, "ask": decision.ask, "rule": decision.rule, "reason": decision.reason });
+        if let Some(b) = &decision.elevate {
+            record["become_user"] = json!(b.user);
+        }
+        self.audit_or_warn(client, "decision", record);
         let (decision, approval) = self.admit(decision, approval, alias, command, client)?;
         let credential =
             cfg.credential_for(&host).cloned().ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?;
@@ -394,6 +407,8 @@ impl Service {
         };
         Ok(Prepared {
             approval,
+            become_password: cfg.become_password_for(&host).cloned(),
+            secrets: cfg.secret_values(),
             route,
             host,
             credential,
@@ -433,33 +448,37 @@ impl Service {
         if let Some(id) = &p.approval {
             fields["approval_id"] = json!(id);
         }
+        if let Some(b) = &p.decision.elevate {
+            fields["become_user"] = json!(b.user);
+            fields["become_method"] = json!(b.method.name());
+        }
         let (svc, known_hosts) = (self.clone(), cfg.policy.known_hosts_path.clone());
-        let Prepared { route, host, credential, target, command, .. } = p;
+        let Prepared { route, host, credential, target, command, decision, become_password, secrets, .. } = p;
         let work: tasks::Work = Box::new(move |ctx| {
             Box::pin(async move {
                 let started = || ctx.set_running();
-                let r = svc
-                    .pool
-                    .run(
-                        &route,
-                        &target,
-                        &credential,
-                        &known_hosts,
-                        host.connect_timeout,
-                        &command,
-                        &ctx.sink,
-                        &ctx.cancel,
-                        &started,
-                    )
-                    .await;
-                match r {
-                    Ok(ExecOutcome::NotStarted) => WorkOutcome::Stopped,
-                    // We stopped it and it did not exit on its own: a cancel or timeout.
-                    Ok(ExecOutcome::Finished { exit_code: None, stopped: true, .. }) => WorkOutcome::Stopped,
-                    Ok(ExecOutcome::Finished { exit_code, exit_signal, .. }) => {
-                        WorkOutcome::Exited { exit_code, exit_signal }
+                let masking = stream_mask::MaskingSink::new(&ctx.sink, &secrets);
+                let run = command_run::Run {
+                    pool: &svc.pool,
+                    route: &route,
+                    target: &target,
+                    credential: &credential,
+                    known_hosts: &known_hosts,
+                    connect_timeout: host.connect_timeout,
+                };
+                let outcome = match &decision.elevate {
+                    None => command_run::outcome_of(run.exec(&command, &[], &masking, &ctx.cancel, &started).await),
+                    Some(b) => {
+                        run.elevated(&command, b, become_password.as_ref(), &masking, &ctx.cancel, &started).await
                     }
-                    Err(e) => WorkOutcome::Failed((&e).into()),
+                };
+                masking.finish();
+                match outcome {
+                    WorkOutcome::Failed(mut f) => {
+                        f.error = stream_mask::mask_str(&f.error, &secrets);
+                        WorkOutcome::Failed(f)
+                    }
+                    other => other,
                 }
             })
         });

@@ -29,6 +29,9 @@ pub struct PlanRow {
     pub target_ip: Option<String>,
     /// The precheck's refusal, if any.
     pub network: Option<String>,
+    /// The user the command would run as (`become`), when not the login user.
+    #[serde(rename = "become", skip_serializing_if = "Option::is_none")]
+    pub become_user: Option<String>,
     pub limits: Limits,
 }
 
@@ -98,6 +101,7 @@ pub async fn plan(
             denied_command: d.denied_command,
             target_ip: pre.as_ref().ok().map(|t| t.addr.ip().to_string()),
             network: pre.err().map(|e| e.to_string()),
+            become_user: d.elevate.as_ref().map(|b| b.user.clone()),
             limits: cfg.policy.limits_for(host),
         });
     }
@@ -117,6 +121,8 @@ pub struct PlanGroup {
     pub reason: String,
     pub denied_command: Option<String>,
     pub network: Option<String>,
+    #[serde(rename = "become", skip_serializing_if = "Option::is_none")]
+    pub become_user: Option<String>,
     /// Which limits set (index into `limits_sets`) applies to which of the hosts, folded:
     /// `{"h[1-100]": 0}`, or several entries when overrides differ within the group.
     pub limits: std::collections::BTreeMap<String, usize>,
@@ -130,7 +136,7 @@ pub struct FoldedPlan {
     pub limits_sets: Vec<Limits>,
 }
 
-/// Folds `rows` by (decision, rule, reason, denied command, network verdict).
+/// Folds `rows` by (decision, rule, reason, denied command, network verdict, become user).
 pub fn fold(rows: &[PlanRow]) -> FoldedPlan {
     let mut limits_sets: Vec<Limits> = Vec::new();
     let mut limits_keys: Vec<String> = Vec::new();
@@ -154,6 +160,7 @@ pub fn fold(rows: &[PlanRow]) -> FoldedPlan {
             r.reason.clone(),
             r.denied_command.clone(),
             r.network.clone(),
+            r.become_user.clone(),
         )
     };
     let groups = crate::inventory::hostset::fold_groups(rows, key, |r| &r.alias)
@@ -174,11 +181,17 @@ pub fn fold(rows: &[PlanRow]) -> FoldedPlan {
                 reason: row.reason.clone(),
                 denied_command: row.denied_command.clone(),
                 network: row.network.clone(),
+                become_user: row.become_user.clone(),
                 limits: by_set.into_iter().map(|(set, hosts)| (crate::inventory::hostset::fold(&hosts), set)).collect(),
             }
         })
         .collect();
     FoldedPlan { groups, limits_sets }
+}
+
+/// ` (become: root)` after a plan line, when the command would run as another user.
+pub fn become_suffix(become_user: Option<&str>) -> String {
+    become_user.map(|u| format!(" (become: {u})")).unwrap_or_default()
 }
 
 /// One line a person reads: the policy's reason, then the network's when it refused.

@@ -72,6 +72,7 @@ pub fn denied(reason: String) -> ServiceError {
         rule: None,
         reason,
         denied_command: None,
+        elevate: None,
     })
 }
 

@@ -1,4 +1,4 @@
-//! One command on one channel: exec without a PTY, stdin closed at once, every byte
+//! One command on one channel: exec without a PTY, stdin (the given bytes, if any) closed at once, every byte
 //! drained, exit status and signal captured, and a stop ladder that really stops it.
 //!
 //! Owns: the channel's read loop. Draining never stops early (an unread channel stalls
@@ -62,6 +62,7 @@ fn sig_name(sig: &Sig) -> String {
 pub(super) async fn run(
     channel: Channel<Msg>,
     command: &str,
+    stdin: &[u8],
     sink: &dyn Sink,
     cancel: &CancellationToken,
 ) -> Result<ExecOutcome, SshError> {
@@ -90,6 +91,11 @@ pub(super) async fn run(
             msg = reader.wait() => match msg {
                 Some(ChannelMsg::Success | ChannelMsg::Failure) if !eof_sent => {
                     eof_sent = true;
+                    // Input given with the command (a sudo password for `sudo -S`) goes in
+                    // the same flight as the EOF, never on the command line.
+                    if !stdin.is_empty() {
+                        let _ = writer.data(stdin).await;
+                    }
                     let _ = writer.eof().await;
                 }
                 None => break,

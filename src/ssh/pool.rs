@@ -131,6 +131,26 @@ impl Pool {
         cancel: &CancellationToken,
         on_started: &(dyn Fn() + Send + Sync),
     ) -> Result<ExecOutcome, SshError> {
+        self.run_with_stdin(route, target, cred, known_hosts, connect_timeout, command, &[], sink, cancel, on_started)
+            .await
+    }
+
+    /// `run`, with `stdin` written to the command once the server accepted it, then EOF
+    /// (a `sudo -S` password line: never on a command line).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run_with_stdin(
+        &self,
+        route: &[Hop],
+        target: &Target,
+        cred: &Credential,
+        known_hosts: &Path,
+        connect_timeout: Duration,
+        command: &str,
+        stdin: &[u8],
+        sink: &dyn Sink,
+        cancel: &CancellationToken,
+        on_started: &(dyn Fn() + Send + Sync),
+    ) -> Result<ExecOutcome, SshError> {
         let key = key_of(target, cred, route);
         let Some((channel, conn, permit)) =
             self.session_channel(&key, route, target, cred, known_hosts, connect_timeout, cancel).await?
@@ -138,7 +158,7 @@ impl Pool {
             return Ok(ExecOutcome::NotStarted);
         };
         on_started();
-        let outcome = exec::run(channel, command, sink, cancel).await;
+        let outcome = exec::run(channel, command, stdin, sink, cancel).await;
         *lock(&conn.last_used) = Instant::now();
         drop(permit);
         // A command that ended without an exit status behind jump hosts: if a hop's

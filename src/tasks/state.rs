@@ -41,6 +41,9 @@ pub enum FailureKind {
     /// The policy refused what the run found (a transfer path the host resolved outside the
     /// `files:` rules): a denial, not an error.
     Denied,
+    /// `become` failed: sudo/doas refused (no sudoers line, a password needed or wrong,
+    /// a tty required); the command did not run.
+    PrivilegeFailed,
 }
 
 /// A failed task's kind and message.

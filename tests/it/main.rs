@@ -5,6 +5,7 @@ mod approvals;
 mod audit_gates;
 mod audit_offhost;
 mod bash_oracle;
+mod become_sudo;
 mod bypass_corpus;
 mod certificates;
 mod cli_net_audit;

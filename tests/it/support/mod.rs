@@ -7,4 +7,5 @@ pub mod oracle;
 pub mod pty;
 pub mod rsyslog;
 pub mod sshd;
+pub mod sudo;
 pub mod svc;
