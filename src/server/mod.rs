@@ -6,6 +6,7 @@
 //! Never writes to stdout except through the MCP stdio transport and `call`'s result.
 
 pub mod approvals_http;
+pub mod approver_ui;
 pub mod rpc;
 
 use std::net::SocketAddr;
@@ -217,6 +218,31 @@ fn is_loopback_origin(origin: &str) -> bool {
     host == "localhost" || host == "[::1]" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The Origin check of `/mcp`, `/rpc` and the approvals routes: a browser request from a
+/// page that is not on a loopback origin is refused (and audited). `None`: go on.
+pub(crate) fn foreign_origin(headers: &HeaderMap, svc: &Service) -> Option<Response> {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())?;
+    if is_loopback_origin(origin) {
+        return None;
+    }
+    svc.audit_or_warn(None, "http_auth_failure", json!({ "reason": "origin not allowed", "origin": origin }));
+    Some((StatusCode::FORBIDDEN, "origin not allowed").into_response())
+}
+
+/// The Host check rmcp applies to `/mcp` (DNS rebinding), for the routes outside it: the
+/// Host header must name one of `hosts` (the loopback names and the listen address).
+pub(crate) fn foreign_host(headers: &HeaderMap, hosts: &[String]) -> Option<Response> {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    if hosts.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+        return None;
+    }
+    Some((StatusCode::FORBIDDEN, "host not allowed").into_response())
+}
+
 async fn serve_http(
     svc: Arc<Service>,
     addr: SocketAddr,
@@ -230,7 +256,7 @@ async fn serve_http(
         .await
         .map_err(|e| format!("error: cannot start the /rpc endpoint: {e}"))?;
     let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(hosts)
+        .with_allowed_hosts(hosts.clone())
         .with_max_request_body_bytes(MAX_BODY)
         .disable_allowed_origins();
     let svc2 = svc.clone();
@@ -254,7 +280,12 @@ async fn serve_http(
     let with_approvals = approver.is_some();
     let ready_svc = svc.clone();
     let app = match approver {
-        Some(a) => app.merge(crate::server::approvals_http::router(svc.clone(), a)),
+        Some(a) => {
+            // Links in notifications point here unless `approvals.page_url` says otherwise.
+            svc.approvals.set_page_url(format!("http://{addr}{}", crate::server::approver_ui::PAGE));
+            app.merge(crate::server::approvals_http::router(svc.clone(), a, hosts.clone()))
+                .merge(crate::server::approver_ui::router(svc.clone(), hosts.clone()))
+        }
         None => app,
     };
     // Added after the guards' layers, so neither needs a token: liveness tells nothing, and an
@@ -337,11 +368,8 @@ pub(crate) fn bearer_matches(offered: &str, token: &Secret) -> bool {
 
 async fn authorize(req: Request, next: Next, token: &Secret, svc: &Service) -> Response {
     let headers: &HeaderMap = req.headers();
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
-        && !is_loopback_origin(origin)
-    {
-        svc.audit_or_warn(None, "http_auth_failure", json!({ "reason": "origin not allowed", "origin": origin }));
-        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    if let Some(refused) = foreign_origin(headers, svc) {
+        return refused;
     }
     let offered = bearer(headers);
     if !bearer_matches(offered, token) {
@@ -359,6 +387,7 @@ fn not_found(uri: &axum::http::Uri, with_approvals: bool) -> axum::response::Res
         vec!["/mcp (MCP streamable HTTP, bearer token)", "/rpc (JSON-RPC, bearer token)", "/healthz", "/readyz"];
     if with_approvals {
         paths.push("/approvals (approver token)");
+        paths.push("/approvals/ui (the approver page)");
     }
     let hint = if uri.path() == "/" { " (MCP clients connect to /mcp)" } else { "" };
     let body = serde_json::json!({ "error": format!("no such path: {}{hint}", uri.path()), "paths": paths });
