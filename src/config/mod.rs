@@ -13,6 +13,7 @@ mod secret;
 mod types;
 mod unknown_keys;
 mod validate;
+mod validate_approvals;
 mod validate_auth;
 mod validate_files;
 mod validate_policy;

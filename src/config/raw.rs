@@ -138,6 +138,9 @@ pub struct PolicyFile {
     pub files: RawFiles,
     /// sshwarden: the HTTP server as an OAuth 2.1 resource server, and named static tokens.
     pub auth: Option<RawAuth>,
+    /// sshwarden: out-of-band approvals (the approver page's address, the notification hook).
+    #[serde(default)]
+    pub approvals: RawApprovals,
 }
 
 /// `auth:` of policy.yml.
@@ -192,6 +195,28 @@ pub struct RawNamedToken {
     pub groups: Vec<String>,
     #[serde(default)]
     pub scopes: Vec<String>,
+}
+
+/// `approvals:` of policy.yml.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApprovals {
+    /// The approver page as approvers reach it (`https://gw.example/approvals/ui`); default
+    /// `http://LISTEN-ADDRESS/approvals/ui` of `serve --http`.
+    pub page_url: Option<String>,
+    /// POST a JSON description of every new approval request here.
+    pub notify: Option<RawNotify>,
+}
+
+/// `approvals.notify`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    /// `http://` URL of the receiver (a chat bridge); https needs a TLS-enabled build.
+    pub url: String,
+    /// Extra request headers (an authorization header for the bridge); never logged.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// `files:` of policy.yml.

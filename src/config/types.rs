@@ -337,6 +337,23 @@ pub struct Policy {
     pub audit: AuditSettings,
     pub redact_output: Vec<Regex>,
     pub files: FilesPolicy,
+    pub approvals: ApprovalSettings,
+}
+
+/// `approvals:` checked.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalSettings {
+    /// The approver page's address for links (`None`: the server's listen address).
+    pub page_url: Option<String>,
+    pub notify: Option<NotifySettings>,
+}
+
+/// `approvals.notify` checked: an http(s) URL and header names and values HTTP accepts.
+#[derive(Debug, Clone)]
+pub struct NotifySettings {
+    pub url: String,
+    /// Header values may be credentials of the bridge: kept as secrets (never printed).
+    pub headers: Vec<(String, Secret)>,
 }
 
 /// `auth:` checked: whose tokens the HTTP server accepts, and what they may do.

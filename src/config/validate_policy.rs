@@ -45,6 +45,7 @@ impl Validator<'_> {
         let rules: Vec<Rule> =
             raw.rules.iter().enumerate().filter_map(|(i, r)| self.rule(src, &loc, i, r, hosts)).collect();
         let files = self.files(src, &loc, &raw.files, hosts);
+        let approvals = self.approvals(src, &loc, &raw.approvals);
         let e = raw.execution;
         let d = Execution::default();
         let execution = Execution {
@@ -119,6 +120,7 @@ impl Validator<'_> {
             },
             redact_output,
             files,
+            approvals,
         }
     }
 

@@ -6,6 +6,7 @@
 //! Never writes to stdout except through the MCP stdio transport and `call`'s result.
 
 pub mod approvals_http;
+pub mod approver_ui;
 pub mod auth;
 pub mod metrics_http;
 pub mod rpc;
@@ -243,6 +244,31 @@ fn is_loopback_origin(origin: &str) -> bool {
     host == "localhost" || host == "[::1]" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The Origin check of `/mcp`, `/rpc` and the approvals routes: a browser request from a
+/// page that is not on a loopback origin is refused (and audited). `None`: go on.
+pub(crate) fn foreign_origin(headers: &HeaderMap, svc: &Service) -> Option<Response> {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())?;
+    if is_loopback_origin(origin) {
+        return None;
+    }
+    svc.audit_or_warn(None, "http_auth_failure", json!({ "reason": "origin not allowed", "origin": origin }));
+    Some((StatusCode::FORBIDDEN, "origin not allowed").into_response())
+}
+
+/// The Host check rmcp applies to `/mcp` (DNS rebinding), for the routes outside it: the
+/// Host header must name one of `hosts` (the loopback names and the listen address).
+pub(crate) fn foreign_host(headers: &HeaderMap, hosts: &[String]) -> Option<Response> {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    if hosts.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+        return None;
+    }
+    Some((StatusCode::FORBIDDEN, "host not allowed").into_response())
+}
+
 async fn serve_http(
     svc: Arc<Service>,
     addr: SocketAddr,
@@ -256,7 +282,7 @@ async fn serve_http(
         .await
         .map_err(|e| format!("error: cannot start the /rpc endpoint: {e}"))?;
     let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(hosts)
+        .with_allowed_hosts(hosts.clone())
         .with_max_request_body_bytes(MAX_BODY)
         .disable_allowed_origins();
     let svc2 = svc.clone();
@@ -287,7 +313,12 @@ async fn serve_http(
         async move { resource_metadata(&svc) }
     };
     let app = match approver {
-        Some(a) => app.merge(crate::server::approvals_http::router(svc.clone(), a)),
+        Some(a) => {
+            // Links in notifications point here unless `approvals.page_url` says otherwise.
+            svc.approvals.set_page_url(format!("http://{addr}{}", crate::server::approver_ui::PAGE));
+            app.merge(crate::server::approvals_http::router(svc.clone(), a, hosts.clone()))
+                .merge(crate::server::approver_ui::router(svc.clone(), hosts.clone()))
+        }
         None => app,
     };
     let app = match metrics {
@@ -391,11 +422,8 @@ async fn authorize(
     auth: &auth::Authenticator,
 ) -> Response {
     let headers: &HeaderMap = req.headers();
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
-        && !is_loopback_origin(origin)
-    {
-        svc.audit_or_warn(None, "http_auth_failure", json!({ "reason": "origin not allowed", "origin": origin }));
-        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    if let Some(refused) = foreign_origin(headers, svc) {
+        return refused;
     }
     let cfg = svc.config();
     if let Some(settings) = cfg.policy.auth.as_ref() {
@@ -447,6 +475,7 @@ fn not_found(uri: &axum::http::Uri, with_approvals: bool, with_metrics: bool) ->
         vec!["/mcp (MCP streamable HTTP, bearer token)", "/rpc (JSON-RPC, bearer token)", "/healthz", "/readyz"];
     if with_approvals {
         paths.push("/approvals (approver token)");
+        paths.push("/approvals/ui (the approver page)");
     }
     if with_metrics {
         paths.push("/metrics (Prometheus, metrics token)");

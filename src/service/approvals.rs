@@ -27,6 +27,8 @@ const TICKET_LIFETIME: Duration = Duration::from_secs(600);
 const PENDING_PER_CLIENT: usize = 32;
 /// Undecided requests in all: memory stays bounded whoever asks.
 const PENDING_IN_ALL: usize = 512;
+/// Decided requests remembered for the approver page (who decided, when), newest last.
+const RECENTLY_DECIDED: usize = 50;
 
 /// What a human is asked to approve.
 #[derive(Debug, Clone, Serialize)]
@@ -115,11 +117,28 @@ pub trait AskHuman: Send + Sync {
     fn ask<'a>(&'a self, request: &'a ApprovalRequest) -> futures::future::BoxFuture<'a, Option<bool>>;
 }
 
+/// A request and its decision, as the approver page lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecidedRequest {
+    #[serde(flatten)]
+    pub request: ApprovalRequest,
+    /// `approved` or `denied`.
+    pub decision: &'static str,
+    /// Who decided: `approver token`, `elicitation`, `timeout`, …
+    pub by: String,
+    pub decided_at_ms: u64,
+}
+
 #[derive(Default)]
 pub struct Approvals {
     entries: DashMap<String, Entry>,
     /// `serve --approver-token-file` is set: requests can wait for an out-of-band decision.
     out_of_band: AtomicBool,
+    /// The last `RECENTLY_DECIDED` decisions, oldest first (entries themselves are pruned by
+    /// ticket lifetime, and a ticket is not a history).
+    recent: std::sync::Mutex<std::collections::VecDeque<DecidedRequest>>,
+    /// The approver page's address derived from `serve --http` (`approvals.page_url` wins).
+    page_url: std::sync::Mutex<Option<String>>,
 }
 
 impl Approvals {
@@ -129,6 +148,38 @@ impl Approvals {
 
     pub fn out_of_band(&self) -> bool {
         self.out_of_band.load(Ordering::SeqCst)
+    }
+
+    /// Sets the approver page's address the server derived from its listen address.
+    pub fn set_page_url(&self, url: String) {
+        if let Ok(mut p) = self.page_url.lock() {
+            *p = Some(url);
+        }
+    }
+
+    /// The approver page's address derived from the listen address, if serving one.
+    pub fn served_page_url(&self) -> Option<String> {
+        self.page_url.lock().ok().and_then(|p| p.clone())
+    }
+
+    /// Recently decided requests, newest first.
+    pub fn recently_decided(&self) -> Vec<DecidedRequest> {
+        self.recent.lock().map(|r| r.iter().rev().cloned().collect()).unwrap_or_default()
+    }
+
+    fn remember(&self, request: &ApprovalRequest, state: &State) {
+        let (decision, by) = match state {
+            State::Approved { by } => ("approved", by.clone()),
+            State::Denied { by } => ("denied", by.clone()),
+            State::Pending => return,
+        };
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() >= RECENTLY_DECIDED {
+                recent.pop_front();
+            }
+            let decided_at_ms = crate::tasks::now_ms();
+            recent.push_back(DecidedRequest { request: request.clone(), decision, by, decided_at_ms });
+        }
     }
 
     fn prune(&self) {
@@ -206,6 +257,9 @@ impl Approvals {
             *s = state.clone();
             true
         });
+        if !matches!(outcome, Err(DecideError::AlreadyDecided(_))) && *entry.state.borrow() == state {
+            self.remember(&entry.request, &state);
+        }
         drop(entry);
         match outcome {
             Err(e @ DecideError::NotRecorded(_)) if !approve => {
@@ -284,6 +338,8 @@ impl Service {
             request.id.clone(),
             Entry { request: request.clone(), state, created: Instant::now(), used: Default::default() },
         );
+        // Detached: the hook never delays or fails the request it announces.
+        crate::service::approval_notify::announce(self, request);
         let (svc, id, limit) = (Arc::downgrade(self), request.id.clone(), Duration::from_secs(request.timeout_seconds));
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {

@@ -5,6 +5,7 @@
 //! pool, the resolver and the audit sink, and the order of the gates: input → inventory →
 //! policy → network → audit (fail-closed) → task. Never speaks a protocol.
 
+pub mod approval_notify;
 pub mod approvals;
 mod become_check;
 pub mod caller;

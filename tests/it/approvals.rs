@@ -16,7 +16,7 @@ use crate::support::sshd::{Fleet, FleetOptions};
 
 const ASK_RULE: &str = "rules:\n  - id: needs-human\n    action: ask\n    commands: [\"echo approve-me*\"]\n";
 
-fn ask_fleet() -> Fleet {
+pub fn ask_fleet() -> Fleet {
     let fleet = Fleet::start(FleetOptions { hosts: 2, ..Default::default() });
     let path = fleet.path("config/policy.yml");
     let policy = std::fs::read_to_string(&path).unwrap().replacen("rules:\n", ASK_RULE, 1);

@@ -1,7 +1,9 @@
 //! Integration tests: pure cores through the public API, then real sshd and the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
 
+mod approval_hook;
 mod approvals;
+mod approver_ui;
 mod audit_gates;
 mod audit_offhost;
 mod bash_oracle;
