@@ -114,7 +114,7 @@ impl Authenticator {
         if super::bearer_matches(offered, legacy) {
             let s = &settings.scopes;
             let scopes = vec![s.run.clone(), s.approve.clone(), s.admin.clone()];
-            return Ok(Caller { principal: "token".into(), groups: Vec::new(), scopes, jti_sha256: None });
+            return Ok(Caller { principal: "token".into(), groups: Vec::new(), scopes, jti_sha256: None, admin: true });
         }
         // Every named token is compared, so the time taken does not tell which one matched.
         let mut named = None;
@@ -129,6 +129,7 @@ impl Authenticator {
                 groups: t.groups.clone(),
                 scopes: t.scopes.clone(),
                 jti_sha256: None,
+                admin: t.scopes.contains(&settings.scopes.admin),
             });
         }
         let Some(oidc) = settings.oidc.as_ref() else {
@@ -142,7 +143,8 @@ impl Authenticator {
         let mut scopes = strings(&claims["scope"]);
         scopes.extend(strings(&claims["scp"]));
         let jti_sha256 = claims["jti"].as_str().map(|j| format!("{:x}", Sha256::digest(j.as_bytes())));
-        Ok(Caller { principal, groups: strings(&claims[&settings.groups_claim]), scopes, jti_sha256 })
+        let admin = scopes.contains(&settings.scopes.admin);
+        Ok(Caller { principal, groups: strings(&claims[&settings.groups_claim]), scopes, jti_sha256, admin })
     }
 
     /// The claims of a JWT access token that passes every check, or a reason for the audit

@@ -19,6 +19,8 @@ pub struct Caller {
     pub scopes: Vec<String>,
     /// SHA-256 of the access token's `jti`, when it has one (audit may carry it).
     pub jti_sha256: Option<String>,
+    /// Holds the `admin` scope: sees and cancels every caller's tasks. Set by the guard.
+    pub admin: bool,
 }
 
 /// `text` as one label word: every byte outside `[A-Za-z0-9._@:+/-]` percent-encoded, so
@@ -64,6 +66,9 @@ impl Caller {
             let groups: Vec<String> = self.groups.iter().map(|g| label_word(g)).collect();
             words.push_str(&format!(" groups={}", groups.join(",")));
         }
+        if self.admin {
+            words.push_str(" role=admin");
+        }
         words
     }
 }
@@ -83,7 +88,7 @@ pub fn in_process_key() -> &'static str {
 impl Caller {
     /// The caller as `/rpc` passes it in `_meta` to its in-process client.
     pub fn to_meta(&self) -> serde_json::Value {
-        serde_json::json!({ "key": in_process_key(), "principal": self.principal, "groups": self.groups, "scopes": self.scopes })
+        serde_json::json!({ "key": in_process_key(), "principal": self.principal, "groups": self.groups, "scopes": self.scopes, "admin": self.admin })
     }
 
     /// A caller from `_meta`, only when it carries this process's key.
@@ -103,6 +108,7 @@ impl Caller {
             groups: strings("groups"),
             scopes: strings("scopes"),
             jti_sha256: None,
+            admin: v["admin"] == true,
         })
     }
 }
@@ -119,6 +125,12 @@ pub fn principal_of(client: Option<&str>) -> Principal {
         },
         None => Principal::local(),
     }
+}
+
+/// Whether the label's caller holds the `admin` scope (a `role=admin` word after the first,
+/// which only the server writes).
+pub fn is_admin(client: &str) -> bool {
+    client.split(' ').skip(1).any(|w| w == "role=admin")
 }
 
 /// Who a task belongs to. With a verified principal in the label, the principal (the last
@@ -138,7 +150,7 @@ mod tests {
 
     fn caller(p: &str, groups: &[&str]) -> Caller {
         let groups = groups.iter().map(|g| g.to_string()).collect();
-        Caller { principal: p.into(), groups, scopes: vec![], jti_sha256: None }
+        Caller { principal: p.into(), groups, scopes: vec![], jti_sha256: None, admin: false }
     }
 
     #[test]

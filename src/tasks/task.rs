@@ -54,6 +54,9 @@ pub struct TaskSnapshot {
     /// What the work published about itself (a runbook run: its steps).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<serde_json::Value>,
+    /// Who started it: the principal (with `auth:`), else the client's name.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub started_by: String,
 }
 
 impl Task {
@@ -107,6 +110,7 @@ impl Task {
             output_evicted: out.evicted,
             expires_in_seconds: expires,
             detail: lock(&self.detail).clone(),
+            started_by: self.spec.owner.strip_prefix("principal=").unwrap_or(&self.spec.owner).to_owned(),
         }
     }
 

@@ -102,8 +102,9 @@ async fn tokens_from_a_real_provider_are_checked_and_name_the_principal() {
     let stranger = Provider::start(&resource);
     std::fs::write(fleet.path("ci.token"), "ci-bot-token-0123456789abcdef").unwrap();
     std::fs::write(fleet.path("viewer.token"), "viewer-token-0123456789abcdef").unwrap();
+    std::fs::write(fleet.path("admin.token"), "ops-admin-token-0123456789abcdef").unwrap();
     fleet.write_config(&format!(
-        "auth:\n  issuer: {}\n  audience: {resource}\n  leeway_seconds: 0\n  tokens:\n    - {{name: ci-bot, file: ../ci.token, groups: [ci], scopes: [\"ssh:run\"]}}\n    - {{name: viewer, file: ../viewer.token}}\n",
+        "auth:\n  issuer: {}\n  audience: {resource}\n  leeway_seconds: 0\n  tokens:\n    - {{name: ci-bot, file: ../ci.token, groups: [ci], scopes: [\"ssh:run\"]}}\n    - {{name: viewer, file: ../viewer.token}}\n    - {{name: ops-admin, file: ../admin.token, scopes: [\"ssh:run\", \"ssh:admin\"]}}\n",
         provider.issuer()
     ));
     // Rules for callers: bob may not echo restart-*, the interns group may not run date.
@@ -190,7 +191,12 @@ async fn tokens_from_a_real_provider_are_checked_and_name_the_principal() {
     let (err, seen) = mcp::call(&as_bob, "ssh_get_task_status", json!({ "task_id": id })).await;
     assert!(err, "bob must not see alice's task: {seen}");
     let (err, seen) = mcp::call(&as_alice, "ssh_get_task_status", json!({ "task_id": id })).await;
-    assert!(!err, "{seen}");
+    assert!(!err && seen["started_by"] == "alice", "{seen}");
+    // The admin scope sees every caller's tasks.
+    let (as_admin, _) = mcp::http(&resource, "ops-admin-token-0123456789abcdef").await.unwrap();
+    let (err, seen) = mcp::call(&as_admin, "ssh_get_task_status", json!({ "task_id": id })).await;
+    assert!(!err && seen["started_by"] == "alice", "admin: {seen}");
+    mcp::close(as_admin).await;
     // Rules see the principal and its groups: the same command on the same host.
     assert!(!run_as(&as_alice, "echo restart-now").await.0);
     let (err, denied) = run_as(&as_bob, "echo restart-now").await;
