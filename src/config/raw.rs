@@ -273,6 +273,31 @@ pub struct RawLimits {
     pub max_result_bytes: Option<u64>,
     /// sshwarden: how long an `ask` decision waits for a human (default 120 s); then denied.
     pub approval_timeout_seconds: Option<u64>,
+    /// sshwarden: per-caller budgets (only in the top-level `limits`; needs `auth:`).
+    pub quotas: Option<RawQuotas>,
+}
+
+/// `limits.quotas`.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuotas {
+    #[serde(default)]
+    pub principals: BTreeMap<String, RawQuota>,
+    #[serde(default)]
+    pub groups: BTreeMap<String, RawQuota>,
+    pub default: Option<RawQuota>,
+}
+
+/// One caller's budget; an absent key is unlimited.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuota {
+    /// Remote commands started per minute (a fan-out to N hosts starts N).
+    pub commands_per_minute: Option<u32>,
+    /// Tasks queued or running at once.
+    pub concurrent_tasks: Option<u32>,
+    /// Hosts reached by fan-outs per hour.
+    pub fanout_hosts_per_hour: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

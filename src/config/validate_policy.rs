@@ -104,8 +104,10 @@ impl Validator<'_> {
                 self.push(Severity::Warning, src, pos, format!("rules[{}].principals", r.index), msg.to_owned());
             }
         }
+        let quotas = raw.limits.quotas.as_ref().map(|q| self.quotas(src, &loc, q)).unwrap_or_default();
         Policy {
             auth,
+            quotas,
             known_hosts_path,
             limits,
             alias_overrides,
@@ -183,7 +185,41 @@ impl Validator<'_> {
         })
     }
 
+    fn quotas(&mut self, src: &Source, loc: &Locator, raw: &super::raw::RawQuotas) -> super::types::Quotas {
+        let pos = loc.key("quotas", None, 0);
+        let mut one = |this: &mut Self, key: String, q: &super::raw::RawQuota| {
+            for (k, v) in [
+                ("commands_per_minute", q.commands_per_minute),
+                ("concurrent_tasks", q.concurrent_tasks),
+                ("fanout_hosts_per_hour", q.fanout_hosts_per_hour),
+            ] {
+                if v == Some(0) {
+                    let msg = "must be at least 1 (to forbid a caller everything, deny it with a rule)".to_owned();
+                    this.push(Severity::Error, src, pos, format!("{key}.{k}"), msg);
+                }
+            }
+            super::types::Quota {
+                commands_per_minute: q.commands_per_minute,
+                concurrent_tasks: q.concurrent_tasks,
+                fanout_hosts_per_hour: q.fanout_hosts_per_hour,
+            }
+        };
+        let principals = raw
+            .principals
+            .iter()
+            .map(|(p, q)| (p.clone(), one(self, format!("limits.quotas.principals.{p}"), q)))
+            .collect();
+        let groups =
+            raw.groups.iter().map(|(g, q)| (g.clone(), one(self, format!("limits.quotas.groups.{g}"), q))).collect();
+        let default = raw.default.as_ref().map(|q| one(self, "limits.quotas.default".into(), q)).unwrap_or_default();
+        super::types::Quotas { principals, groups, default }
+    }
+
     fn limits(&mut self, src: &Source, loc: &Locator, raw: &RawLimits, key: &str) -> LimitsLayer {
+        if key != "limits" && raw.quotas.is_some() {
+            let msg = "quotas belong to callers, not hosts: set them in the top-level limits".to_owned();
+            self.push(Severity::Error, src, loc.key("quotas", None, 0), format!("{key}.quotas"), msg);
+        }
         if raw.host_key_auto_add == Some(true) {
             self.push(
                 Severity::Error,

@@ -112,6 +112,12 @@ pub fn service_error(e: &ServiceError) -> CallToolResult {
             json!({}),
         ),
         ServiceError::Task(t) => task_error(t),
+        ServiceError::RateLimited { retry_after_seconds, .. } => tool_error(
+            "rate_limited",
+            &msg,
+            "Nothing ran: your quota is used up. Wait retry_after_seconds before trying again, and do less per call.",
+            json!({ "retry_after_seconds": retry_after_seconds }),
+        ),
         ServiceError::Config(_) => tool_error(
             "config_error",
             &msg,

@@ -78,7 +78,8 @@ pub fn list_hosts(svc: &Service, pattern: Option<&str>) -> CallToolResult {
     ok(json!({ "count": list.len(), "hosts": list }), text)
 }
 
-pub fn describe_host(svc: &Service, alias: &str, who: &crate::policy::Principal) -> CallToolResult {
+pub fn describe_host(svc: &Service, alias: &str, client: &str) -> CallToolResult {
+    let who = &crate::service::principal_of(Some(client));
     let cfg = svc.config();
     let Some(h) = cfg.host(alias) else {
         return service_error(&ServiceError::UnknownHost(alias.to_owned()));
@@ -102,6 +103,10 @@ pub fn describe_host(svc: &Service, alias: &str, who: &crate::policy::Principal)
         }
     }
     v["become"] = json!({ "configured": !users.is_empty(), "users": users, "password_configured": cfg.become_password_for(h).is_some() });
+    // The caller's budget left under `limits.quotas` (absent when nothing limits it).
+    if let Some(q) = svc.quota_remaining(Some(client)) {
+        v["quota"] = q;
+    }
     ok(
         v.clone(),
         format!(

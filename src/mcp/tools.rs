@@ -41,7 +41,7 @@ impl SshWarden {
         Parameters(p): Parameters<AliasParams>,
         ctx: RequestContext<RoleServer>,
     ) -> ToolResult {
-        Ok(ops::describe_host(&self.svc, &p.alias, &crate::service::principal_of(Some(&ops::client_of(&ctx)))))
+        Ok(ops::describe_host(&self.svc, &p.alias, &ops::client_of(&ctx)))
     }
 
     #[tool(

@@ -100,6 +100,7 @@ pub async fn run_with<'a>(
     mut progress: impl FnMut(usize, usize, &HostEntry),
 ) -> Result<Vec<HostEntry>, ServiceError> {
     let total = hosts.len();
+    svc.charge_fanout(client, total)?;
     let batch = opts.batch_size.unwrap_or(total).clamp(1, total.max(1));
     let gate = Arc::new(Semaphore::new(opts.concurrency.clamp(1, 256)));
     let mut entries: Vec<HostEntry> = Vec::with_capacity(total);

@@ -16,6 +16,7 @@ pub mod lost;
 pub mod masking;
 pub mod metrics;
 pub mod plan;
+pub mod quota;
 pub mod readiness;
 pub mod runner;
 pub mod stream_mask;
@@ -54,6 +55,9 @@ pub enum ServiceError {
     Task(TaskError),
     #[error(transparent)]
     Config(ConfigError),
+    /// A caller's quota (`limits.quotas`) is used up: nothing ran.
+    #[error("rate limited: {message}")]
+    RateLimited { message: String, retry_after_seconds: u64 },
 }
 
 /// Admission: a command on a host that passed every gate (input, inventory, policy, the
@@ -158,6 +162,8 @@ pub struct Service {
     pub approvals: crate::service::approvals::Approvals,
     /// What `GET /metrics` reports (`metrics.rs`).
     pub(crate) metrics: crate::service::metrics::Metrics,
+    /// Per-caller usage against `limits.quotas` (`quota.rs`).
+    quotas: crate::service::quota::Ledger,
 }
 
 pub use caller::{Caller, principal_of, task_owner};
@@ -222,6 +228,7 @@ impl Service {
             secrets: Default::default(),
             approvals: Default::default(),
             metrics: Default::default(),
+            quotas: Default::default(),
         });
         let hash = svc.config().hash.clone();
         svc.audit_or_warn(None, "config_loaded", json!({ "config_hash": hash }));
@@ -406,6 +413,8 @@ impl Service {
             Some(t) => t,
             None => max,
         };
+        // Last: only a command that passed every gate is charged to its caller.
+        self.charge_command(&cfg, client)?;
         Ok(Prepared {
             approval,
             become_password: cfg.become_password_for(&host).cloned(),

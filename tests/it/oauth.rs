@@ -274,8 +274,67 @@ fn check_refuses_unsound_auth_settings_with_their_place() {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
     assert!(err.contains("policy.yml:"), "errors carry their file and place: {err}");
+    fleet.write_config("overrides:\n  aliases:\n    h1: {quotas: {default: {commands_per_minute: 5}}}\n");
+    let policy = fleet.path("config/policy.yml");
+    let zero = "limits:\n  quotas: {groups: {interns: {commands_per_minute: 0}}}\n";
+    std::fs::write(&policy, std::fs::read_to_string(&policy).unwrap().replacen("limits:\n", zero, 1)).unwrap();
+    let out = Command::new(mcp::BIN).arg("check").arg("--config-dir").arg(fleet.config_dir()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("limits.quotas.groups.interns.commands_per_minute: must be at least 1"), "{err}");
+    assert!(err.contains("overrides.aliases.h1.quotas: quotas belong to callers"), "{err}");
     fleet.write_config("auth:\n  tokens: []\n  claim: {principal: email}\n");
     let out = Command::new(mcp::BIN).arg("check").arg("--config-dir").arg(fleet.config_dir()).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("auth.claim: unknown key `claim` in auth"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_refuse_with_retry_after_and_show_what_is_left() {
+    let fleet = Fleet::start(FleetOptions { hosts: 2, ..Default::default() });
+    let port = free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let provider = Provider::start(&resource);
+    std::fs::write(fleet.path("ci.token"), "ci-bot-token-0123456789abcdef").unwrap();
+    fleet.write_config(&format!(
+        "auth:\n  issuer: {}\n  audience: {resource}\n  tokens:\n    - {{name: ci-bot, file: ../ci.token, scopes: [\"ssh:run\"]}}\n",
+        provider.issuer()
+    ));
+    let policy = fleet.path("config/policy.yml");
+    let quotas = "limits:\n  quotas:\n    principals: {alice: {commands_per_minute: 2}}\n    groups: {interns: {concurrent_tasks: 1}}\n    default: {fanout_hosts_per_hour: 3}\n";
+    std::fs::write(&policy, std::fs::read_to_string(&policy).unwrap().replacen("limits:\n", quotas, 1)).unwrap();
+    let _server = http_server_at(&fleet, port, LEGACY, &[], None);
+    let alice = provider.token("alice", "ssh:run", &resource).await;
+    let bob = provider.token("bob", "ssh:run", &resource).await;
+    let (as_alice, _) = mcp::http(&resource, &alice).await.unwrap();
+    let (as_bob, _) = mcp::http(&resource, &bob).await.unwrap();
+    let (as_ci, _) = mcp::http(&resource, "ci-bot-token-0123456789abcdef").await.unwrap();
+
+    // alice: two commands a minute.
+    assert!(!run_as(&as_alice, "echo one").await.0);
+    assert!(!run_as(&as_alice, "echo two").await.0);
+    let (err, refused) = run_as(&as_alice, "echo three").await;
+    let retry = refused["retry_after_seconds"].as_u64().unwrap_or(0);
+    assert!(err && refused["kind"] == "rate_limited" && (1..=60).contains(&retry), "{refused}");
+    let (_, described) = mcp::call(&as_alice, "ssh_describe_host", json!({ "alias": "h1" })).await;
+    assert_eq!(described["quota"]["commands_this_minute_left"], 0, "{described}");
+
+    // bob (group interns): one task at a time.
+    let (err, started) = mcp::call(&as_bob, "ssh_run_async", json!({ "alias": "h1", "command": "sleep 2" })).await;
+    assert!(!err, "{started}");
+    let (err, refused) = run_as(&as_bob, "echo while-busy").await;
+    assert!(err && refused["kind"] == "rate_limited", "{refused}");
+
+    // ci-bot (default): three fan-out hosts an hour; the second two-host fan-out is refused whole.
+    let (err, r) = mcp::call(&as_ci, "ssh_run_on_tag", json!({ "target": "web", "command": "echo fan" })).await;
+    assert!(!err, "{r}");
+    let (err, refused) = mcp::call(&as_ci, "ssh_run_on_tag", json!({ "target": "web", "command": "echo fan" })).await;
+    assert!(
+        err && refused["kind"] == "rate_limited" && refused["retry_after_seconds"].as_u64() > Some(60),
+        "{refused}"
+    );
+    let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
+    assert_eq!(audit.lines().filter(|l| l.contains("\"rate_limited\"")).count(), 3, "every refusal is audited");
+    for c in [as_alice, as_bob, as_ci] {
+        mcp::close(c).await;
+    }
 }
