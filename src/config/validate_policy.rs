@@ -187,7 +187,7 @@ impl Validator<'_> {
 
     fn quotas(&mut self, src: &Source, loc: &Locator, raw: &super::raw::RawQuotas) -> super::types::Quotas {
         let pos = loc.key("quotas", None, 0);
-        let mut one = |this: &mut Self, key: String, q: &super::raw::RawQuota| {
+        let one = |this: &mut Self, key: String, q: &super::raw::RawQuota| {
             for (k, v) in [
                 ("commands_per_minute", q.commands_per_minute),
                 ("concurrent_tasks", q.concurrent_tasks),
