@@ -23,8 +23,19 @@ use crate::service::approvals::DecideError;
 
 const BY: &str = "approver token";
 
-/// The `/approvals` routes, guarded by `approver`, for requests to one of `hosts`.
-pub fn router(svc: Arc<Service>, approver: Secret, hosts: Vec<String>) -> axum::Router {
+/// A principal deciding through `/approvals` with its own token (`auth:`, the approve
+/// scope), set by the guard; absent for the shared approver token.
+#[derive(Clone)]
+struct ApproverPrincipal(String);
+
+/// The `/approvals` routes, guarded by `approver` (or, with `auth:`, a caller holding the
+/// approve scope), for requests to one of `hosts`.
+pub fn router(
+    svc: Arc<Service>,
+    approver: Secret,
+    hosts: Vec<String>,
+    auth: Arc<crate::server::auth::Authenticator>,
+) -> axum::Router {
     svc.approvals.enable_out_of_band();
     let approver = Arc::new(approver);
     let hosts = Arc::new(hosts);
@@ -35,18 +46,44 @@ pub fn router(svc: Arc<Service>, approver: Secret, hosts: Vec<String>) -> axum::
         .route("/approvals/{id}/deny", axum::routing::post(deny))
         .with_state(svc)
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
-            let (approver, svc, hosts) = (approver.clone(), guard_svc.clone(), hosts.clone());
-            async move { guard(req, next, &approver, &svc, &hosts).await }
+            let (approver, svc, hosts, auth) = (approver.clone(), guard_svc.clone(), hosts.clone(), auth.clone());
+            async move { guard(req, next, &approver, &svc, &hosts, &auth).await }
         }))
 }
 
-async fn guard(req: Request, next: Next, approver: &Secret, svc: &Service, hosts: &[String]) -> Response {
+async fn guard(
+    mut req: Request,
+    next: Next,
+    approver: &Secret,
+    svc: &Service,
+    hosts: &[String],
+    auth: &crate::server::auth::Authenticator,
+) -> Response {
     if let Some(refused) =
         crate::server::foreign_origin(req.headers(), svc).or_else(|| crate::server::foreign_host(req.headers(), hosts))
     {
         return refused;
     }
-    if !crate::server::bearer_matches(crate::server::bearer(req.headers()), approver) {
+    let offered = crate::server::bearer(req.headers()).to_owned();
+    let cfg = svc.config();
+    // With `auth:`, a person may decide with their own token (never the MCP token, which
+    // agents hold), if it carries the approve scope; four eyes are checked per request.
+    if let Some(settings) = cfg.policy.auth.as_ref()
+        && !crate::server::bearer_matches(&offered, approver)
+        && let Ok(caller) = auth.authenticate_own(settings, &offered).await
+    {
+        if !caller.scopes.contains(&settings.scopes.approve) {
+            let challenge = crate::server::auth::challenge(
+                settings,
+                &crate::server::auth::Refusal::InsufficientScope(settings.scopes.approve.clone()),
+            );
+            let body = json!({ "error": "insufficient_scope" });
+            return (StatusCode::FORBIDDEN, [(header::WWW_AUTHENTICATE, challenge)], axum::Json(body)).into_response();
+        }
+        req.extensions_mut().insert(ApproverPrincipal(caller.principal));
+        return next.run(req).await;
+    }
+    if !crate::server::bearer_matches(&offered, approver) {
         svc.audit_or_warn(None, "http_auth_failure", json!({ "reason": "approvals need the approver token" }));
         let body = json!({ "error": "the approvals endpoints need the approver token (not the MCP bearer token)" });
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], axum::Json(body)).into_response();
@@ -65,16 +102,28 @@ async fn list(State(svc): State<Arc<Service>>) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }
 
-async fn approve(State(svc): State<Arc<Service>>, Path(id): Path<String>) -> Response {
-    decide(&svc, &id, true)
+async fn approve(
+    State(svc): State<Arc<Service>>,
+    who: Option<axum::Extension<ApproverPrincipal>>,
+    Path(id): Path<String>,
+) -> Response {
+    decide(&svc, &id, true, who.map(|axum::Extension(p)| p))
 }
 
-async fn deny(State(svc): State<Arc<Service>>, Path(id): Path<String>) -> Response {
-    decide(&svc, &id, false)
+async fn deny(
+    State(svc): State<Arc<Service>>,
+    who: Option<axum::Extension<ApproverPrincipal>>,
+    Path(id): Path<String>,
+) -> Response {
+    decide(&svc, &id, false, who.map(|axum::Extension(p)| p))
 }
 
-fn decide(svc: &Service, id: &str, approve: bool) -> Response {
-    match svc.decide_approval(id, approve, BY) {
+fn decide(svc: &Service, id: &str, approve: bool, who: Option<ApproverPrincipal>) -> Response {
+    let decided = match &who {
+        Some(ApproverPrincipal(p)) => svc.decide_approval_as(id, approve, p),
+        None => svc.decide_approval(id, approve, BY),
+    };
+    match decided {
         Ok(()) => {
             let decision = if approve { "approved" } else { "denied" };
             axum::Json(json!({ "approval_id": id, "decision": decision })).into_response()
@@ -84,6 +133,7 @@ fn decide(svc: &Service, id: &str, approve: bool) -> Response {
                 DecideError::Unknown(_) => StatusCode::NOT_FOUND,
                 DecideError::AlreadyDecided(_) => StatusCode::CONFLICT,
                 DecideError::NotRecorded(_) => StatusCode::SERVICE_UNAVAILABLE,
+                DecideError::OwnRequest(..) => StatusCode::FORBIDDEN,
             };
             (status, axum::Json(json!({ "error": e.to_string() }))).into_response()
         }

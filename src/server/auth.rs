@@ -147,6 +147,14 @@ impl Authenticator {
         Ok(Caller { principal, groups: strings(&claims[&settings.groups_claim]), scopes, jti_sha256, admin })
     }
 
+    /// The caller of a named token or a JWT access token, never the `--token-file` token
+    /// (agents hold that one): who may decide approvals with their own token.
+    pub async fn authenticate_own(&self, settings: &AuthSettings, offered: &str) -> Result<Caller, Refusal> {
+        // A token no one holds stands in for the legacy one, so only named tokens and JWTs pass.
+        let nobody = Secret::new(format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>()));
+        self.authenticate(settings, &nobody, offered).await
+    }
+
     /// The claims of a JWT access token that passes every check, or a reason for the audit
     /// (never the token).
     async fn verify(&self, oidc: &OidcSettings, token: &str) -> Result<Value, String> {

@@ -295,6 +295,7 @@ async fn serve_http(
     let token = Arc::new(token);
     let audit_svc = svc.clone();
     let authenticator = Arc::new(auth::Authenticator::default());
+    let approvals_auth = authenticator.clone();
     let rpc_route = axum::routing::post(crate::server::rpc::handle)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(rpc);
@@ -316,7 +317,7 @@ async fn serve_http(
         Some(a) => {
             // Links in notifications point here unless `approvals.page_url` says otherwise.
             svc.approvals.set_page_url(format!("http://{addr}{}", crate::server::approver_ui::PAGE));
-            app.merge(crate::server::approvals_http::router(svc.clone(), a, hosts.clone()))
+            app.merge(crate::server::approvals_http::router(svc.clone(), a, hosts.clone(), approvals_auth))
                 .merge(crate::server::approver_ui::router(svc.clone(), hosts.clone()))
         }
         None => app,

@@ -103,6 +103,9 @@ pub enum DecideError {
     /// The `approval_decided` record could not be written: an approval is not granted.
     #[error("the decision could not be recorded, so it is not granted: {0}")]
     NotRecorded(crate::audit::AuditError),
+    /// Four eyes: the approver is the principal that asked.
+    #[error("approval request {0:?} was asked by {1}; its approver must be someone else")]
+    OwnRequest(String, String),
 }
 
 /// Who can be asked: the client's user now (`Human`), or only an out-of-band approver.
@@ -187,6 +190,11 @@ impl Approvals {
     }
 
     /// Pending requests, oldest first.
+    /// The client label that asked for request `id`.
+    pub fn requester(&self, id: &str) -> Option<String> {
+        self.entries.get(id).map(|e| e.request.client.clone())
+    }
+
     pub fn pending(&self) -> Vec<ApprovalRequest> {
         self.prune();
         let mut list: Vec<ApprovalRequest> =
@@ -302,6 +310,22 @@ impl Service {
             uses_per_host: 1,
             answerable_in_band: false,
         })
+    }
+
+    /// Decides approval `id` as the principal `approver` (an `auth:` caller with the approve
+    /// scope): four eyes, so never the principal that asked.
+    pub fn decide_approval_as(&self, id: &str, approve: bool, approver: &str) -> Result<(), DecideError> {
+        let requester = self.approvals.requester(id).ok_or_else(|| DecideError::Unknown(id.to_owned()))?;
+        let asked_by = crate::service::principal_of(Some(&requester)).name;
+        if asked_by == approver {
+            self.audit_or_warn(
+                Some(&requester),
+                "approval_refused",
+                json!({ "approval_id": id, "reason": "four eyes: the approver asked for it", "by": approver }),
+            );
+            return Err(DecideError::OwnRequest(id.to_owned(), asked_by));
+        }
+        self.decide_approval(id, approve, &format!("principal {approver}"))
     }
 
     /// Decides approval `id` (the first decision wins) and audits it: who, what, how fast.

@@ -338,3 +338,63 @@ async fn quotas_refuse_with_retry_after_and_show_what_is_left() {
         mcp::close(c).await;
     }
 }
+
+/// Four eyes: with `auth:`, a person with the approve scope decides with their own token,
+/// never a request they asked for themselves; the MCP token and a token without the scope
+/// cannot decide; the audit names both sides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_eyes_an_approver_is_never_the_requester() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let port = free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let provider = Provider::start(&resource);
+    fleet.write_config(&format!("auth:\n  issuer: {}\n  audience: {resource}\n", provider.issuer()));
+    let policy = fleet.path("config/policy.yml");
+    let text = std::fs::read_to_string(&policy)
+        .unwrap()
+        .replacen("rules:\n", "rules:\n  - {id: needs-human, action: ask, commands: ['echo approve-me*']}\n", 1)
+        .replace("  task_progress_interval: 1\n", "  task_progress_interval: 1\n  approval_timeout_seconds: 30\n");
+    std::fs::write(&policy, text).unwrap();
+    std::fs::write(fleet.path("approver"), "approver-token-0123456789abcdef").unwrap();
+    let approver_file = fleet.path("approver");
+    let _server =
+        http_server_at(&fleet, port, LEGACY, &["--approver-token-file", approver_file.to_str().unwrap()], None);
+    let alice = provider.token("alice", "ssh:run ssh:approve", &resource).await;
+    let bob = provider.token("bob", "ssh:run", &resource).await;
+    let carol = provider.token("carol", "ssh:approve", &resource).await;
+    let (as_alice, _) = mcp::http(&resource, &alice).await.unwrap();
+    let waiting = tokio::spawn(async move {
+        let r = run_as(&as_alice, "echo approve-me please").await;
+        mcp::close(as_alice).await;
+        r
+    });
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}/approvals");
+    let mut id = String::new();
+    for _ in 0..100 {
+        let listed: Value = http.get(&base).bearer_auth(&carol).send().await.unwrap().json().await.unwrap();
+        if let Some(found) = listed["approvals"][0]["id"].as_str() {
+            id = found.to_owned();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!id.is_empty(), "the request never appeared to an approver");
+    let decide = |token: String, verb: &'static str| {
+        let (http, url) = (http.clone(), format!("{base}/{id}/{verb}"));
+        async move { http.post(url).bearer_auth(token).send().await.unwrap() }
+    };
+    let own = decide(alice.clone(), "approve").await;
+    assert_eq!(own.status().as_u16(), 403, "alice approved her own request");
+    assert!(own.text().await.unwrap().contains("its approver must be someone else"));
+    let unscoped = decide(bob.clone(), "approve").await;
+    assert_eq!(unscoped.status().as_u16(), 403, "bob has no ssh:approve");
+    assert_eq!(decide(LEGACY.to_owned(), "approve").await.status().as_u16(), 401, "the MCP token decides nothing");
+    assert_eq!(decide(carol.clone(), "approve").await.status().as_u16(), 200);
+    let (err, done) = waiting.await.unwrap();
+    assert!(!err, "{done}");
+    let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
+    let decided = audit.lines().find(|l| l.contains("\"approval_decided\"")).unwrap();
+    assert!(decided.contains("principal carol") && decided.contains("principal=alice"), "{decided}");
+    assert!(audit.contains("\"approval_refused\""), "the refused self-approval is audited");
+}
