@@ -212,7 +212,7 @@ pub struct RawApprovals {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawNotify {
-    /// `http://` URL of the receiver (a chat bridge); https needs a TLS-enabled build.
+    /// `http://` or `https://` URL of the receiver (a chat bridge); https is verified against the system CA store.
     pub url: String,
     /// Extra request headers (an authorization header for the bridge); never logged.
     #[serde(default)]

@@ -4,9 +4,8 @@
 //!
 //! Owns: turning `RawApprovals` into `ApprovalSettings`: URLs are absolute `http://` or
 //! `https://` with a host and no user or password in them, header names and values are
-//! what HTTP accepts. The hook's URL is `http://` only for now: the HTTP client is built
-//! without TLS (reqwest without a TLS backend), so an `https://` receiver is refused at load
-//! rather than failing at every request; the page's address (only a link) may be either. Pure like the rest of validation: nothing is contacted here. Never
+//! what HTTP accepts (an `https://` receiver is verified against the system's CA store, or
+//! `SSL_CERT_FILE`). Pure like the rest of validation: nothing is contacted here. Never
 //! puts a header value into a diagnostic (it may be the bridge's credential).
 
 use super::Secret;
@@ -20,11 +19,11 @@ impl Validator<'_> {
     pub(super) fn approvals(&mut self, src: &Source, loc: &Locator, raw: &RawApprovals) -> ApprovalSettings {
         let page_url = raw.page_url.as_deref().and_then(|u| {
             let pos = loc.key_after("approvals", 0, "page_url");
-            self.http_url(src, pos, "approvals.page_url", u, true)
+            self.http_url(src, pos, "approvals.page_url", u)
         });
         let notify = raw.notify.as_ref().and_then(|n| {
             let pos = loc.key_after("notify", 0, "url");
-            let url = self.http_url(src, pos, "approvals.notify.url", &n.url, false);
+            let url = self.http_url(src, pos, "approvals.notify.url", &n.url);
             let mut headers = Vec::new();
             for (name, value) in &n.headers {
                 let pos = loc.key_after("headers", 0, name);
@@ -49,8 +48,8 @@ impl Validator<'_> {
 
     /// `text` when it is an absolute http(s) URL with a host and no credentials; otherwise an
     /// error at `pos` and `None`.
-    fn http_url(&mut self, src: &Source, pos: Pos, key: &str, text: &str, https: bool) -> Option<String> {
-        match url_problem(text, https) {
+    fn http_url(&mut self, src: &Source, pos: Pos, key: &str, text: &str) -> Option<String> {
+        match url_problem(text) {
             Some(message) => {
                 self.push(Severity::Error, src, pos, key.to_owned(), message);
                 None
@@ -60,14 +59,10 @@ impl Validator<'_> {
     }
 }
 
-/// What is wrong with `text` as the address of an HTTP receiver or page (`https`: may it be
-/// an `https://` URL), if anything.
-fn url_problem(text: &str, https: bool) -> Option<String> {
+/// What is wrong with `text` as the address of an HTTP receiver or page, if anything.
+fn url_problem(text: &str) -> Option<String> {
     match reqwest::Url::parse(text) {
         Err(e) => Some(format!("{text:?} is not a URL: {e}")),
-        Ok(u) if u.scheme() == "https" && !https => Some(format!(
-            "{text:?}: this build sends notifications without TLS; use an http:// receiver (a bridge on loopback or a trusted network)"
-        )),
         Ok(u) if !matches!(u.scheme(), "http" | "https") => Some(format!("{text:?} is not an http:// or https:// URL")),
         Ok(u) if u.host_str().is_none_or(str::is_empty) => Some(format!("{text:?} has no host")),
         // Credentials in a URL end up in logs and in the links approvers are sent.
@@ -91,11 +86,10 @@ mod tests {
 
     #[test]
     fn only_absolute_http_urls_without_credentials_pass() {
-        assert_eq!(url_problem("http://127.0.0.1:9/hook", false), None);
-        assert_eq!(url_problem("https://gw.example/approvals/ui?x=1", true), None);
-        assert!(url_problem("https://chat.example/hook", false).is_some_and(|m| m.contains("without TLS")));
+        assert_eq!(url_problem("http://127.0.0.1:9/hook"), None);
+        assert_eq!(url_problem("https://gw.example/approvals/ui?x=1"), None);
         for bad in ["ftp://x/y", "file:///etc/passwd", "127.0.0.1:9/hook", "", "https://user:pw@chat.example/"] {
-            assert!(url_problem(bad, true).is_some(), "{bad:?} must be refused");
+            assert!(url_problem(bad).is_some(), "{bad:?} must be refused");
         }
         assert!(is_framing_header("Content-Length") && !is_framing_header("Authorization"));
     }

@@ -149,8 +149,7 @@ fn approvals_block_errors_name_file_line_column_and_key() {
     assert!(err.contains("policy.yml:3:") && err.contains("notfy"), "{err}");
 
     let tls = "rules: []\napprovals:\n  notify:\n    url: https://chat.example/hook\n";
-    let err = CfgDir::new(&hosts, CREDS, tls).load().unwrap_err().to_string();
-    assert!(err.contains("policy.yml:4:5: approvals.notify.url:") && err.contains("without TLS"), "{err}");
+    assert!(CfgDir::new(&hosts, CREDS, tls).load().is_ok(), "an https:// receiver is accepted");
 
     let good = "rules: []\napprovals:\n  page_url: https://gw.example/approvals/ui\n  notify:\n    url: http://10.0.0.9:8080/hook\n    headers: {Authorization: Bearer x}\n";
     let cfg = CfgDir::new(&hosts, CREDS, good).load().unwrap();
@@ -158,4 +157,76 @@ fn approvals_block_errors_name_file_line_column_and_key() {
     assert_eq!(notify.url, "http://10.0.0.9:8080/hook");
     assert_eq!(cfg.policy.approvals.page_url.as_deref(), Some("https://gw.example/approvals/ui"));
     assert!(!format!("{cfg:?}").contains("Bearer x"), "header values are secrets in Debug output");
+}
+
+/// An `https://` receiver: the hook speaks TLS and verifies the receiver's certificate
+/// against the CA store (here `SSL_CERT_FILE`, a throwaway CA the receiver's certificate for
+/// 127.0.0.1 comes from).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_hook_reaches_an_https_receiver_it_verifies() {
+    let fleet = ask_fleet();
+    std::fs::create_dir_all(fleet.path("tls")).unwrap();
+    let tls = crate::support::rsyslog::tls_files(&fleet.path("tls"));
+    let received = fleet.path("received.jsonl");
+    let script = "import http.server, ssl, sys\n\
+        class H(http.server.BaseHTTPRequestHandler):\n\
+        \x20   def do_POST(self):\n\
+        \x20       body = self.rfile.read(int(self.headers.get('content-length', 0)))\n\
+        \x20       open(sys.argv[3], 'ab').write(body + b'\\n')\n\
+        \x20       self.send_response(200); self.end_headers()\n\
+        \x20   def log_message(self, *a): pass\n\
+        s = http.server.HTTPServer(('127.0.0.1', 0), H)\n\
+        c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[1], sys.argv[2])\n\
+        s.socket = c.wrap_socket(s.socket, server_side=True)\n\
+        print(s.server_address[1], flush=True)\n\
+        s.serve_forever()\n";
+    let mut receiver = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&tls.cert)
+        .arg(&tls.key)
+        .arg(&received)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(receiver.stdout.take().unwrap()), &mut line).unwrap();
+    let hook_port: u16 = line.trim().parse().unwrap();
+    let policy = fleet.path("config/policy.yml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(&policy, format!("{text}approvals:\n  notify:\n    url: https://127.0.0.1:{hook_port}/hook\n"))
+        .unwrap();
+    std::fs::write(fleet.path("approver"), APPROVER).unwrap();
+    std::fs::write(fleet.path("token"), TOKEN).unwrap();
+    // Untrusted first (the system store does not know the throwaway CA), then trusted.
+    for trusted in [false, true] {
+        let port = crate::mcp_e2e::free_port();
+        let mut command = std::process::Command::new(crate::support::mcp::BIN);
+        command
+            .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--token-file"])
+            .arg(fleet.path("token"))
+            .arg("--approver-token-file")
+            .arg(fleet.path("approver"))
+            .arg("--config-dir")
+            .arg(fleet.config_dir())
+            .env("SSHWARDEN_LOG", "sshwarden=error");
+        if trusted {
+            command.env("SSL_CERT_FILE", &tls.ca);
+        }
+        let mut server = command.spawn().unwrap();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let (client, _) = mcp::http(&format!("http://127.0.0.1:{port}/mcp"), TOKEN).await.unwrap();
+        // Nobody approves: the call waits out its 3 s and is denied; the hook has tried by then.
+        let what = format!("echo approve-me trusted={trusted}");
+        let (err, _) = call(&client, "ssh_run", json!({ "alias": "h1", "command": what })).await;
+        assert!(err);
+        mcp::close(client).await;
+        let _ = server.kill();
+        let _ = server.wait();
+        let posted = std::fs::read_to_string(&received).unwrap_or_default();
+        assert_eq!(posted.contains(&format!("\"what\":\"{what}\"")), trusted, "trusted={trusted}: {posted:?}");
+    }
+    let _ = receiver.kill();
+    let _ = receiver.wait();
 }
