@@ -398,3 +398,28 @@ async fn four_eyes_an_approver_is_never_the_requester() {
     assert!(decided.contains("principal carol") && decided.contains("principal=alice"), "{decided}");
     assert!(audit.contains("\"approval_refused\""), "the refused self-approval is audited");
 }
+
+/// The official TypeScript SDK's own OAuth flow (client credentials): challenge → metadata →
+/// discovery → token for this resource → a tool call that runs as the client's principal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_sdk_does_the_oauth_flow_itself() {
+    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+    let port = free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let provider = Provider::start(&resource);
+    fleet.write_config(&format!("auth:\n  issuer: {}\n  audience: {resource}\n", provider.issuer()));
+    let _server = http_server_at(&fleet, port, LEGACY, &[], None);
+    let project = crate::ts_interop::node_project();
+    let out = Command::new("node")
+        .arg(project.join("oauth_client.mjs"))
+        .args([&resource, &provider.issuer(), "alice", "alice-secret-0123456789", "h1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
+    assert!(seen["ok"] == true && seen["stdout"] == "via-oauth\n" && seen["got_token"] == true, "{seen}");
+    let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
+    let start = audit.lines().find(|l| l.contains("\"task_start\"") && l.contains("via-oauth")).unwrap();
+    assert!(start.contains("principal=alice"), "{start}");
+}

@@ -33,6 +33,7 @@ pub fn node_project() -> PathBuf {
     }
     std::fs::copy(src.join("interop.mjs"), dir.join("interop.mjs")).unwrap();
     std::fs::copy(src.join("oidc.mjs"), dir.join("oidc.mjs")).unwrap();
+    std::fs::copy(src.join("oauth_client.mjs"), dir.join("oauth_client.mjs")).unwrap();
     dir
 }
 
