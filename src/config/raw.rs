@@ -333,6 +333,8 @@ pub struct RawRule {
     /// sshwarden: caller groups the rule is for (any of the caller's groups).
     #[serde(default)]
     pub groups: Vec<String>,
+    /// sshwarden: distinct out-of-band approvers an `ask` rule wants (1-5, default 1).
+    pub approvals: Option<u32>,
     /// Glob-generation rule: fnmatch patterns over one simple command.
     #[serde(default)]
     pub commands: Vec<String>,

@@ -185,6 +185,21 @@ impl Validator<'_> {
         })
     }
 
+    /// `approvals: N` of rule `i`: 1-5, and only on an `ask` rule.
+    fn approvals_wanted(&mut self, src: &Source, pos: super::Pos, i: usize, n: Option<u32>, action: Action) -> u32 {
+        let Some(n) = n else { return 1 };
+        let key = format!("rules[{i}].approvals");
+        if action != Action::Ask {
+            self.push(Severity::Error, src, pos, key, "approvals applies to `action: ask` rules only".into());
+            return 1;
+        }
+        if !(1..=5).contains(&n) {
+            self.push(Severity::Error, src, pos, key, format!("{n}: between 1 and 5 distinct approvers"));
+            return 1;
+        }
+        n
+    }
+
     fn quotas(&mut self, src: &Source, loc: &Locator, raw: &super::raw::RawQuotas) -> super::types::Quotas {
         let pos = loc.key("quotas", None, 0);
         let one = |this: &mut Self, key: String, q: &super::raw::RawQuota| {
@@ -425,6 +440,7 @@ impl Validator<'_> {
             matchers,
             allow_constructs,
             elevate,
+            approvals: self.approvals_wanted(src, pos, i, r.approvals, action),
         };
         if rule.matchers.is_empty() {
             self.push(

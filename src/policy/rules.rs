@@ -101,6 +101,8 @@ pub struct Rule {
     pub principals: Vec<Pattern>,
     /// Groups the rule is for (any of the caller's groups; empty means anyone).
     pub groups: Vec<Pattern>,
+    /// Distinct approvers an `ask` rule wants (`approvals: N`; 1 by default).
+    pub approvals: u32,
     pub matchers: Vec<Matcher>,
     pub allow_constructs: Vec<Construct>,
     /// `become` / `become_method`: an allowed command runs as this user (never for deny).

@@ -124,6 +124,11 @@ fn decide(svc: &Service, id: &str, approve: bool, who: Option<ApproverPrincipal>
         None => svc.decide_approval(id, approve, BY),
     };
     match decided {
+        // A rule wanting several approvers keeps the request pending until the last one.
+        Ok(()) if approve && svc.approvals.pending().iter().any(|r| r.id == id) => {
+            axum::Json(json!({ "approval_id": id, "decision": "counted", "more_approvers_needed": true }))
+                .into_response()
+        }
         Ok(()) => {
             let decision = if approve { "approved" } else { "denied" };
             axum::Json(json!({ "approval_id": id, "decision": decision })).into_response()
@@ -134,6 +139,7 @@ fn decide(svc: &Service, id: &str, approve: bool, who: Option<ApproverPrincipal>
                 DecideError::AlreadyDecided(_) => StatusCode::CONFLICT,
                 DecideError::NotRecorded(_) => StatusCode::SERVICE_UNAVAILABLE,
                 DecideError::OwnRequest(..) => StatusCode::FORBIDDEN,
+                DecideError::NeedsApprovers(..) | DecideError::AlreadyApprovedBy(..) => StatusCode::CONFLICT,
             };
             (status, axum::Json(json!({ "error": e.to_string() }))).into_response()
         }

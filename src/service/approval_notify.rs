@@ -135,6 +135,7 @@ mod tests {
             timeout_seconds: 300,
             uses_per_host: 1,
             answerable_in_band: false,
+            approvals_required: 1,
         }
     }
 

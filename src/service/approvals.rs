@@ -53,6 +53,8 @@ pub struct ApprovalRequest {
     /// decided only where it was asked: an agent can never answer what an approver was asked.
     #[serde(skip)]
     pub answerable_in_band: bool,
+    /// Distinct out-of-band approvers the rule wants (`approvals: N`; 1 by default).
+    pub approvals_required: u32,
 }
 
 impl ApprovalRequest {
@@ -72,18 +74,20 @@ impl ApprovalRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
+pub(super) enum State {
     Pending,
     Approved { by: String },
     Denied { by: String },
 }
 
-struct Entry {
-    request: ApprovalRequest,
-    state: watch::Sender<State>,
+pub(super) struct Entry {
+    pub(super) request: ApprovalRequest,
+    pub(super) state: watch::Sender<State>,
     created: Instant,
     /// Uses so far, by host: a ticket is consumed, not shown.
     used: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// Who approved so far, when the rule wants more than one approver (`approvers.rs`).
+    pub(super) approvers: std::sync::Mutex<Vec<String>>,
 }
 
 impl Entry {
@@ -106,6 +110,13 @@ pub enum DecideError {
     /// Four eyes: the approver is the principal that asked.
     #[error("approval request {0:?} was asked by {1}; its approver must be someone else")]
     OwnRequest(String, String),
+    /// The rule wants several out-of-band approvers; an in-band answer does not count.
+    #[error(
+        "approval request {0:?} needs {1} approvers through /approvals (an answer from the requesting client does not count)"
+    )]
+    NeedsApprovers(String, usize),
+    #[error("approval request {0:?} already has the approval of {1}; another approver is needed")]
+    AlreadyApprovedBy(String, String),
 }
 
 /// Who can be asked: the client's user now (`Human`), or only an out-of-band approver.
@@ -134,7 +145,7 @@ pub struct DecidedRequest {
 
 #[derive(Default)]
 pub struct Approvals {
-    entries: DashMap<String, Entry>,
+    pub(super) entries: DashMap<String, Entry>,
     /// `serve --approver-token-file` is set: requests can wait for an out-of-band decision.
     out_of_band: AtomicBool,
     /// The last `RECENTLY_DECIDED` decisions, oldest first (entries themselves are pruned by
@@ -286,11 +297,15 @@ impl Service {
         let cfg = self.config();
         let mut asked = Vec::new();
         let mut first = None;
+        let mut approvals_required = 1;
         for alias in aliases {
             let Some(host) = cfg.host(alias) else { continue };
             let (decision, label) =
                 crate::service::plan::decide(&cfg, host, &crate::service::principal_of(Some(client)), what);
             if decision.ask {
+                let wanted =
+                    decision.rule.as_ref().and_then(|r| cfg.policy.rules.get(r.index)).map_or(1, |r| r.approvals);
+                approvals_required = approvals_required.max(wanted);
                 asked.push(alias.clone());
                 first.get_or_insert((label, decision.reason, cfg.policy.limits_for(host).approval_timeout_seconds));
             }
@@ -309,27 +324,22 @@ impl Service {
             timeout_seconds,
             uses_per_host: 1,
             answerable_in_band: false,
+            approvals_required,
         })
-    }
-
-    /// Decides approval `id` as the principal `approver` (an `auth:` caller with the approve
-    /// scope): four eyes, so never the principal that asked.
-    pub fn decide_approval_as(&self, id: &str, approve: bool, approver: &str) -> Result<(), DecideError> {
-        let requester = self.approvals.requester(id).ok_or_else(|| DecideError::Unknown(id.to_owned()))?;
-        let asked_by = crate::service::principal_of(Some(&requester)).name;
-        if asked_by == approver {
-            self.audit_or_warn(
-                Some(&requester),
-                "approval_refused",
-                json!({ "approval_id": id, "reason": "four eyes: the approver asked for it", "by": approver }),
-            );
-            return Err(DecideError::OwnRequest(id.to_owned(), asked_by));
-        }
-        self.decide_approval(id, approve, &format!("principal {approver}"))
     }
 
     /// Decides approval `id` (the first decision wins) and audits it: who, what, how fast.
     pub fn decide_approval(&self, id: &str, approve: bool, by: &str) -> Result<(), DecideError> {
+        // A rule wanting several approvers: this one may only be counted.
+        let joined;
+        let by = match approve.then(|| self.count_approver(id, by)).transpose()? {
+            Some(crate::service::approvers::Count::Partial) => return Ok(()),
+            Some(crate::service::approvers::Count::Final(all)) => {
+                joined = all;
+                joined.as_str()
+            }
+            None => by,
+        };
         self.approvals.decide(id, approve, by, |request, created| {
             let fields = json!({ "approval_id": id, "decision": if approve { "approved" } else { "denied" }, "by": by, "latency_ms": created.elapsed().as_millis() as u64 });
             self.audit(Some(&request.client), "approval_decided", fields, true)?;
@@ -360,7 +370,13 @@ impl Service {
         let (state, _) = watch::channel(State::Pending);
         self.approvals.entries.insert(
             request.id.clone(),
-            Entry { request: request.clone(), state, created: Instant::now(), used: Default::default() },
+            Entry {
+                request: request.clone(),
+                state,
+                created: Instant::now(),
+                used: Default::default(),
+                approvers: Default::default(),
+            },
         );
         // Detached: the hook never delays or fails the request it announces.
         crate::service::approval_notify::announce(self, request);

@@ -7,6 +7,7 @@
 
 pub mod approval_notify;
 pub mod approvals;
+mod approvers;
 mod become_check;
 pub mod caller;
 mod command_run;

@@ -282,6 +282,17 @@ fn check_refuses_unsound_auth_settings_with_their_place() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("limits.quotas.groups.interns.commands_per_minute: must be at least 1"), "{err}");
     assert!(err.contains("overrides.aliases.h1.quotas: quotas belong to callers"), "{err}");
+    fleet.write_config("");
+    let text = std::fs::read_to_string(&policy).unwrap().replacen(
+        "rules:\n",
+        "rules:\n  - {action: allow, approvals: 2, commands: [id]}\n  - {action: ask, approvals: 9, commands: [w]}\n",
+        1,
+    );
+    std::fs::write(&policy, text).unwrap();
+    let out = Command::new(mcp::BIN).arg("check").arg("--config-dir").arg(fleet.config_dir()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rules[0].approvals: approvals applies to `action: ask` rules only"), "{err}");
+    assert!(err.contains("rules[1].approvals: 9: between 1 and 5"), "{err}");
     fleet.write_config("auth:\n  tokens: []\n  claim: {principal: email}\n");
     let out = Command::new(mcp::BIN).arg("check").arg("--config-dir").arg(fleet.config_dir()).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -352,7 +363,11 @@ async fn four_eyes_an_approver_is_never_the_requester() {
     let policy = fleet.path("config/policy.yml");
     let text = std::fs::read_to_string(&policy)
         .unwrap()
-        .replacen("rules:\n", "rules:\n  - {id: needs-human, action: ask, commands: ['echo approve-me*']}\n", 1)
+        .replacen(
+            "rules:\n",
+            "rules:\n  - {id: needs-human, action: ask, approvals: 2, commands: ['echo approve-me*']}\n",
+            1,
+        )
         .replace("  task_progress_interval: 1\n", "  task_progress_interval: 1\n  approval_timeout_seconds: 30\n");
     std::fs::write(&policy, text).unwrap();
     std::fs::write(fleet.path("approver"), "approver-token-0123456789abcdef").unwrap();
@@ -390,12 +405,19 @@ async fn four_eyes_an_approver_is_never_the_requester() {
     let unscoped = decide(bob.clone(), "approve").await;
     assert_eq!(unscoped.status().as_u16(), 403, "bob has no ssh:approve");
     assert_eq!(decide(LEGACY.to_owned(), "approve").await.status().as_u16(), 401, "the MCP token decides nothing");
-    assert_eq!(decide(carol.clone(), "approve").await.status().as_u16(), 200);
+    // `approvals: 2`: carol counts once, then the approver token makes two.
+    let first = decide(carol.clone(), "approve").await;
+    assert_eq!(first.status().as_u16(), 200);
+    assert!(first.text().await.unwrap().contains("counted"));
+    assert_eq!(decide(carol.clone(), "approve").await.status().as_u16(), 409, "carol cannot count twice");
+    assert!(!waiting.is_finished(), "one approver of two ran nothing");
+    assert_eq!(decide("approver-token-0123456789abcdef".to_owned(), "approve").await.status().as_u16(), 200);
     let (err, done) = waiting.await.unwrap();
     assert!(!err, "{done}");
     let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
     let decided = audit.lines().find(|l| l.contains("\"approval_decided\"")).unwrap();
-    assert!(decided.contains("principal carol") && decided.contains("principal=alice"), "{decided}");
+    assert!(decided.contains("principal carol + approver token") && decided.contains("principal=alice"), "{decided}");
+    assert!(audit.contains("\"approval_partial\""), "the first of two approvals is audited");
     assert!(audit.contains("\"approval_refused\""), "the refused self-approval is audited");
 }
 
