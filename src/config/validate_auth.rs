@@ -45,8 +45,12 @@ pub fn acceptable_url(url: &str) -> bool {
 
 impl Validator<'_> {
     pub(super) fn auth(&mut self, src: &Source, loc: &Locator, raw: &RawAuth) -> AuthSettings {
-        let at = loc.top_level("auth");
+        // The key's own line under `auth:` (a token's: its list item), else `auth:` itself.
         let bad = |this: &mut Self, key: &str, msg: String| {
+            let at = match key.strip_prefix("tokens[").and_then(|k| k.split(']').next()?.parse::<usize>().ok()) {
+                Some(i) => loc.item_under("auth", "tokens", i),
+                None => loc.key_after("auth", 0, key),
+            };
             this.push(Severity::Error, src, at, format!("auth.{key}"), msg);
         };
         let oidc = match (&raw.issuer, &raw.audience) {

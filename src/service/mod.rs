@@ -291,6 +291,11 @@ impl Service {
         };
         if let Some(c) = client {
             map.insert("client".into(), json!(c));
+            // The verified caller, as its own field for whoever queries the trail.
+            let who = principal_of(Some(c));
+            if who.name != "local" {
+                map.insert("principal".into(), json!(who.name));
+            }
         }
         self.secrets.mask_record(&mut map);
         self.mask_config_secrets(&mut map);

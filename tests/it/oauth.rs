@@ -242,7 +242,7 @@ async fn tokens_from_a_real_provider_are_checked_and_name_the_principal() {
     mcp::close(as_bob).await;
     let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
     let start = audit.lines().find(|l| l.contains("\"task_start\"") && l.contains("alice-was-here")).unwrap();
-    assert!(start.contains("principal=alice"), "{start}");
+    assert!(start.contains("principal=alice") && start.contains("\"principal\":\"alice\""), "{start}");
     let ci = audit.lines().find(|l| l.contains("\"task_start\"") && l.contains("as-ci-bot")).unwrap();
     assert!(ci.contains("principal=ci-bot"), "{ci}");
     assert!(!audit.contains(&alice), "a token must never reach the audit");
@@ -273,7 +273,12 @@ fn check_refuses_unsound_auth_settings_with_their_place() {
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
-    assert!(err.contains("policy.yml:"), "errors carry their file and place: {err}");
+    // Each error at its own line: issuer is line 2 of the block, the second token its item.
+    let auth_line =
+        std::fs::read_to_string(fleet.path("config/policy.yml")).unwrap().lines().position(|l| l == "auth:").unwrap()
+            + 1;
+    assert!(err.contains(&format!("policy.yml:{}:3: auth.issuer", auth_line + 1)), "{err}");
+    assert!(err.contains(&format!("policy.yml:{}:", auth_line + 6)) && err.contains("auth.tokens[1].name"), "{err}");
     fleet.write_config("overrides:\n  aliases:\n    h1: {quotas: {default: {commands_per_minute: 5}}}\n");
     let policy = fleet.path("config/policy.yml");
     let zero = "limits:\n  quotas: {groups: {interns: {commands_per_minute: 0}}}\n";
