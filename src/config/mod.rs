@@ -5,6 +5,7 @@
 //! (reading the three files, secrets and key paths); `validate.rs` is pure. Never talks to a
 //! host and never logs a secret.
 
+mod callers;
 pub mod json_schema;
 mod load;
 mod locate;
@@ -19,6 +20,7 @@ mod validate_files;
 mod validate_policy;
 mod validate_runbook;
 
+pub use callers::*;
 pub use load::{Dirs, load, load_from_sources};
 pub use locate::Pos;
 pub use secret::Secret;

@@ -1,6 +1,7 @@
-//! Validation of the `auth:` section of `policy.yml`: the issuer, audience and keys of an
-//! OAuth 2.1 authorization server whose access tokens the HTTP server accepts, the claims
-//! and scopes it reads, and named static tokens. Errors carry file:line:col.
+//! Validation of what policy.yml says about callers: `auth:` (the issuer, audience and keys
+//! of an OAuth 2.1 authorization server whose access tokens the HTTP server accepts, the
+//! claims and scopes it reads, named static tokens), `limits.quotas`, and how many approvers
+//! an `ask` rule wants. Errors carry file:line:col.
 //!
 //! Owns: turning `RawAuth` into `AuthSettings`, including the refusals that keep token
 //! validation sound: no `none`, no HMAC (a shared secret is not a public key), an issuer and
@@ -13,10 +14,11 @@ use std::collections::BTreeSet;
 use jsonwebtoken::Algorithm;
 
 use super::Severity;
+use super::callers::{AuthScopes, AuthSettings, NamedToken, OidcSettings};
 use super::locate::Locator;
 use super::raw::RawAuth;
-use super::types::{AuthScopes, AuthSettings, NamedToken, OidcSettings};
 use super::validate::{Source, Validator};
+use crate::policy::Action;
 
 const DEFAULT_ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
 const ASYMMETRIC: [(&str, Algorithm); 10] = [
@@ -145,6 +147,65 @@ impl Validator<'_> {
             },
             tokens,
         }
+    }
+}
+
+impl Validator<'_> {
+    /// `approvals: N` of rule `i`: 1-5, and only on an `ask` rule.
+    pub(super) fn approvals_wanted(
+        &mut self,
+        src: &Source,
+        pos: super::Pos,
+        i: usize,
+        n: Option<u32>,
+        action: Action,
+    ) -> u32 {
+        let Some(n) = n else { return 1 };
+        let key = format!("rules[{i}].approvals");
+        if action != Action::Ask {
+            self.push(Severity::Error, src, pos, key, "approvals applies to `action: ask` rules only".into());
+            return 1;
+        }
+        if !(1..=5).contains(&n) {
+            self.push(Severity::Error, src, pos, key, format!("{n}: between 1 and 5 distinct approvers"));
+            return 1;
+        }
+        n
+    }
+
+    pub(super) fn quotas(
+        &mut self,
+        src: &Source,
+        loc: &Locator,
+        raw: &super::raw::RawQuotas,
+    ) -> super::callers::Quotas {
+        let pos = loc.key("quotas", None, 0);
+        let one = |this: &mut Self, key: String, q: &super::raw::RawQuota| {
+            for (k, v) in [
+                ("commands_per_minute", q.commands_per_minute),
+                ("concurrent_tasks", q.concurrent_tasks),
+                ("fanout_hosts_per_hour", q.fanout_hosts_per_hour),
+            ] {
+                if v == Some(0) {
+                    let msg = "must be at least 1 (to forbid a caller everything, deny it with a rule)".to_owned();
+                    this.push(Severity::Error, src, pos, format!("{key}.{k}"), msg);
+                }
+            }
+            super::callers::Quota {
+                commands_per_minute: q.commands_per_minute,
+                concurrent_tasks: q.concurrent_tasks,
+                fanout_hosts_per_hour: q.fanout_hosts_per_hour,
+            }
+        };
+        let principals = raw
+            .principals
+            .iter()
+            .map(|(p, q)| (p.clone(), one(self, format!("limits.quotas.principals.{p}"), q)))
+            .collect();
+        let groups =
+            raw.groups.iter().map(|(g, q)| (g.clone(), one(self, format!("limits.quotas.groups.{g}"), q))).collect();
+        let default = raw.default.as_ref().map(|q| one(self, "limits.quotas.default".into(), q)).unwrap_or_default();
+        super::callers::Quotas { principals, groups, default }
     }
 }
 

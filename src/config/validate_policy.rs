@@ -185,51 +185,6 @@ impl Validator<'_> {
         })
     }
 
-    /// `approvals: N` of rule `i`: 1-5, and only on an `ask` rule.
-    fn approvals_wanted(&mut self, src: &Source, pos: super::Pos, i: usize, n: Option<u32>, action: Action) -> u32 {
-        let Some(n) = n else { return 1 };
-        let key = format!("rules[{i}].approvals");
-        if action != Action::Ask {
-            self.push(Severity::Error, src, pos, key, "approvals applies to `action: ask` rules only".into());
-            return 1;
-        }
-        if !(1..=5).contains(&n) {
-            self.push(Severity::Error, src, pos, key, format!("{n}: between 1 and 5 distinct approvers"));
-            return 1;
-        }
-        n
-    }
-
-    fn quotas(&mut self, src: &Source, loc: &Locator, raw: &super::raw::RawQuotas) -> super::types::Quotas {
-        let pos = loc.key("quotas", None, 0);
-        let one = |this: &mut Self, key: String, q: &super::raw::RawQuota| {
-            for (k, v) in [
-                ("commands_per_minute", q.commands_per_minute),
-                ("concurrent_tasks", q.concurrent_tasks),
-                ("fanout_hosts_per_hour", q.fanout_hosts_per_hour),
-            ] {
-                if v == Some(0) {
-                    let msg = "must be at least 1 (to forbid a caller everything, deny it with a rule)".to_owned();
-                    this.push(Severity::Error, src, pos, format!("{key}.{k}"), msg);
-                }
-            }
-            super::types::Quota {
-                commands_per_minute: q.commands_per_minute,
-                concurrent_tasks: q.concurrent_tasks,
-                fanout_hosts_per_hour: q.fanout_hosts_per_hour,
-            }
-        };
-        let principals = raw
-            .principals
-            .iter()
-            .map(|(p, q)| (p.clone(), one(self, format!("limits.quotas.principals.{p}"), q)))
-            .collect();
-        let groups =
-            raw.groups.iter().map(|(g, q)| (g.clone(), one(self, format!("limits.quotas.groups.{g}"), q))).collect();
-        let default = raw.default.as_ref().map(|q| one(self, "limits.quotas.default".into(), q)).unwrap_or_default();
-        super::types::Quotas { principals, groups, default }
-    }
-
     fn limits(&mut self, src: &Source, loc: &Locator, raw: &RawLimits, key: &str) -> LimitsLayer {
         if key != "limits" && raw.quotas.is_some() {
             let msg = "quotas belong to callers, not hosts: set them in the top-level limits".to_owned();

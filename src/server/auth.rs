@@ -16,8 +16,14 @@ use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
 use crate::config::{AuthSettings, OidcSettings, Secret};
 use crate::service::Caller;
+use crate::service::Service;
 
 /// How often an unknown `kid` may make us fetch the JWKS again (a flood of made-up key ids
 /// must not turn into a flood of requests to the provider).
@@ -233,6 +239,62 @@ impl Authenticator {
         }
         serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
     }
+}
+
+/// The guard of `/mcp` and `/rpc`: Origin first, then, with `auth:`, the caller (token,
+/// named token or JWT) with the run scope, left in the request for the MCP layer; without
+/// `auth:`, the `--token-file` token as before.
+pub(super) async fn authorize(
+    mut req: Request,
+    next: Next,
+    token: &Secret,
+    svc: &Service,
+    auth: &Authenticator,
+) -> Response {
+    let headers: &HeaderMap = req.headers();
+    if let Some(refused) = super::foreign_origin(headers, svc) {
+        return refused;
+    }
+    let cfg = svc.config();
+    if let Some(settings) = cfg.policy.auth.as_ref() {
+        let refusal = match auth.authenticate(settings, token, super::bearer(headers)).await {
+            Ok(caller) if caller.scopes.contains(&settings.scopes.run) => {
+                req.extensions_mut().insert(caller);
+                return next.run(req).await;
+            }
+            Ok(caller) => {
+                let reason = format!("{} lacks scope {}", caller.principal, settings.scopes.run);
+                svc.audit_or_warn(
+                    None,
+                    "http_auth_failure",
+                    json!({ "reason": reason, "principal": caller.principal, "jti_sha256": caller.jti_sha256 }),
+                );
+                Refusal::InsufficientScope(settings.scopes.run.clone())
+            }
+            Err(refusal) => {
+                let reason = match &refusal {
+                    Refusal::Missing => "missing bearer token".to_owned(),
+                    Refusal::Unauthorized(why) | Refusal::InsufficientScope(why) => why.clone(),
+                };
+                svc.audit_or_warn(None, "http_auth_failure", json!({ "reason": reason }));
+                refusal
+            }
+        };
+        let status = match refusal {
+            Refusal::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        let body =
+            json!({ "error": if status == StatusCode::FORBIDDEN { "insufficient_scope" } else { "invalid_token" } });
+        return (status, [(header::WWW_AUTHENTICATE, challenge(settings, &refusal))], axum::Json(body)).into_response();
+    }
+    let offered = super::bearer(headers);
+    if !super::bearer_matches(offered, token) {
+        let reason = if offered.is_empty() { "missing bearer token" } else { "wrong bearer token" };
+        svc.audit_or_warn(None, "http_auth_failure", json!({ "reason": reason }));
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "unauthorized").into_response();
+    }
+    next.run(req).await
 }
 
 #[cfg(test)]

@@ -9,10 +9,13 @@ pub mod approvals_http;
 pub mod approver_ui;
 pub mod auth;
 pub mod metrics_http;
+mod tokens;
+
+pub use tokens::HttpOptions;
+pub(crate) use tokens::{HttpTokens, read_token, read_token_or_env};
 pub mod rpc;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,74 +86,6 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
-    }
-}
-
-pub(crate) fn read_token(token_file: Option<&PathBuf>) -> Result<Secret, String> {
-    read_token_or_env(token_file, "SSHWARDEN_TOKEN")
-}
-
-/// A token from `token_file`, else from the environment variable `env`; at least 16 characters.
-pub(crate) fn read_token_or_env(token_file: Option<&PathBuf>, env: &str) -> Result<Secret, String> {
-    if let Some(p) = token_file {
-        let t = std::fs::read_to_string(p).map_err(|e| format!("cannot read token file {}: {e}", p.display()))?;
-        let t = t.trim().to_owned();
-        if t.len() < 16 {
-            return Err(format!("token in {} is shorter than 16 characters", p.display()));
-        }
-        return Ok(Secret::new(t));
-    }
-    match std::env::var(env) {
-        Ok(t) if t.trim().len() >= 16 => Ok(Secret::new(t.trim().to_owned())),
-        Ok(_) => Err(format!("{env} is shorter than 16 characters")),
-        Err(_) => Err(format!("HTTP needs a bearer token: --token-file FILE or env {env}")),
-    }
-}
-
-/// `sshwarden serve`'s HTTP options: the address and the files of its three tokens.
-#[derive(Debug, Default)]
-pub struct HttpOptions {
-    /// Serve streamable HTTP here instead of stdio.
-    pub addr: Option<SocketAddr>,
-    pub token_file: Option<PathBuf>,
-    pub approver_token_file: Option<PathBuf>,
-    pub metrics_token_file: Option<PathBuf>,
-}
-
-/// The secrets HTTP is served with: each guards its own routes, so they must all differ
-/// (a metrics scraper's token must never run a command or decide an approval).
-pub(crate) struct HttpTokens {
-    pub mcp: Secret,
-    pub approver: Option<Secret>,
-    pub metrics: Option<Secret>,
-}
-
-impl HttpOptions {
-    fn tokens(&self) -> Result<Option<(SocketAddr, HttpTokens)>, String> {
-        let Some(addr) = self.addr else {
-            if self.approver_token_file.is_some() {
-                return Err("error: --approver-token-file needs --http (approvals are decided over HTTP)".into());
-            }
-            if self.metrics_token_file.is_some() {
-                return Err("error: --metrics-token-file needs --http (metrics are scraped over HTTP)".into());
-            }
-            return Ok(None);
-        };
-        let mcp = read_token(self.token_file.as_ref()).map_err(|e| format!("error: refusing to serve HTTP: {e}"))?;
-        let optional = |file: &Option<PathBuf>, env: &str| match file {
-            Some(f) => read_token_or_env(Some(f), env).map(Some).map_err(|e| format!("error: {e}")),
-            None => Ok(None),
-        };
-        let approver = optional(&self.approver_token_file, "SSHWARDEN_APPROVER_TOKEN")?;
-        let metrics = optional(&self.metrics_token_file, "SSHWARDEN_METRICS_TOKEN")?;
-        let same = |a: &Option<Secret>, b: &Secret| a.as_ref().is_some_and(|a| a.expose() == b.expose());
-        if same(&approver, &mcp) {
-            return Err("error: the approver token must differ from the MCP bearer token".into());
-        }
-        if same(&metrics, &mcp) || metrics.as_ref().is_some_and(|m| same(&approver, m)) {
-            return Err("error: the metrics token must differ from the MCP bearer token and the approver token".into());
-        }
-        Ok(Some((addr, HttpTokens { mcp, approver, metrics })))
     }
 }
 
@@ -302,7 +237,7 @@ async fn serve_http(
     let app = axum::Router::new().nest_service("/mcp", service).route("/rpc", rpc_route).layer(
         axum::middleware::from_fn(move |req: Request, next: Next| {
             let (token, svc, authenticator) = (token.clone(), audit_svc.clone(), authenticator.clone());
-            async move { authorize(req, next, &token, &svc, &authenticator).await }
+            async move { auth::authorize(req, next, &token, &svc, &authenticator).await }
         }),
     );
     let with_approvals = approver.is_some();
@@ -413,60 +348,6 @@ pub(crate) fn bearer(headers: &HeaderMap) -> &str {
 /// Constant-time comparison of an offered token with the expected one.
 pub(crate) fn bearer_matches(offered: &str, token: &Secret) -> bool {
     offered.as_bytes().ct_eq(token.expose().as_bytes()).into()
-}
-
-async fn authorize(
-    mut req: Request,
-    next: Next,
-    token: &Secret,
-    svc: &Service,
-    auth: &auth::Authenticator,
-) -> Response {
-    let headers: &HeaderMap = req.headers();
-    if let Some(refused) = foreign_origin(headers, svc) {
-        return refused;
-    }
-    let cfg = svc.config();
-    if let Some(settings) = cfg.policy.auth.as_ref() {
-        let refusal = match auth.authenticate(settings, token, bearer(headers)).await {
-            Ok(caller) if caller.scopes.contains(&settings.scopes.run) => {
-                req.extensions_mut().insert(caller);
-                return next.run(req).await;
-            }
-            Ok(caller) => {
-                let reason = format!("{} lacks scope {}", caller.principal, settings.scopes.run);
-                svc.audit_or_warn(
-                    None,
-                    "http_auth_failure",
-                    json!({ "reason": reason, "principal": caller.principal, "jti_sha256": caller.jti_sha256 }),
-                );
-                auth::Refusal::InsufficientScope(settings.scopes.run.clone())
-            }
-            Err(refusal) => {
-                let reason = match &refusal {
-                    auth::Refusal::Missing => "missing bearer token".to_owned(),
-                    auth::Refusal::Unauthorized(why) | auth::Refusal::InsufficientScope(why) => why.clone(),
-                };
-                svc.audit_or_warn(None, "http_auth_failure", json!({ "reason": reason }));
-                refusal
-            }
-        };
-        let status = match refusal {
-            auth::Refusal::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            _ => StatusCode::UNAUTHORIZED,
-        };
-        let body =
-            json!({ "error": if status == StatusCode::FORBIDDEN { "insufficient_scope" } else { "invalid_token" } });
-        return (status, [(header::WWW_AUTHENTICATE, auth::challenge(settings, &refusal))], axum::Json(body))
-            .into_response();
-    }
-    let offered = bearer(headers);
-    if !bearer_matches(offered, token) {
-        let reason = if offered.is_empty() { "missing bearer token" } else { "wrong bearer token" };
-        svc.audit_or_warn(None, "http_auth_failure", json!({ "reason": reason }));
-        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "unauthorized").into_response();
-    }
-    next.run(req).await
 }
 
 /// 404 with the paths this server answers, as JSON.

@@ -1,15 +1,13 @@
 //! Human approval for what the policy marks `ask`: one registry of approval requests,
 //! decided by the client's user (MCP elicitation, classic or input-required) or out of band
-//! by an approver holding the separate approver token (`/approvals`, `sshwarden approvals`).
+//! by an approver (`/approvals`, `sshwarden approvals`, the approver page).
 //!
-//! Owns: the request → decision → ticket life cycle, its timeout (`approval_timeout_seconds`,
-//! then denied), the audit records `approval_requested` / `approval_decided`, and the check
-//! that a ticket covers exactly the host and command (or transfer) being prepared, within
-//! its lifetime, and is consumed by that use (once per host; a runbook step's retries
-//! count). A ticket is the only way past an `ask` decision (`Service::prepare_with`). Never speaks a protocol
-//! and never decides policy.
+//! Owns: the request registry and its decision (the first wins, audited before anyone sees
+//! it), the bounds on undecided requests, recently decided requests for the page, and
+//! `approval_needed` (which hosts of a call are `ask`, and how many approvers the rule
+//! wants). Waiting is `approval_wait.rs`, tickets `tickets.rs`, four eyes `approvers.rs`.
+//! Never speaks a protocol and never decides policy.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -18,6 +16,8 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::watch;
 
+pub use crate::service::tickets::client_identity;
+use crate::service::tickets::same_client;
 use crate::service::{Service, ServiceError};
 
 /// Decided approvals stay usable (by every host they cover) for this long.
@@ -83,16 +83,16 @@ pub(super) enum State {
 pub(super) struct Entry {
     pub(super) request: ApprovalRequest,
     pub(super) state: watch::Sender<State>,
-    created: Instant,
+    pub(super) created: Instant,
     /// Uses so far, by host: a ticket is consumed, not shown.
-    used: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    pub(super) used: std::sync::Mutex<std::collections::HashMap<String, u32>>,
     /// Who approved so far, when the rule wants more than one approver (`approvers.rs`).
     pub(super) approvers: std::sync::Mutex<Vec<String>>,
 }
 
 impl Entry {
     /// Whether the ticket is past its lifetime (the decision window plus `TICKET_LIFETIME`).
-    fn expired(&self) -> bool {
+    pub(super) fn expired(&self) -> bool {
         self.created.elapsed() >= TICKET_LIFETIME + Duration::from_secs(self.request.timeout_seconds)
     }
 }
@@ -196,7 +196,7 @@ impl Approvals {
         }
     }
 
-    fn prune(&self) {
+    pub(super) fn prune(&self) {
         self.entries.retain(|_, e| !e.expired());
     }
 
@@ -356,207 +356,13 @@ impl Service {
             let _ = self.decide_approval(id, false, "audit log unwritable");
         }
     }
-
-    /// Registers `request` as pending (audited) so a human or an approver can decide it;
-    /// it is denied by timeout if nobody decides (also when nobody waits for it, as after an
-    /// input-required round the client never retried).
-    pub fn open_approval(self: &Arc<Self>, request: &ApprovalRequest) {
-        self.approvals.prune();
-        self.audit_or_warn(
-            Some(&request.client),
-            "approval_requested",
-            json!({ "approval_id": request.id, "hosts": request.hosts, "command": request.what, "rule": request.rule, "reason": request.reason }),
-        );
-        let (state, _) = watch::channel(State::Pending);
-        self.approvals.entries.insert(
-            request.id.clone(),
-            Entry {
-                request: request.clone(),
-                state,
-                created: Instant::now(),
-                used: Default::default(),
-                approvers: Default::default(),
-            },
-        );
-        // Detached: the hook never delays or fails the request it announces.
-        crate::service::approval_notify::announce(self, request);
-        let (svc, id, limit) = (Arc::downgrade(self), request.id.clone(), Duration::from_secs(request.timeout_seconds));
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                tokio::time::sleep(limit).await;
-                if let Some(svc) = svc.upgrade() {
-                    let _ = svc.decide_approval(&id, false, "timeout");
-                }
-            });
-        }
-    }
-
-    /// Waits for the decision on `request` (asking through `via` when it can), up to its
-    /// timeout; `Ok` is the approval id (the ticket), anything else a denial.
-    pub async fn obtain_approval(
-        self: &Arc<Self>,
-        request: &ApprovalRequest,
-        via: Via<'_>,
-    ) -> Result<String, ServiceError> {
-        if matches!(via, Via::OutOfBand) && !self.approvals.out_of_band() {
-            return Err(cannot_ask(request));
-        }
-        self.approvals.has_room_for(&request.client)?;
-        self.open_approval(request);
-        if let Via::Human(asker) = via {
-            // The user's answer and an out-of-band decision race; the first one counts.
-            let mut decided = match self.approvals.entries.get(&request.id) {
-                Some(e) => e.state.subscribe(),
-                None => return Err(unknown_ticket(&request.id)),
-            };
-            let limit = Duration::from_secs(request.timeout_seconds);
-            tokio::select! {
-                answer = tokio::time::timeout(limit, asker.ask(request)) => match answer {
-                    Ok(Some(yes)) => self.decide_or_deny(&request.id, yes, "elicitation"),
-                    Ok(None) if !self.approvals.out_of_band() => {
-                        let _ = self.decide_approval(&request.id, false, "this client cannot ask a human");
-                    }
-                    _ => {}
-                },
-                _ = decided.wait_for(|s| *s != State::Pending) => {}
-            }
-        }
-        self.approval_verdict(&request.id).await
-    }
-
-    /// `obtain_approval`, given up when `cancel` fires first (the caller hung up, the run was
-    /// cancelled): the request is then denied, so a later approval starts nothing.
-    pub async fn obtain_approval_or_cancel(
-        self: &Arc<Self>,
-        request: &ApprovalRequest,
-        via: Via<'_>,
-        cancel: &tokio_util::sync::CancellationToken,
-    ) -> Result<String, ServiceError> {
-        tokio::select! {
-            verdict = self.obtain_approval(request, via) => verdict,
-            _ = cancel.cancelled() => {
-                self.decide_or_deny(&request.id, false, "cancelled by the caller");
-                Err(ServiceError::ApprovalRequired(format!(
-                    "approval {} for `{}` on {}: the call was cancelled while waiting; nothing ran",
-                    request.id, request.what, request.hosts
-                )))
-            }
-        }
-    }
-
-    /// The decision on approval `id`, waiting for it until the request's timeout.
-    pub async fn approval_verdict(&self, id: &str) -> Result<String, ServiceError> {
-        let (mut rx, request, created) = match self.approvals.entries.get(id) {
-            Some(e) => (e.state.subscribe(), e.request.clone(), e.created),
-            None => return Err(unknown_ticket(id)),
-        };
-        let deadline = created + Duration::from_secs(request.timeout_seconds);
-        let waited = tokio::time::timeout_at(deadline.into(), rx.wait_for(|s| *s != State::Pending)).await;
-        if waited.is_err() {
-            let _ = self.decide_approval(id, false, "timeout");
-        }
-        let state =
-            self.approvals.entries.get(id).map_or(State::Denied { by: "timeout".into() }, |e| e.state.borrow().clone());
-        let (approved, by) = match &state {
-            State::Approved { by } => (true, by.clone()),
-            State::Denied { by } => (false, by.clone()),
-            State::Pending => (false, "timeout".to_owned()),
-        };
-        if approved {
-            return Ok(id.to_owned());
-        }
-        let why = match by.as_str() {
-            "timeout" => format!("no decision within approval_timeout_seconds ({} s)", request.timeout_seconds),
-            other => format!("declined ({other})"),
-        };
-        Err(ServiceError::Denied(crate::policy::Decision {
-            allowed: false,
-            ask: false,
-            rule: None,
-            reason: format!("approval {id} for `{}` on {}: {why}", request.what, request.hosts),
-            denied_command: None,
-            elevate: None,
-        }))
-    }
-
-    /// Lets `decision` through or refuses it: an `ask` passes only with a `ticket` granted
-    /// for `what` on `alias`. `Ok` is the approval id it ran under (for the start record).
-    pub(crate) fn admit(
-        &self,
-        mut decision: crate::policy::Decision,
-        ticket: Option<&str>,
-        alias: &str,
-        what: &str,
-        client: Option<&str>,
-    ) -> Result<(crate::policy::Decision, Option<String>), ServiceError> {
-        if decision.ask {
-            self.check_ticket(ticket, alias, what, client.unwrap_or(""))?;
-            decision.allowed = true;
-            return Ok((decision, ticket.map(str::to_owned)));
-        }
-        if !decision.allowed {
-            return Err(ServiceError::Denied(decision));
-        }
-        Ok((decision, None))
-    }
-
-    /// Whether approval `ticket` was granted for `what` on `alias` to `client`; `Err` is the
-    /// denial.
-    fn check_ticket(&self, ticket: Option<&str>, alias: &str, what: &str, client: &str) -> Result<(), ServiceError> {
-        let Some(id) = ticket else {
-            return Err(ServiceError::ApprovalRequired(format!(
-                "`{what}` on {alias} needs a human's approval and none was given"
-            )));
-        };
-        let entry = self.approvals.entries.get(id).ok_or_else(|| unknown_ticket(id))?;
-        if entry.expired() {
-            return Err(unknown_ticket(id));
-        }
-        if !same_client(&entry.request.client, client) {
-            return Err(ServiceError::ApprovalRequired(format!(
-                "approval {id} was asked for another client; ask again"
-            )));
-        }
-        let covers = entry.request.what == what && entry.request.aliases.iter().any(|a| a == alias);
-        match (&*entry.state.borrow(), covers) {
-            (State::Approved { .. }, true) => {
-                // Consumed here, when the work is admitted: a replayed ticket runs nothing.
-                let mut used = entry.used.lock().map_err(|_| unknown_ticket(id))?;
-                let count = used.entry(alias.to_owned()).or_insert(0);
-                if *count >= entry.request.uses_per_host {
-                    return Err(ServiceError::ApprovalRequired(format!(
-                        "approval {id} was already used for `{what}` on {alias}; ask again"
-                    )));
-                }
-                *count += 1;
-                Ok(())
-            }
-            (State::Approved { .. }, false) => Err(ServiceError::ApprovalRequired(format!(
-                "approval {id} covers `{}` on {}, not `{what}` on {alias}",
-                entry.request.what, entry.request.hosts
-            ))),
-            _ => Err(ServiceError::ApprovalRequired(format!("approval {id} was not granted"))),
-        }
-    }
 }
 
-/// The same client across a retried call: its identity, not the request id it sends. Only
-/// the `req=` word differs between retries; a runbook run's `run=` stays part of it, so a
-/// step's request is never the caller's own.
-fn same_client(asked: &str, now: &str) -> bool {
-    client_identity(asked) == client_identity(now)
-}
-
-/// A client's identity across its requests: its description without the `req=` word.
-pub fn client_identity(client: &str) -> String {
-    client.split(' ').filter(|w| !w.starts_with("req=")).collect::<Vec<_>>().join(" ")
-}
-
-fn unknown_ticket(id: &str) -> ServiceError {
+pub(super) fn unknown_ticket(id: &str) -> ServiceError {
     ServiceError::ApprovalRequired(format!("no approval {id:?} (unknown or expired)"))
 }
 
-fn cannot_ask(request: &ApprovalRequest) -> ServiceError {
+pub(super) fn cannot_ask(request: &ApprovalRequest) -> ServiceError {
     ServiceError::ApprovalRequired(format!(
         "approval required, this client cannot ask a human: `{}` on {} ({}: {})",
         request.what,

@@ -3,11 +3,15 @@
 //!
 //! Owns: [`Caller`] (set by the HTTP guard after the token was verified, read by the MCP
 //! layer from the request's extensions), the `principal=`/`groups=` words of a client label
-//! and reading them back ([`principal_of`]), and [`task_owner`]. Never trusts a principal named by the client itself: only the guard
+//! and reading them back ([`principal_of`]), [`task_owner`], and [`TaskView`]: what a caller
+//! may see and free of the task manager (its own tasks; every task with the admin scope). Never trusts a principal named by the client itself: only the guard
 //! builds a `Caller`, and a label's principal is the last `principal=` word, which the MCP
 //! layer appends after everything the client declared.
 
+use std::sync::Arc;
+
 use crate::policy::Principal;
+use crate::tasks::{self, Task, TaskError, TaskManager};
 
 /// The verified caller of one HTTP request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +146,50 @@ pub fn task_owner(client: &str) -> String {
         return p.to_owned();
     }
     client.split(' ').filter(|w| !w.starts_with("req=") && !w.starts_with("run=")).collect::<Vec<_>>().join(" ")
+}
+
+fn owned_by(owner: &str, client: &str) -> bool {
+    owner.is_empty() || owner == task_owner(client) || is_admin(client)
+}
+
+/// What the protocol layer may do with the task manager: look, list, free. Starting work is
+/// `Service::launch` / `launch_transfer` / the runbook runner only.
+pub struct TaskView<'a>(pub(super) &'a TaskManager);
+
+impl TaskView<'_> {
+    pub fn get(&self, id: &str) -> Result<Arc<Task>, TaskError> {
+        self.0.get(id)
+    }
+
+    /// Task `id` as `client` may see it: another client's task is unknown to it (a task id
+    /// is not a capability to pass around).
+    pub fn get_for(&self, id: &str, client: &str) -> Result<Arc<Task>, TaskError> {
+        let task = self.0.get(id)?;
+        if owned_by(&task.spec.owner, client) { Ok(task) } else { Err(TaskError::Unknown(id.to_owned())) }
+    }
+
+    pub fn list(&self) -> Vec<tasks::TaskSnapshot> {
+        self.0.list()
+    }
+
+    /// The tasks `client` started (and those nobody in particular did).
+    pub fn list_for(&self, client: &str) -> Vec<tasks::TaskSnapshot> {
+        self.0
+            .list()
+            .into_iter()
+            .filter(|s| self.0.get(&s.task_id).is_ok_and(|t| owned_by(&t.spec.owner, client)))
+            .collect()
+    }
+
+    /// (output bytes held, tasks held)
+    pub fn memory(&self) -> (i64, usize) {
+        self.0.memory()
+    }
+
+    /// Frees a finished task's result.
+    pub fn ack(&self, id: &str) -> Result<(), TaskError> {
+        self.0.ack(id)
+    }
 }
 
 #[cfg(test)]

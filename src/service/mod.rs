@@ -6,6 +6,7 @@
 //! policy → network → audit (fail-closed) → task. Never speaks a protocol.
 
 pub mod approval_notify;
+mod approval_wait;
 pub mod approvals;
 mod approvers;
 mod become_check;
@@ -13,6 +14,7 @@ pub mod caller;
 mod command_run;
 pub mod elevate;
 pub mod fanout;
+mod launch;
 pub mod lost;
 pub mod masking;
 pub mod metrics;
@@ -21,6 +23,7 @@ pub mod quota;
 pub mod readiness;
 pub mod runner;
 pub mod stream_mask;
+mod tickets;
 pub mod transfer;
 pub mod transfer_io;
 
@@ -31,11 +34,11 @@ use serde_json::{Map, Value, json};
 
 pub use crate::audit::command_sha256;
 use crate::audit::{Audit, AuditError};
-use crate::config::{self, Config, ConfigError, Credential, Dirs, Host, Limits, OnOutputLimit};
+use crate::config::{self, Config, ConfigError, Credential, Dirs, Host, Limits};
 use crate::net::{self, PrecheckError, Resolve, Target};
 use crate::policy::{self, Decision};
 use crate::ssh::{Pool, PoolSettings};
-use crate::tasks::{self, CancelledBy, ManagerLimits, Task, TaskError, TaskManager, TaskSpec, WorkOutcome};
+use crate::tasks::{self, CancelledBy, ManagerLimits, Task, TaskError, TaskManager};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -100,46 +103,6 @@ impl Prepared {
     }
 }
 
-/// What the protocol layer may do with the task manager: look, list, free. Starting work is
-/// `Service::launch` / `launch_transfer` / the runbook runner only.
-pub struct TaskView<'a>(&'a TaskManager);
-
-impl TaskView<'_> {
-    pub fn get(&self, id: &str) -> Result<Arc<Task>, TaskError> {
-        self.0.get(id)
-    }
-
-    /// Task `id` as `client` may see it: another client's task is unknown to it (a task id
-    /// is not a capability to pass around).
-    pub fn get_for(&self, id: &str, client: &str) -> Result<Arc<Task>, TaskError> {
-        let task = self.0.get(id)?;
-        if owned_by(&task.spec.owner, client) { Ok(task) } else { Err(TaskError::Unknown(id.to_owned())) }
-    }
-
-    pub fn list(&self) -> Vec<tasks::TaskSnapshot> {
-        self.0.list()
-    }
-
-    /// The tasks `client` started (and those nobody in particular did).
-    pub fn list_for(&self, client: &str) -> Vec<tasks::TaskSnapshot> {
-        self.0
-            .list()
-            .into_iter()
-            .filter(|s| self.0.get(&s.task_id).is_ok_and(|t| owned_by(&t.spec.owner, client)))
-            .collect()
-    }
-
-    /// (output bytes held, tasks held)
-    pub fn memory(&self) -> (i64, usize) {
-        self.0.memory()
-    }
-
-    /// Frees a finished task's result.
-    pub fn ack(&self, id: &str) -> Result<(), TaskError> {
-        self.0.ack(id)
-    }
-}
-
 pub struct Service {
     dirs: Dirs,
     config: RwLock<Arc<Config>>,
@@ -167,11 +130,7 @@ pub struct Service {
     quotas: crate::service::quota::Ledger,
 }
 
-pub use caller::{Caller, principal_of, task_owner};
-
-fn owned_by(owner: &str, client: &str) -> bool {
-    owner.is_empty() || owner == task_owner(client) || caller::is_admin(client)
-}
+pub use caller::{Caller, TaskView, principal_of, task_owner};
 
 /// Validates a command string before anything else looks at it.
 pub fn check_command(command: &str) -> Result<(), ServiceError> {
@@ -434,114 +393,6 @@ impl Service {
             command: command.to_owned(),
             timeout: Duration::from_secs(timeout),
         })
-    }
-
-    /// Writes the durable start record, then spawns the task. No record, no run.
-    pub fn launch(self: &Arc<Self>, p: Prepared, client: Option<&str>) -> Result<Arc<Task>, ServiceError> {
-        let cfg = self.config();
-        let spec = TaskSpec {
-            alias: p.host.alias.clone(),
-            target_ip: p.target.addr.ip().to_string(),
-            command_sha256: command_sha256(&p.command),
-            command: self.shown_command(&cfg, &p.command),
-            owner: task_owner(client.unwrap_or("")),
-            host_slots: p.host.max_concurrency as usize,
-            timeout: p.timeout,
-            stop_grace: tasks::STOP_GRACE,
-            ttl: Duration::from_secs(p.limits.task_result_ttl),
-            output_cap: p.limits.max_output_bytes,
-            kill_on_output_limit: p.limits.on_output_limit == OnOutputLimit::Kill,
-        };
-        let via: Vec<String> = p.route.iter().map(|(t, _)| t.alias.clone()).collect();
-        let resolved_remotely = p.target.remote_name.is_some();
-        let mut fields = json!({ "alias": p.host.alias, "target_ip": spec.target_ip, "command": p.command, "timeout_seconds": spec.timeout.as_secs() });
-        if !via.is_empty() {
-            fields["via"] = json!(via);
-        }
-        if resolved_remotely {
-            fields["resolve"] = json!("remote: the jump host resolved the name; no CIDR rule applied");
-        }
-        if let Some(id) = &p.approval {
-            fields["approval_id"] = json!(id);
-        }
-        if let Some(b) = &p.decision.elevate {
-            fields["become_user"] = json!(b.user);
-            fields["become_method"] = json!(b.method.name());
-        }
-        let (svc, known_hosts) = (self.clone(), cfg.policy.known_hosts_path.clone());
-        let Prepared { route, host, credential, target, command, decision, become_password, secrets, .. } = p;
-        let work: tasks::Work = Box::new(move |ctx| {
-            Box::pin(async move {
-                let started = || ctx.set_running();
-                let masking = stream_mask::MaskingSink::new(&ctx.sink, &secrets);
-                let run = command_run::Run {
-                    pool: &svc.pool,
-                    route: &route,
-                    target: &target,
-                    credential: &credential,
-                    known_hosts: &known_hosts,
-                    connect_timeout: host.connect_timeout,
-                };
-                let outcome = match &decision.elevate {
-                    None => command_run::outcome_of(run.exec(&command, &[], &masking, &ctx.cancel, &started).await),
-                    Some(b) => {
-                        run.elevated(&command, b, become_password.as_ref(), &masking, &ctx.cancel, &started).await
-                    }
-                };
-                masking.finish();
-                match outcome {
-                    WorkOutcome::Failed(mut f) => {
-                        f.error = stream_mask::mask_str(&f.error, &secrets);
-                        WorkOutcome::Failed(f)
-                    }
-                    other => other,
-                }
-            })
-        });
-        let task = self.start_audited(spec, work, "task_start", fields, client)?;
-        let (svc, t) = (self.clone(), task.clone());
-        self.enders.spawn(async move {
-            let state = t.finished().await;
-            let snap = t.snapshot();
-            svc.metrics.task_finished(state.name(), snap.elapsed_ms as f64 / 1000.0);
-            svc.audit_or_warn(None, "task_end", json!({ "task_id": t.id, "alias": t.spec.alias, "state": state, "stdout_bytes": snap.stdout_bytes, "stderr_bytes": snap.stderr_bytes, "duration_ms": snap.elapsed_ms }));
-        });
-        Ok(task)
-    }
-
-    /// Spawns `work` behind a gate that opens only once the durable `event` record (with
-    /// the task id added to `fields`) is on disk: no record, no run.
-    pub(crate) fn start_audited(
-        &self,
-        spec: TaskSpec,
-        work: tasks::Work,
-        event: &str,
-        mut fields: Value,
-        client: Option<&str>,
-    ) -> Result<Arc<Task>, ServiceError> {
-        let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        let gate2 = gate.clone();
-        let gated: tasks::Work = Box::new(move |ctx| {
-            Box::pin(async move {
-                if gate2.acquire().await.is_err() {
-                    return WorkOutcome::Failed("audit start record could not be written; nothing was run".into());
-                }
-                work(ctx).await
-            })
-        });
-        let task = self.tasks.spawn(spec, gated).map_err(ServiceError::Task)?;
-        fields["task_id"] = json!(task.id);
-        match self.audit(client, event, fields, true) {
-            Ok(()) => {
-                gate.add_permits(1);
-                Ok(task)
-            }
-            Err(e) => {
-                gate.close();
-                let _ = self.tasks.cancel(&task.id, CancelledBy::Client);
-                Err(ServiceError::Audit(e))
-            }
-        }
     }
 
     /// `cancel` on behalf of `client`: only a task it started (another's is unknown to it).
