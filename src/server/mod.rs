@@ -74,18 +74,34 @@ pub(crate) fn start_service(cfg_dirs: Dirs) -> Result<Arc<Service>, String> {
     }
 }
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// SIGINT and SIGTERM, listened for from before anything is served: a signal that arrives
+/// between READY=1 and the serving loop's first poll must stop us gracefully (remote
+/// commands signalled), not kill the process with its default action.
+struct StopSignals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Self { term: signal(SignalKind::terminate()).ok(), int: signal(SignalKind::interrupt()).ok() }
+    }
+
+    /// Returns once SIGINT or SIGTERM arrived.
+    async fn recv(mut self) {
+        async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
             }
-            Err(_) => std::future::pending().await,
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+        tokio::select! {
+            _ = one(&mut self.term) => {}
+            _ = one(&mut self.int) => {}
+        }
     }
 }
 
@@ -94,12 +110,13 @@ async fn shutdown_signal() {
 pub async fn serve(dirs: Dirs, http: HttpOptions, tools: &str) -> Result<(), String> {
     let tools = crate::mcp::ToolSet::parse(tools, &SshWarden::all_tool_names()).map_err(|e| format!("error: {e}"))?;
     let http = http.tokens()?;
+    let stop = StopSignals::install();
     let svc = start_service(dirs)?;
     // Registered before serving: from here on SIGHUP reloads instead of killing us.
     let hangups = reload_on_sighup(svc.clone());
     let served = match http {
-        Some((addr, tokens)) => serve_http(svc.clone(), addr, tokens, tools).await,
-        None => serve_stdio(svc.clone(), &tools).await,
+        Some((addr, tokens)) => serve_http(svc.clone(), addr, tokens, tools, stop).await,
+        None => serve_stdio(svc.clone(), &tools, stop).await,
     };
     hangups.abort();
     systemd(&[sd_notify::NotifyState::Stopping]);
@@ -151,7 +168,7 @@ fn reload_on_sighup(svc: Arc<Service>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-async fn serve_stdio(svc: Arc<Service>, tools: &crate::mcp::ToolSet) -> Result<(), String> {
+async fn serve_stdio(svc: Arc<Service>, tools: &crate::mcp::ToolSet, stop: StopSignals) -> Result<(), String> {
     let running = SshWarden::new(svc)
         .exposing(tools)
         .serve(rmcp::transport::stdio())
@@ -161,7 +178,7 @@ async fn serve_stdio(svc: Arc<Service>, tools: &crate::mcp::ToolSet) -> Result<(
     systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving MCP on stdio")]);
     let ct = running.cancellation_token();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        stop.recv().await;
         ct.cancel();
     });
     // Returns when stdin closes or a signal cancelled the session.
@@ -209,6 +226,7 @@ async fn serve_http(
     addr: SocketAddr,
     tokens: HttpTokens,
     tools: crate::mcp::ToolSet,
+    stop: StopSignals,
 ) -> Result<(), String> {
     let HttpTokens { mcp: token, approver, metrics } = tokens;
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
@@ -278,7 +296,7 @@ async fn serve_http(
     // Ready only now: the configuration is loaded and the listener is bound.
     let status = format!("serving MCP at http://{addr}/mcp");
     systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&status)]);
-    serve_connections(listener, app).await;
+    serve_connections(listener, app, stop).await;
     Ok(())
 }
 
@@ -302,14 +320,14 @@ fn ready(svc: &Service) -> Response {
 /// Accepts connections until SIGINT/SIGTERM. Unlike `axum::serve`, connections get a header
 /// read timeout (hyper needs a timer for it), so a client that trickles its headers
 /// (slowloris) is dropped instead of holding a connection forever.
-async fn serve_connections(listener: tokio::net::TcpListener, app: axum::Router) {
+async fn serve_connections(listener: tokio::net::TcpListener, app: axum::Router, stop: StopSignals) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use tower::Service;
 
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let shutdown = shutdown_signal();
+    let shutdown = stop.recv();
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {

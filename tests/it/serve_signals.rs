@@ -133,6 +133,28 @@ fn serve_tells_systemd_when_it_is_ready_and_the_unit_verifies() {
     let n = socket.recv(&mut buf).unwrap();
     let ready = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(ready.contains("READY=1") && ready.contains(&format!("127.0.0.1:{port}")), "{ready}");
+    // SIGTERM at once, the moment READY=1 is read: a signal in the window between READY and
+    // the serving loop's first poll used to kill the process with the default action (no
+    // STOPPING, remote commands left running; seen twice on a loaded machine).
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let n = socket.recv(&mut buf).expect("STOPPING=1 after SIGTERM (the process was killed by the signal instead?)");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+    let status = child.wait().unwrap();
+    assert!(status.success(), "SIGTERM stops serve gracefully (exit 0), not by the signal: {status:?}");
+
+    // And once more with the listener in use: ready means it is bound.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(crate::support::mcp::BIN)
+        .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--token-file"])
+        .arg(fleet.path("token"))
+        .arg("--config-dir")
+        .arg(fleet.config_dir())
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let n = socket.recv(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "ready means the listener is bound");
     std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let n = socket.recv(&mut buf).unwrap();
