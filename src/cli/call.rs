@@ -18,7 +18,6 @@ use rmcp::model::{
 use rmcp::service::{NotificationContext, PeerRequestOptions};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::ConfigArgs;
 use crate::cli::commands::{EXIT_DENIED, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
@@ -226,25 +225,8 @@ enum Called {
     Interrupted(u8),
 }
 
-/// SIGINT and SIGTERM while a call (or a runbook run) runs.
-pub(crate) struct Stop {
-    int: Signal,
-    term: Signal,
-}
-
-impl Stop {
-    pub(crate) fn listen() -> std::io::Result<Self> {
-        Ok(Self { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
-    }
-
-    /// The exit code of the first signal: 128 + its number, as a shell reports it.
-    pub(crate) async fn next(&mut self) -> u8 {
-        tokio::select! {
-            _ = self.int.recv() => EXIT_SIGINT,
-            _ = self.term.recv() => EXIT_SIGTERM,
-        }
-    }
-}
+/// SIGINT and SIGTERM while a call (or a runbook run) runs: the server's listener.
+pub(crate) use crate::server::Stop;
 
 /// Whether a person can be asked here: stdin and stderr are both terminals.
 pub(crate) fn at_terminal() -> bool {

@@ -74,34 +74,38 @@ pub(crate) fn start_service(cfg_dirs: Dirs) -> Result<Arc<Service>, String> {
     }
 }
 
-/// SIGINT and SIGTERM, listened for from before anything is served: a signal that arrives
-/// between READY=1 and the serving loop's first poll must stop us gracefully (remote
-/// commands signalled), not kill the process with its default action.
-struct StopSignals {
-    term: Option<tokio::signal::unix::Signal>,
-    int: Option<tokio::signal::unix::Signal>,
+/// SIGINT and SIGTERM, listened for from the moment this is made: `serve` makes it before
+/// anything is served (a signal between READY=1 and the serving loop's first poll must stop
+/// it gracefully, not kill it with the default action), the terminal commands before any
+/// remote work starts.
+pub(crate) struct Stop {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
 }
 
-impl StopSignals {
-    fn install() -> Self {
+impl Stop {
+    pub(crate) fn listen() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        Self { term: signal(SignalKind::terminate()).ok(), int: signal(SignalKind::interrupt()).ok() }
+        Ok(Self { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
     }
 
-    /// Returns once SIGINT or SIGTERM arrived.
-    async fn recv(mut self) {
-        async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
-            match s {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        }
+    /// The exit code of the first signal: 128 + its number, as a shell reports it.
+    pub(crate) async fn next(&mut self) -> u8 {
         tokio::select! {
-            _ = one(&mut self.term) => {}
-            _ = one(&mut self.int) => {}
+            _ = self.int.recv() => 128 + 2,
+            _ = self.term.recv() => 128 + 15,
         }
+    }
+}
+
+/// The stop signal of a server, if listening for it worked (else only stdin closing or the
+/// process being killed ends it).
+async fn stopped(stop: Option<Stop>) {
+    match stop {
+        Some(mut s) => {
+            s.next().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -110,7 +114,7 @@ impl StopSignals {
 pub async fn serve(dirs: Dirs, http: HttpOptions, tools: &str) -> Result<(), String> {
     let tools = crate::mcp::ToolSet::parse(tools, &SshWarden::all_tool_names()).map_err(|e| format!("error: {e}"))?;
     let http = http.tokens()?;
-    let stop = StopSignals::install();
+    let stop = Stop::listen().map_err(|e| tracing::warn!("cannot listen for SIGINT/SIGTERM: {e}")).ok();
     let svc = start_service(dirs)?;
     // Registered before serving: from here on SIGHUP reloads instead of killing us.
     let hangups = reload_on_sighup(svc.clone());
@@ -168,7 +172,7 @@ fn reload_on_sighup(svc: Arc<Service>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-async fn serve_stdio(svc: Arc<Service>, tools: &crate::mcp::ToolSet, stop: StopSignals) -> Result<(), String> {
+async fn serve_stdio(svc: Arc<Service>, tools: &crate::mcp::ToolSet, stop: Option<Stop>) -> Result<(), String> {
     let running = SshWarden::new(svc)
         .exposing(tools)
         .serve(rmcp::transport::stdio())
@@ -178,7 +182,7 @@ async fn serve_stdio(svc: Arc<Service>, tools: &crate::mcp::ToolSet, stop: StopS
     systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving MCP on stdio")]);
     let ct = running.cancellation_token();
     tokio::spawn(async move {
-        stop.recv().await;
+        stopped(stop).await;
         ct.cancel();
     });
     // Returns when stdin closes or a signal cancelled the session.
@@ -226,7 +230,7 @@ async fn serve_http(
     addr: SocketAddr,
     tokens: HttpTokens,
     tools: crate::mcp::ToolSet,
-    stop: StopSignals,
+    stop: Option<Stop>,
 ) -> Result<(), String> {
     let HttpTokens { mcp: token, approver, metrics } = tokens;
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
@@ -320,14 +324,14 @@ fn ready(svc: &Service) -> Response {
 /// Accepts connections until SIGINT/SIGTERM. Unlike `axum::serve`, connections get a header
 /// read timeout (hyper needs a timer for it), so a client that trickles its headers
 /// (slowloris) is dropped instead of holding a connection forever.
-async fn serve_connections(listener: tokio::net::TcpListener, app: axum::Router, stop: StopSignals) {
+async fn serve_connections(listener: tokio::net::TcpListener, app: axum::Router, stop: Option<Stop>) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use tower::Service;
 
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let shutdown = stop.recv();
+    let shutdown = stopped(stop);
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
