@@ -109,6 +109,19 @@ fn call_stops_its_remote_command_on_sigint_and_sigterm_in_process_and_over_http(
     gone_within(&remote, Duration::from_secs(5)).expect("the server did not stop the cancelled call's command");
 }
 
+/// `serve --http` on `port` telling `socket` (NOTIFY_SOCKET) where it is.
+fn serve_notifying(fleet: &Fleet, port: u16, socket: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(crate::support::mcp::BIN)
+        .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--token-file"])
+        .arg(fleet.path("token"))
+        .arg("--config-dir")
+        .arg(fleet.config_dir())
+        .env("NOTIFY_SOCKET", socket)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// `Type=notify`: READY=1 once the configuration is loaded and the listener bound, STOPPING=1
 /// on shutdown; and the shipped unit passes `systemd-analyze verify`.
 #[test]
@@ -120,15 +133,7 @@ fn serve_tells_systemd_when_it_is_ready_and_the_unit_verifies() {
     socket.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
     std::fs::write(fleet.path("token"), "notify-token-0123456789abcdef").unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = std::process::Command::new(crate::support::mcp::BIN)
-        .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--token-file"])
-        .arg(fleet.path("token"))
-        .arg("--config-dir")
-        .arg(fleet.config_dir())
-        .env("NOTIFY_SOCKET", &socket_path)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = serve_notifying(&fleet, port, &socket_path);
     let mut buf = [0u8; 512];
     let n = socket.recv(&mut buf).unwrap();
     let ready = String::from_utf8_lossy(&buf[..n]).into_owned();
@@ -144,15 +149,7 @@ fn serve_tells_systemd_when_it_is_ready_and_the_unit_verifies() {
 
     // And once more with the listener in use: ready means it is bound.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = std::process::Command::new(crate::support::mcp::BIN)
-        .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--token-file"])
-        .arg(fleet.path("token"))
-        .arg("--config-dir")
-        .arg(fleet.config_dir())
-        .env("NOTIFY_SOCKET", &socket_path)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = serve_notifying(&fleet, port, &socket_path);
     let n = socket.recv(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "ready means the listener is bound");
