@@ -39,9 +39,11 @@ pub fn client_of(ctx: &RequestContext<RoleServer>) -> String {
         .and_then(|parts| parts.extensions.get::<crate::service::Caller>())
         .cloned()
         .or(from_rpc);
+    // The request id is the client's too (a string id may hold spaces): one encoded word.
+    let req = crate::service::caller::label_word(&ctx.id.to_string());
     match caller {
-        Some(c) => format!("{name} {} req={}", c.label_words(), ctx.id),
-        None => format!("{name} req={}", ctx.id),
+        Some(c) => format!("{name} {} req={req}", c.label_words()),
+        None => format!("{name} req={req}"),
     }
 }
 

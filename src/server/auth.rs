@@ -192,7 +192,9 @@ impl Authenticator {
         let jwk = match cached {
             Some(j) => j,
             None => {
-                if keys.refreshed.is_some_and(|t| t.elapsed() < REFRESH_EVERY) && keys.set.is_some() {
+                // Throttled whether the last fetch worked or not: a failing provider must not
+                // be hit once per made-up `kid`.
+                if keys.refreshed.is_some_and(|t| t.elapsed() < REFRESH_EVERY) {
                     return Err(format!("unknown key id {kid:?} (keys were refreshed moments ago)"));
                 }
                 keys.refreshed = Some(Instant::now());

@@ -94,7 +94,18 @@ impl Service {
         let kh = &cfg.policy.known_hosts_path;
         let r = self
             .pool()
-            .run_with_stdin(&route, &target, cred, kh, host.connect_timeout, line, &stdin, &sink, &cancel, &|| {})
+            .run_with_stdin(
+                &route,
+                &target,
+                cred,
+                kh,
+                host.connect_timeout,
+                line,
+                crate::ssh::Input::Now(&stdin),
+                &sink,
+                &cancel,
+                &|| {},
+            )
             .await;
         deadline.abort();
         stdin.fill(0);

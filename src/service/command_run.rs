@@ -2,11 +2,15 @@
 //! user or (for a `become` decision) under sudo/doas with the refusal watch of `elevate.rs`,
 //! and how its end becomes the task's outcome.
 //!
-//! Owns: the order of a `become` run (sudo `-n` first; the password on stdin only when sudo
-//! says it needs one) and the `privilege_failed` outcome. Never judges a command (the gate
+//! Owns: how a `become` run gets its password (only in answer to sudo's own nonce prompt)
+//! and the `privilege_failed` outcome. Never judges a command (the gate
 //! did, in `prepare_with`) and never sees a command line other than `elevate`'s.
 
 use std::time::Duration;
+
+/// How long sudo may take to show its password prompt before stdin is closed (PAM and
+/// directory lookups can be slow; a command that never prompts is not kept waiting longer).
+const PROMPT_WAIT: Duration = Duration::from_secs(10);
 
 use super::elevate;
 use crate::config::{self, Credential};
@@ -39,7 +43,7 @@ impl Run<'_> {
     pub async fn exec(
         &self,
         line: &str,
-        stdin: &[u8],
+        stdin: crate::ssh::Input<'_>,
         sink: &dyn crate::ssh::Sink,
         cancel: &tokio_util::sync::CancellationToken,
         started: &(dyn Fn() + Send + Sync),
@@ -49,11 +53,11 @@ impl Run<'_> {
         self.pool.run_with_stdin(route, target, cred, kh, ct, line, stdin, sink, cancel, started).await
     }
 
-    /// The command under sudo/doas (`elevate.rs`). With a password configured, sudo is
-    /// first asked with `-n`: only when it answers that a password is required does a second
-    /// run give it on stdin (`-S -p ''`), so a command sudoers lets run without a password
-    /// never receives the password on its stdin. A refusal ends the task as
-    /// `privilege_failed` with a hint.
+    /// The command under sudo/doas (`elevate.rs`). With a password configured, one run of
+    /// `sudo -S -p NONCE`: the password is written only if the command's first output is
+    /// that exact prompt (a fresh 128-bit nonce per run) on stderr, so a command sudoers lets
+    /// run without a password never receives it, however it imitates sudo. A refusal ends
+    /// the task as `privilege_failed` with a hint.
     pub async fn elevated(
         &self,
         command: &str,
@@ -63,25 +67,21 @@ impl Run<'_> {
         cancel: &tokio_util::sync::CancellationToken,
         started: &(dyn Fn() + Send + Sync),
     ) -> WorkOutcome {
-        use elevate::{Refusal, Watch, command_line};
+        use elevate::{Watch, command_line};
         let password = password.filter(|_| b.method == crate::policy::BecomeMethod::Sudo);
-        let watch = Watch::new(sink, cancel.child_token(), password.is_some());
-        let line = command_line(command, b, false);
-        let mut r = self.exec(&line, &[], &watch, watch.cancel(), started).await;
+        let prompt = password.map(|_| format!("sshwarden-{:032x}:", rand::random::<u128>()));
+        let watch = Watch::new(sink, cancel.child_token());
+        let line = command_line(command, b, prompt.as_deref());
+        let mut answer = password.map(|pw| format!("{}\n", pw.expose()).into_bytes()).unwrap_or_default();
+        let input = match &prompt {
+            Some(p) => crate::ssh::Input::OnPrompt { prompt: p.as_bytes(), answer: &answer, within: PROMPT_WAIT },
+            None => crate::ssh::Input::Now(&[]),
+        };
+        let r = self.exec(&line, input, &watch, watch.cancel(), started).await;
+        // Not left in freed memory longer than needed.
+        answer.fill(0);
         watch.finish();
-        let mut refusal = watch.refusal();
-        if let (Some(pw), Some((Refusal::NeedsPassword, _))) = (password, &refusal)
-            && !cancel.is_cancelled()
-        {
-            let watch = Watch::new(sink, cancel.child_token(), false);
-            let mut stdin = format!("{}\n", pw.expose()).into_bytes();
-            let line = command_line(command, b, true);
-            r = self.exec(&line, &stdin, &watch, watch.cancel(), &|| {}).await;
-            // Not left in freed memory longer than needed.
-            stdin.fill(0);
-            watch.finish();
-            refusal = watch.refusal();
-        }
+        let refusal = watch.refusal();
         match refusal {
             // A cancel of the task itself stays a cancel.
             Some(_) if cancel.is_cancelled() => outcome_of(r),

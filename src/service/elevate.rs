@@ -39,12 +39,13 @@ pub fn plain_argv(command: &str) -> Option<Vec<String>> {
     cmd.argv.iter().map(|w| if w.expands { None } else { w.literal.clone() }).collect()
 }
 
-/// The remote command line running `command` as `b.user`. `with_password`: `sudo -S -p ''`
-/// (the password follows on stdin), else `-n` so sudo never waits for one.
-pub fn command_line(command: &str, b: &Become, with_password: bool) -> String {
+/// The remote command line running `command` as `b.user`. `prompt`: `sudo -S -p PROMPT`
+/// (the password is written only in answer to that exact prompt), else `-n` so sudo never
+/// waits for one.
+pub fn command_line(command: &str, b: &Become, prompt: Option<&str>) -> String {
     let mut words: Vec<String> = vec![b.method.name().to_owned()];
-    if with_password && b.method == BecomeMethod::Sudo {
-        words.extend(["-S", "-p", "''"].map(str::to_owned));
+    if let Some(p) = prompt.filter(|_| b.method == BecomeMethod::Sudo) {
+        words.extend(["-S".to_owned(), "-p".to_owned(), shell_word(p)]);
     } else {
         words.push("-n".to_owned());
     }
@@ -153,13 +154,10 @@ pub fn hint(r: Refusal, b: &Become, login: &str, command: Option<&str>, had_pass
 }
 
 /// A sink in front of the task's (masking) sink that reads the first stderr lines of a
-/// `become` command: a refusal is recorded and `cancel` ends the command at once. In a
-/// `probe` (sudo -n while a password is configured) the "password is required" line is
-/// kept out of the output: the run that follows gives the password.
+/// `become` command: a refusal is recorded and `cancel` ends the command at once.
 pub struct Watch<'a> {
     inner: &'a dyn Sink,
     cancel: CancellationToken,
-    probe: bool,
     state: Mutex<WatchState>,
 }
 
@@ -173,8 +171,8 @@ struct WatchState {
 }
 
 impl<'a> Watch<'a> {
-    pub fn new(inner: &'a dyn Sink, cancel: CancellationToken, probe: bool) -> Self {
-        Self { inner, cancel, probe, state: Mutex::new(WatchState::default()) }
+    pub fn new(inner: &'a dyn Sink, cancel: CancellationToken) -> Self {
+        Self { inner, cancel, state: Mutex::new(WatchState::default()) }
     }
 
     /// The token the command runs under (cancelled on a refusal or with the task).
@@ -193,9 +191,10 @@ impl<'a> Watch<'a> {
             let mut s = self.lock();
             s.done = true;
             let rest = std::mem::take(&mut s.line);
-            self.judge(&mut s, &rest).then_some(rest)
+            self.judge(&mut s, &rest);
+            rest
         };
-        if let Some(rest) = rest.filter(|r| !r.is_empty()) {
+        if !rest.is_empty() {
             self.inner.write(Stream::Stderr, &rest);
         }
     }
@@ -204,14 +203,13 @@ impl<'a> Watch<'a> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a refusal in `line`; false when the line must not be passed on.
-    fn judge(&self, s: &mut WatchState, line: &[u8]) -> bool {
-        let Some(r) = classify(&String::from_utf8_lossy(line)) else { return true };
+    /// Records a refusal in `line` (the line itself is passed on by the caller).
+    fn judge(&self, s: &mut WatchState, line: &[u8]) {
+        let Some(r) = classify(&String::from_utf8_lossy(line)) else { return };
         if s.refusal.is_none() {
             s.refusal = Some((r, String::from_utf8_lossy(line).trim().to_owned()));
         }
         self.cancel.cancel();
-        !(self.probe && r == Refusal::NeedsPassword)
     }
 }
 
@@ -226,17 +224,15 @@ impl Sink for Watch<'_> {
                 while let Some(nl) = s.line.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = s.line.drain(..=nl).collect();
                     s.lines += 1;
-                    if self.judge(&mut s, &line) {
-                        pass.extend_from_slice(&line);
-                    }
+                    self.judge(&mut s, &line);
+                    pass.extend_from_slice(&line);
                 }
                 // A prompt has no newline: judge a pending line that looks like one.
                 let pending = String::from_utf8_lossy(&s.line).trim_end().to_owned();
                 if pending.ends_with(':') && classify(&pending).is_some() {
                     let line = std::mem::take(&mut s.line);
-                    if self.judge(&mut s, &line) {
-                        pass.extend_from_slice(&line);
-                    }
+                    self.judge(&mut s, &line);
+                    pass.extend_from_slice(&line);
                 }
                 if s.lines >= WATCH_LINES || s.bytes >= WATCH_BYTES {
                     s.done = true;
@@ -272,11 +268,11 @@ mod tests {
     #[test]
     fn a_single_simple_command_is_sudo_argv_word_for_word() {
         let b = root(BecomeMethod::Sudo);
-        assert_eq!(command_line("systemctl restart nginx", &b, false), "sudo -n -u root -- systemctl restart nginx");
-        assert_eq!(command_line("/usr/bin/id -u", &b, true), "sudo -S -p '' -u root -- /usr/bin/id -u");
+        assert_eq!(command_line("systemctl restart nginx", &b, None), "sudo -n -u root -- systemctl restart nginx");
+        assert_eq!(command_line("/usr/bin/id -u", &b, Some("sw-1:")), "sudo -S -p sw-1: -u root -- /usr/bin/id -u");
         // Quotes are removed by the policy's reading and put back for the remote shell.
-        assert_eq!(command_line("echo 'a b' \"c'd\"", &b, false), "sudo -n -u root -- echo 'a b' 'c'\\''d'");
-        assert_eq!(command_line("id", &root(BecomeMethod::Doas), true), "doas -n -u root -- id");
+        assert_eq!(command_line("echo 'a b' \"c'd\"", &b, None), "sudo -n -u root -- echo 'a b' 'c'\\''d'");
+        assert_eq!(command_line("id", &root(BecomeMethod::Doas), Some("sw-1:")), "doas -n -u root -- id");
     }
 
     #[test]
@@ -296,7 +292,7 @@ mod tests {
             "id && id",
         ] {
             assert_eq!(plain_argv(cmd), None, "{cmd}");
-            let line = command_line(cmd, &b, false);
+            let line = command_line(cmd, &b, None);
             assert_eq!(line, format!("sudo -n -u root -- /bin/sh -c {}", shell_word(cmd)), "{cmd}");
         }
         assert_eq!(plain_argv("cat /etc/shadow"), Some(vec!["cat".into(), "/etc/shadow".into()]));

@@ -63,7 +63,9 @@ impl Service {
                     connect_timeout: host.connect_timeout,
                 };
                 let outcome = match &decision.elevate {
-                    None => command_run::outcome_of(run.exec(&command, &[], &masking, &ctx.cancel, &started).await),
+                    None => command_run::outcome_of(
+                        run.exec(&command, crate::ssh::Input::Now(&[]), &masking, &ctx.cancel, &started).await,
+                    ),
                     Some(b) => {
                         run.elevated(&command, b, become_password.as_ref(), &masking, &ctx.cancel, &started).await
                     }

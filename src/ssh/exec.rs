@@ -59,10 +59,22 @@ fn sig_name(sig: &Sig) -> String {
     }
 }
 
+/// What a command's stdin gets.
+#[derive(Clone, Copy)]
+pub enum Input<'a> {
+    /// These bytes (maybe none), then EOF, as soon as the server accepted the exec.
+    Now(&'a [u8]),
+    /// `answer` only if the command's very first output is `prompt` on stderr (a `sudo -S`
+    /// prompt carrying a per-run nonce, which no command sudo lets run without a password
+    /// is shown); the prompt is not passed on. Anything else first, or nothing `within`,
+    /// and stdin just gets EOF: the answer is never sent.
+    OnPrompt { prompt: &'a [u8], answer: &'a [u8], within: Duration },
+}
+
 pub(super) async fn run(
     channel: Channel<Msg>,
     command: &str,
-    stdin: &[u8],
+    input: Input<'_>,
     sink: &dyn Sink,
     cancel: &CancellationToken,
 ) -> Result<ExecOutcome, SshError> {
@@ -78,6 +90,8 @@ pub(super) async fn run(
     let mut next_signal: Option<Instant> = None;
     let mut stopped = false;
     let mut closed = false;
+    // While waiting for a prompt: the deadline and the stderr bytes seen so far.
+    let mut awaiting: Option<(Instant, Vec<u8>)> = None;
     loop {
         // Once we started stopping, the ladder runs to its end even after an exit: a dead
         // session leader (the login shell) can leave TERM-ignoring children holding stdout.
@@ -87,16 +101,47 @@ pub(super) async fn run(
             (false, Some(t)) if stopped => next_signal.max(Some(t + CLOSE_GRACE)),
             (false, Some(t)) => Some(t + CLOSE_GRACE),
         };
+        let prompt_deadline = awaiting.as_ref().map(|(t, _)| *t);
         tokio::select! {
             msg = reader.wait() => match msg {
                 Some(ChannelMsg::Success | ChannelMsg::Failure) if !eof_sent => {
                     eof_sent = true;
-                    // Input given with the command (a sudo password for `sudo -S`) goes in
-                    // the same flight as the EOF, never on the command line.
-                    if !stdin.is_empty() {
-                        let _ = writer.data(stdin).await;
+                    match input {
+                        Input::Now(bytes) => {
+                            if !bytes.is_empty() {
+                                let _ = writer.data(bytes).await;
+                            }
+                            let _ = writer.eof().await;
+                        }
+                        Input::OnPrompt { within, .. } => awaiting = Some((Instant::now() + within, Vec::new())),
                     }
-                    let _ = writer.eof().await;
+                }
+                Some(ChannelMsg::Data { data }) if awaiting.is_some() => {
+                    // Output before the prompt: whatever runs is not asking for the answer.
+                    if let Some((_, seen)) = awaiting.take() {
+                        let _ = writer.eof().await;
+                        sink.write(Stream::Stderr, &seen);
+                    }
+                    sink.write(Stream::Stdout, &data);
+                }
+                Some(ChannelMsg::ExtendedData { data, ext: 1 }) if awaiting.is_some() => {
+                    let Input::OnPrompt { prompt, answer, .. } = input else { continue };
+                    let Some((_, seen)) = awaiting.as_mut() else { continue };
+                    seen.extend_from_slice(&data);
+                    if seen.starts_with(prompt) {
+                        let rest = seen[prompt.len()..].to_vec();
+                        awaiting = None;
+                        let _ = writer.data(answer).await;
+                        let _ = writer.eof().await;
+                        if !rest.is_empty() {
+                            sink.write(Stream::Stderr, &rest);
+                        }
+                    } else if !prompt.starts_with(seen) {
+                        let seen = std::mem::take(seen);
+                        awaiting = None;
+                        let _ = writer.eof().await;
+                        sink.write(Stream::Stderr, &seen);
+                    }
                 }
                 None => break,
                 Some(ChannelMsg::Close) => {
@@ -121,6 +166,12 @@ pub(super) async fn run(
                 let sent = writer.signal(LADDER[0].0.clone()).await;
                 tracing::debug!(?sent, "stop signal");
                 next_signal = Some(Instant::now() + LADDER[0].1);
+            }
+            _ = sleep_until(prompt_deadline), if prompt_deadline.is_some() => {
+                if let Some((_, seen)) = awaiting.take() {
+                    let _ = writer.eof().await;
+                    sink.write(Stream::Stderr, &seen);
+                }
             }
             _ = sleep_until(wake), if wake.is_some() => {
                 if !ladder_pending {

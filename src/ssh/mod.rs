@@ -14,7 +14,7 @@ mod pool;
 mod sftp;
 
 pub use auth::certificate_window;
-pub use exec::{ExecOutcome, Sink};
+pub use exec::{ExecOutcome, Input, Sink};
 pub use pool::{Hop, Pool, PoolSettings};
 pub use sftp::{Sftp, Transferred};
 

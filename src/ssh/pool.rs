@@ -131,12 +131,13 @@ impl Pool {
         cancel: &CancellationToken,
         on_started: &(dyn Fn() + Send + Sync),
     ) -> Result<ExecOutcome, SshError> {
-        self.run_with_stdin(route, target, cred, known_hosts, connect_timeout, command, &[], sink, cancel, on_started)
+        let none = exec::Input::Now(&[]);
+        self.run_with_stdin(route, target, cred, known_hosts, connect_timeout, command, none, sink, cancel, on_started)
             .await
     }
 
-    /// `run`, with `stdin` written to the command once the server accepted it, then EOF
-    /// (a `sudo -S` password line: never on a command line).
+    /// `run`, with `stdin` as `Input` says: bytes then EOF, or an answer only to an exact
+    /// prompt (a `sudo -S` password line: never on a command line).
     #[allow(clippy::too_many_arguments)]
     pub async fn run_with_stdin(
         &self,
@@ -146,7 +147,7 @@ impl Pool {
         known_hosts: &Path,
         connect_timeout: Duration,
         command: &str,
-        stdin: &[u8],
+        stdin: exec::Input<'_>,
         sink: &dyn Sink,
         cancel: &CancellationToken,
         on_started: &(dyn Fn() + Send + Sync),

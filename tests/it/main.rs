@@ -16,6 +16,7 @@ mod faults;
 mod folded_results;
 mod gate_holes;
 mod gate_holes2;
+mod gate_holes3;
 mod import;
 mod jump_hosts;
 mod mcp_e2e;
