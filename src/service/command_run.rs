@@ -53,10 +53,11 @@ impl Run<'_> {
         self.pool.run_with_stdin(route, target, cred, kh, ct, line, stdin, sink, cancel, started).await
     }
 
-    /// The command under sudo/doas (`elevate.rs`). With a password configured, one run of
-    /// `sudo -S -p NONCE`: the password is written only if the command's first output is
-    /// that exact prompt (a fresh 128-bit nonce per run) on stderr, so a command sudoers lets
-    /// run without a password never receives it, however it imitates sudo. A refusal ends
+    /// The command under sudo/doas (`elevate.rs`). With a password configured, the remote
+    /// shell reads a fresh 128-bit prompt nonce from stdin and `sudo -S -p NONCE -v` asks
+    /// for the password with it; the password is written only if the first output is that
+    /// exact prompt on stderr. The command then runs under `sudo -n`: it never receives the
+    /// password, and cannot learn the nonce from any argv to imitate sudo. A refusal ends
     /// the task as `privilege_failed` with a hint.
     pub async fn elevated(
         &self,
@@ -71,10 +72,16 @@ impl Run<'_> {
         let password = password.filter(|_| b.method == crate::policy::BecomeMethod::Sudo);
         let prompt = password.map(|_| format!("sshwarden-{:032x}:", rand::random::<u128>()));
         let watch = Watch::new(sink, cancel.child_token());
-        let line = command_line(command, b, prompt.as_deref());
+        let line = command_line(command, b, prompt.is_some());
+        let first = prompt.as_ref().map(|p| format!("{p}\n")).unwrap_or_default();
         let mut answer = password.map(|pw| format!("{}\n", pw.expose()).into_bytes()).unwrap_or_default();
         let input = match &prompt {
-            Some(p) => crate::ssh::Input::OnPrompt { prompt: p.as_bytes(), answer: &answer, within: PROMPT_WAIT },
+            Some(p) => crate::ssh::Input::OnPrompt {
+                first: first.as_bytes(),
+                prompt: p.as_bytes(),
+                answer: &answer,
+                within: PROMPT_WAIT,
+            },
             None => crate::ssh::Input::Now(&[]),
         };
         let r = self.exec(&line, input, &watch, watch.cancel(), started).await;

@@ -39,22 +39,31 @@ pub fn plain_argv(command: &str) -> Option<Vec<String>> {
     cmd.argv.iter().map(|w| if w.expands { None } else { w.literal.clone() }).collect()
 }
 
-/// The remote command line running `command` as `b.user`. `prompt`: `sudo -S -p PROMPT`
-/// (the password is written only in answer to that exact prompt), else `-n` so sudo never
-/// waits for one.
-pub fn command_line(command: &str, b: &Become, prompt: Option<&str>) -> String {
-    let mut words: Vec<String> = vec![b.method.name().to_owned()];
-    if let Some(p) = prompt.filter(|_| b.method == BecomeMethod::Sudo) {
-        words.extend(["-S".to_owned(), "-p".to_owned(), shell_word(p)]);
-    } else {
-        words.push("-n".to_owned());
-    }
+/// The shell variable the login shell reads the prompt nonce into (`command_line`).
+const PROMPT_VARIABLE: &str = "sshwarden_prompt";
+
+/// The remote command line running `command` as `b.user`, with `-n` so sudo never waits.
+/// `with_password` (sudo only): the login shell first reads a prompt nonce from stdin, then
+/// `sudo -S -p "$nonce" -v` authenticates (the password is written only in answer to that
+/// exact prompt) and runs nothing; the command itself runs under `sudo -n` on the
+/// credentials it cached for this shell. No process alive while the command runs carries
+/// the nonce in its argv, so the command cannot learn it from /proc and ask for the
+/// password itself. `; exit $?` keeps the shell as the parent of both sudos (bash would
+/// exec the last command of a list, and sudo's cached credentials belong to the parent).
+pub fn command_line(command: &str, b: &Become, with_password: bool) -> String {
+    let mut words: Vec<String> = vec![b.method.name().to_owned(), "-n".to_owned()];
     words.extend(["-u".to_owned(), shell_word(&b.user), "--".to_owned()]);
     match plain_argv(command) {
         Some(argv) => words.extend(argv.iter().map(|w| shell_word(w))),
         None => words.extend(["/bin/sh".to_owned(), "-c".to_owned(), shell_word(command)]),
     }
-    words.join(" ")
+    let run = words.join(" ");
+    if with_password && b.method == BecomeMethod::Sudo {
+        let v = PROMPT_VARIABLE;
+        format!("IFS= read -r {v} && sudo -S -p \"${v}\" -v && {run}; exit $?")
+    } else {
+        run
+    }
 }
 
 /// Why sudo or doas refused.
@@ -133,6 +142,9 @@ pub fn hint(r: Refusal, b: &Become, login: &str, command: Option<&str>, had_pass
         Refusal::NeedsPassword if b.method == BecomeMethod::Doas => {
             format!("doas cannot be given a password without a terminal: add {line}")
         }
+        Refusal::NeedsPassword if had_password => format!(
+            "sudo accepted the password but did not keep it for the command (sudoers `timestamp_timeout=0`?): allow a cached credential for {login}, or add {line}"
+        ),
         Refusal::NeedsPassword => format!(
             "sudo wants a password for this command: add {line}, or set become_password_secret on the host or its credential"
         ),
@@ -268,11 +280,14 @@ mod tests {
     #[test]
     fn a_single_simple_command_is_sudo_argv_word_for_word() {
         let b = root(BecomeMethod::Sudo);
-        assert_eq!(command_line("systemctl restart nginx", &b, None), "sudo -n -u root -- systemctl restart nginx");
-        assert_eq!(command_line("/usr/bin/id -u", &b, Some("sw-1:")), "sudo -S -p sw-1: -u root -- /usr/bin/id -u");
+        assert_eq!(command_line("systemctl restart nginx", &b, false), "sudo -n -u root -- systemctl restart nginx");
+        assert_eq!(
+            command_line("/usr/bin/id -u", &b, true),
+            "IFS= read -r sshwarden_prompt && sudo -S -p \"$sshwarden_prompt\" -v && sudo -n -u root -- /usr/bin/id -u; exit $?"
+        );
         // Quotes are removed by the policy's reading and put back for the remote shell.
-        assert_eq!(command_line("echo 'a b' \"c'd\"", &b, None), "sudo -n -u root -- echo 'a b' 'c'\\''d'");
-        assert_eq!(command_line("id", &root(BecomeMethod::Doas), Some("sw-1:")), "doas -n -u root -- id");
+        assert_eq!(command_line("echo 'a b' \"c'd\"", &b, false), "sudo -n -u root -- echo 'a b' 'c'\\''d'");
+        assert_eq!(command_line("id", &root(BecomeMethod::Doas), true), "doas -n -u root -- id");
     }
 
     #[test]
@@ -292,7 +307,7 @@ mod tests {
             "id && id",
         ] {
             assert_eq!(plain_argv(cmd), None, "{cmd}");
-            let line = command_line(cmd, &b, None);
+            let line = command_line(cmd, &b, false);
             assert_eq!(line, format!("sudo -n -u root -- /bin/sh -c {}", shell_word(cmd)), "{cmd}");
         }
         assert_eq!(plain_argv("cat /etc/shadow"), Some(vec!["cat".into(), "/etc/shadow".into()]));

@@ -64,11 +64,11 @@ fn sig_name(sig: &Sig) -> String {
 pub enum Input<'a> {
     /// These bytes (maybe none), then EOF, as soon as the server accepted the exec.
     Now(&'a [u8]),
-    /// `answer` only if the command's very first output is `prompt` on stderr (a `sudo -S`
-    /// prompt carrying a per-run nonce, which no command sudo lets run without a password
-    /// is shown); the prompt is not passed on. Anything else first, or nothing `within`,
-    /// and stdin just gets EOF: the answer is never sent.
-    OnPrompt { prompt: &'a [u8], answer: &'a [u8], within: Duration },
+    /// `first` at once (a prompt nonce the remote shell reads), then `answer` only if the
+    /// command's very first output is `prompt` on stderr (sudo asking with that nonce); the
+    /// prompt is not passed on. Anything else first, or nothing `within`, and stdin just
+    /// gets EOF: the answer is never sent.
+    OnPrompt { first: &'a [u8], prompt: &'a [u8], answer: &'a [u8], within: Duration },
 }
 
 pub(super) async fn run(
@@ -113,7 +113,10 @@ pub(super) async fn run(
                             }
                             let _ = writer.eof().await;
                         }
-                        Input::OnPrompt { within, .. } => awaiting = Some((Instant::now() + within, Vec::new())),
+                        Input::OnPrompt { first, within, .. } => {
+                            let _ = writer.data(first).await;
+                            awaiting = Some((Instant::now() + within, Vec::new()));
+                        }
                     }
                 }
                 Some(ChannelMsg::Data { data }) if awaiting.is_some() => {

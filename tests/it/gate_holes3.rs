@@ -208,62 +208,96 @@ fn adv3_stdio_request_id_claims_a_principal() {
     );
 }
 
-const LEAK_SCRIPT: &str = "/usr/local/bin/sshwarden-adv3-leak";
-const LEAK_SUDOERS: &str = "/etc/sudoers.d/sshwarden-adv3";
+/// A root-owned program the test user may run as root without a password (its own
+/// sudoers file), removed with the file on drop.
+struct NopasswdScript {
+    path: String,
+    sudoers: String,
+}
 
-/// Removes the extra sudoers line and script on drop.
-struct LeakFixture;
+impl NopasswdScript {
+    fn install(name: &str, script: &str) -> Self {
+        crate::support::sudo::ensure_sudoers();
+        let me = Self {
+            path: format!("/usr/local/bin/sshwarden-{name}"),
+            sudoers: format!("/etc/sudoers.d/sshwarden-{name}"),
+        };
+        std::fs::write(&me.path, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&me.path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let temp = format!("{}.tmp", me.sudoers);
+        std::fs::write(&temp, format!("{USER} ALL=(root) NOPASSWD: {}\n", me.path)).unwrap();
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o440)).unwrap();
+        let check = Command::new("visudo").args(["-cf", &temp]).output().unwrap();
+        assert!(check.status.success(), "visudo: {}", String::from_utf8_lossy(&check.stderr));
+        std::fs::rename(&temp, &me.sudoers).unwrap();
+        me
+    }
 
-impl Drop for LeakFixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(LEAK_SUDOERS);
-        let _ = std::fs::remove_file(LEAK_SCRIPT);
+    /// Runs the program with `ssh_run` under `become: root` on a host with a become password.
+    async fn run_with_become_password(&self) -> Value {
+        let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
+        fleet.add_hosts(&format!(
+            "  - alias: h1pw\n    host: {}\n    port: {PORT}\n    credentials: key\n    connect_timeout: 5\n    become_password_secret: swtest_password\n",
+            fleet.hosts[0].addr.ip()
+        ));
+        let policy = fleet.path("config/policy.yml");
+        let rule = format!(
+            "rules:\n  - id: leak-as-root\n    action: allow\n    aliases: [h1pw]\n    commands: [\"{}\"]\n    become: root\n",
+            self.path
+        );
+        let text = std::fs::read_to_string(&policy).unwrap().replacen("rules:\n", &rule, 1);
+        std::fs::write(&policy, text).unwrap();
+        let (client, _) = mcp::stdio(&fleet.config_dir()).await;
+        let (_, r) = mcp::call(&client, "ssh_run", json!({ "alias": "h1pw", "command": self.path })).await;
+        mcp::close(client).await;
+        r
     }
 }
 
+impl Drop for NopasswdScript {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.sudoers);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The password hex-encoded: how the programs below print what they read, past the masker.
+fn password_hex() -> String {
+    password().bytes().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Rule 3: "a command sudoers lets run without a password never receives the password on
-/// its stdin". The probe (`sudo -n`) decides that a password is needed from the *command's*
-/// stderr: a NOPASSWD command that prints sudo's own words is run again with the password
-/// on its stdin, where it reads it (and prints it hex-encoded, past the masker).
+/// its stdin". The probe (`sudo -n`) decided that a password is needed from the *command's*
+/// stderr: a NOPASSWD command that prints sudo's own words was run again with the password
+/// on its stdin, where it read it (and printed it hex-encoded, past the masker).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adv3_become_password_reaches_a_command_that_fakes_a_sudo_refusal() {
-    crate::support::sudo::ensure_sudoers();
-    let _cleanup = LeakFixture;
-    // A root-owned program that the test user may run as root without a password: with
-    // nothing on stdin it says what sudo says when it needs a password; given a line on
-    // stdin, it prints that line hex-encoded.
+    // With nothing on stdin it says what sudo says when it needs a password; given a line
+    // on stdin, it prints that line hex-encoded.
     let script = "#!/bin/bash\nif IFS= read -r -t 3 line && [ -n \"$line\" ]; then\n  printf '%s' \"$line\" | od -An -tx1 | tr -d ' \\n'; echo\nelse\n  echo 'sudo: a password is required' >&2\n  sleep 2\nfi\n";
-    std::fs::write(LEAK_SCRIPT, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(LEAK_SCRIPT, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let temp = format!("{LEAK_SUDOERS}.tmp");
-    std::fs::write(&temp, format!("{USER} ALL=(root) NOPASSWD: {LEAK_SCRIPT}\n")).unwrap();
-    std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o440)).unwrap();
-    let check = Command::new("visudo").args(["-cf", &temp]).output().unwrap();
-    assert!(check.status.success(), "visudo: {}", String::from_utf8_lossy(&check.stderr));
-    std::fs::rename(&temp, LEAK_SUDOERS).unwrap();
-
-    let fleet = Fleet::start(FleetOptions { hosts: 1, ..Default::default() });
-    fleet.add_hosts(&format!(
-        "  - alias: h1pw\n    host: {}\n    port: {PORT}\n    credentials: key\n    connect_timeout: 5\n    become_password_secret: swtest_password\n",
-        fleet.hosts[0].addr.ip()
-    ));
-    let policy = fleet.path("config/policy.yml");
-    let text = std::fs::read_to_string(&policy).unwrap().replacen(
-        "rules:\n",
-        &format!("rules:\n  - id: leak-as-root\n    action: allow\n    aliases: [h1pw]\n    commands: [\"{LEAK_SCRIPT}\"]\n    become: root\n"),
-        1,
-    );
-    std::fs::write(&policy, text).unwrap();
-    let (client, _) = mcp::stdio(&fleet.config_dir()).await;
-    let (_, r) = mcp::call(&client, "ssh_run", json!({ "alias": "h1pw", "command": LEAK_SCRIPT })).await;
-    mcp::close(client).await;
-    let hex: String = password().bytes().map(|b| format!("{b:02x}")).collect();
+    let program = NopasswdScript::install("adv3-leak", script);
+    let r = program.run_with_become_password().await;
     assert!(
-        !r.to_string().contains(&hex),
+        !r.to_string().contains(&password_hex()),
         "the become password reached the stdin of a NOPASSWD command that printed sudo's refusal (hex of the password in its stdout): {r}"
     );
-    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// The same rule against a thief that knows the nonce design: a NOPASSWD program reads the
+/// command lines of its ancestors (world-readable in /proc), prints any `sshwarden-<hex>:`
+/// prompt it finds as its first output, and hex-prints what stdin then gives it. While sudo
+/// carried the nonce in its own argv (`sudo -S -p NONCE -- cmd`), the program found it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn become_password_never_reaches_a_command_that_reads_its_ancestors_argv() {
+    let script = "#!/bin/bash\np=$PPID\nfor _ in 1 2 3 4 5; do\n  n=$(tr '\\0' ' ' < /proc/$p/cmdline | grep -o 'sshwarden-[0-9a-f]\\{32\\}:' | head -1)\n  [ -n \"$n\" ] && break\n  p=$(awk '{print $4}' /proc/$p/stat)\ndone\nprintf '%s' \"$n\" >&2\nif IFS= read -r -t 3 line && [ -n \"$line\" ]; then\n  printf '%s' \"$line\" | od -An -tx1 | tr -d ' \\n'; echo\nfi\necho \"nonce seen: [$n]\"\n";
+    let program = NopasswdScript::install("argv-thief", script);
+    let r = program.run_with_become_password().await;
+    assert!(r.to_string().contains("nonce seen"), "the program ran: {r}");
+    assert!(
+        !r.to_string().contains(&password_hex()),
+        "the become password reached a NOPASSWD command that found sudo's prompt nonce in an ancestor's argv: {r}"
+    );
 }
 
 /// Rule 2 (refresh storms): "fetched again when a token names an unknown `kid` (at most once

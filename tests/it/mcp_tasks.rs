@@ -242,7 +242,7 @@ async fn a_task_that_needs_approval_asks_through_input_required_and_tasks_update
     raw.request("tasks/cancel", json!({ "taskId": id })).await;
     let g = raw.until_status(&id, "cancelled").await;
     assert_eq!(g["result"]["status"], "cancelled", "{g}");
-    let audit = std::fs::read_to_string(fleet.path("audit.jsonl")).unwrap();
+    let audit = fleet.audit_once_it_has("tasks/cancel").await;
     assert!(audit.contains("tasks/cancel"), "the cancel denied the approval: {audit}");
 
     let r = raw

@@ -276,6 +276,19 @@ impl Fleet {
         self.path("config")
     }
 
+    /// The audit file (`audit.jsonl`) once it contains `needle`, polled up to 10 s: a record
+    /// can land just after the state a client saw (a task shown cancelled, then its denial).
+    pub async fn audit_once_it_has(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(self.path("audit.jsonl")).unwrap_or_default();
+            if text.contains(needle) || std::time::Instant::now() > deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// An address on this fleet's loopback net where nothing listens (`n` > hosts).
     pub fn spare_addr(&self, n: u8) -> std::net::IpAddr {
         let ip = self.hosts[0].addr.ip().to_string();
