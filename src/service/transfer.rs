@@ -80,6 +80,19 @@ fn invalid(msg: String) -> ServiceError {
     ServiceError::InvalidInput(msg)
 }
 
+/// The resolved `local_path` of a request that names one, inside `files.transfer_dir`.
+fn local_path_for(
+    files: &crate::config::FilesPolicy,
+    request: &TransferRequest,
+) -> Result<Option<PathBuf>, ServiceError> {
+    let Local::File(p) = &request.local else { return Ok(None) };
+    let dir = files
+        .transfer_dir
+        .as_ref()
+        .ok_or_else(|| denied("local_path needs files.transfer_dir in policy.yml; none is configured".into()))?;
+    local_under(dir, p, request.direction == Direction::Write).map(Some)
+}
+
 /// `path` resolved (symlinks included) and inside `dir` (resolved too); for a download the
 /// file may not exist yet, so its directory is resolved and the name appended.
 fn local_under(dir: &Path, path: &str, must_exist: bool) -> Result<PathBuf, ServiceError> {
@@ -94,7 +107,7 @@ fn local_under(dir: &Path, path: &str, must_exist: bool) -> Result<PathBuf, Serv
         std::fs::canonicalize(parent).map_err(|e| invalid(format!("local_path {path:?}: {e}")))?.join(name)
     };
     if !resolved.starts_with(&root) || resolved == root {
-        return Err(invalid(format!(
+        return Err(denied(format!(
             "local_path {path:?} resolves to {} which is outside files.transfer_dir {}",
             resolved.display(),
             root.display()
@@ -135,21 +148,19 @@ impl Service {
         let alias = request.alias.as_str();
         let host = cfg.host(alias).ok_or_else(|| ServiceError::UnknownHost(alias.to_owned()))?.clone();
         let limits = cfg.policy.limits_for(&host);
+        let what = request.what();
+        // sshwarden's own side first: a local path the policy does not cover is refused
+        // before an approval could be asked for (or a granted one consumed).
+        let local_path = local_path_for(&cfg.policy.files, &request).inspect_err(|e| {
+            if let ServiceError::Denied(d) = e {
+                self.audit_or_warn(client, "decision", json!({ "alias": alias, "command": what, "transfer": request.direction.name(), "path": request.remote_path, "allowed": false, "ask": false, "rule": null, "reason": d.reason }));
+            }
+        })?;
         let judged = cfg.policy.judge_transfer(&host, request.direction, &request.remote_path);
         let decision = judged.decision;
-        let what = request.what();
         self.metrics.decision(&decision, "transfer");
         self.audit_or_warn(client, "decision", json!({ "alias": alias, "command": what, "transfer": request.direction.name(), "path": request.remote_path, "allowed": decision.allowed, "ask": decision.ask, "rule": decision.rule, "reason": decision.reason }));
         let (_, approval) = self.admit(decision, approval, alias, &what, client)?;
-        let local_path = match &request.local {
-            Local::File(p) => {
-                let dir = cfg.policy.files.transfer_dir.as_ref().ok_or_else(|| {
-                    invalid("local_path needs files.transfer_dir in policy.yml; none is configured".into())
-                })?;
-                Some(local_under(dir, p, request.direction == Direction::Write)?)
-            }
-            _ => None,
-        };
         let inline_cap = limits.max_output_bytes;
         if let Local::Content(c) = &request.local
             && c.len() as u64 > inline_cap

@@ -147,8 +147,17 @@ async fn upload_download_under_files_rules() {
             json!({ "alias": "h1", "remote_path": t.p("releases/p"), "local_path": local }),
         )
         .await;
+        // A path the policy's transfer_dir does not cover is a policy denial like any other.
         assert!(err && r["message"].as_str().unwrap().contains("outside files.transfer_dir"), "{local}: {r}");
+        assert_eq!(r["kind"], "policy_denied", "{local}: {r}");
     }
+    let audit = fleet.audit_once_it_has("outside files.transfer_dir").await;
+    assert!(
+        audit.lines().any(|l| l.contains("\"event\":\"decision\"")
+            && l.contains("\"allowed\":false")
+            && l.contains("outside files.transfer_dir")),
+        "a local path outside transfer_dir is an audited denial"
+    );
 
     // Failures mid-upload leave the old file and no temporary file: the rule's max_bytes
     // reached while streaming, permission denied, disk full.
