@@ -353,7 +353,10 @@ impl Service {
     pub fn decide_or_deny(&self, id: &str, approve: bool, by: &str) {
         if let Err(DecideError::NotRecorded(e)) = self.decide_approval(id, approve, by) {
             tracing::warn!(target: "sshwarden::audit", approval_id = id, "approval refused: {e}");
-            let _ = self.decide_approval(id, false, "audit log unwritable");
+            if let Err(e) = self.decide_approval(id, false, "audit log unwritable") {
+                // Still pending, then: the requester is refused when its wait times out.
+                tracing::warn!(target: "sshwarden::audit", approval_id = id, "the denial was not recorded either: {e}");
+            }
         }
     }
 }
