@@ -173,23 +173,17 @@ pub async fn floor(fleet: &sshd::Fleet, n: usize) -> Duration {
     let target = svc.precheck(host).await.unwrap();
     let cred = cfg.credential_for(host).unwrap();
     let cancel = tokio_util::sync::CancellationToken::new();
+    let to = sshwarden::ssh::Destination {
+        route: &[],
+        target: &target,
+        cred,
+        known_hosts: &cfg.policy.known_hosts_path,
+        connect_timeout: host.connect_timeout,
+    };
     let mut v = Vec::with_capacity(n + 1);
     for _ in 0..=n {
         let t = Instant::now();
-        let r = svc
-            .pool()
-            .run(
-                &[],
-                &target,
-                cred,
-                &cfg.policy.known_hosts_path,
-                host.connect_timeout,
-                "true",
-                &Discard,
-                &cancel,
-                &|| {},
-            )
-            .await;
+        let r = svc.pool().run(&to, "true", &Discard, &cancel, &|| {}).await;
         assert!(r.is_ok());
         v.push(t.elapsed());
     }

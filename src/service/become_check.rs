@@ -91,22 +91,14 @@ impl Service {
             tokio::time::sleep(PROBE_TIMEOUT).await;
             timer.cancel();
         });
-        let kh = &cfg.policy.known_hosts_path;
-        let r = self
-            .pool()
-            .run_with_stdin(
-                &route,
-                &target,
-                cred,
-                kh,
-                host.connect_timeout,
-                line,
-                crate::ssh::Input::Now(&stdin),
-                &sink,
-                &cancel,
-                &|| {},
-            )
-            .await;
+        let to = crate::ssh::Destination {
+            route: &route,
+            target: &target,
+            cred,
+            known_hosts: &cfg.policy.known_hosts_path,
+            connect_timeout: host.connect_timeout,
+        };
+        let r = self.pool().run_with_stdin(&to, line, crate::ssh::Input::Now(&stdin), &sink, &cancel, &|| {}).await;
         deadline.abort();
         stdin.fill(0);
         let err = String::from_utf8_lossy(&sink.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();

@@ -13,8 +13,7 @@ use std::time::Duration;
 const PROMPT_WAIT: Duration = Duration::from_secs(10);
 
 use super::elevate;
-use crate::config::{self, Credential};
-use crate::net::Target;
+use crate::config;
 use crate::ssh::{ExecOutcome, Pool};
 use crate::tasks::{self, WorkOutcome};
 
@@ -32,11 +31,7 @@ pub(super) fn outcome_of(r: Result<ExecOutcome, crate::ssh::SshError>) -> WorkOu
 /// Where and as whom one admitted command runs: what `launch`'s task needs to exec it.
 pub(super) struct Run<'a> {
     pub pool: &'a Pool,
-    pub route: &'a [crate::ssh::Hop],
-    pub target: &'a Target,
-    pub credential: &'a Credential,
-    pub known_hosts: &'a std::path::Path,
-    pub connect_timeout: Duration,
+    pub to: crate::ssh::Destination<'a>,
 }
 
 impl Run<'_> {
@@ -48,9 +43,7 @@ impl Run<'_> {
         cancel: &tokio_util::sync::CancellationToken,
         started: &(dyn Fn() + Send + Sync),
     ) -> Result<ExecOutcome, crate::ssh::SshError> {
-        let (route, target, cred, kh, ct) =
-            (self.route, self.target, self.credential, self.known_hosts, self.connect_timeout);
-        self.pool.run_with_stdin(route, target, cred, kh, ct, line, stdin, sink, cancel, started).await
+        self.pool.run_with_stdin(&self.to, line, stdin, sink, cancel, started).await
     }
 
     /// The command under sudo/doas (`elevate.rs`). With a password configured, the remote
@@ -93,7 +86,7 @@ impl Run<'_> {
             // A cancel of the task itself stays a cancel.
             Some(_) if cancel.is_cancelled() => outcome_of(r),
             Some((why, said)) => {
-                let hint = elevate::hint(why, b, &self.credential.username, Some(command), password.is_some());
+                let hint = elevate::hint(why, b, &self.to.cred.username, Some(command), password.is_some());
                 let error = format!("become {} via {} failed: {said}\nhint: {hint}", b.user, b.method.name());
                 WorkOutcome::Failed(tasks::Failure::new(tasks::FailureKind::PrivilegeFailed, error))
             }

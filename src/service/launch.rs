@@ -54,14 +54,14 @@ impl Service {
             Box::pin(async move {
                 let started = || ctx.set_running();
                 let masking = stream_mask::MaskingSink::new(&ctx.sink, &secrets);
-                let run = command_run::Run {
-                    pool: &svc.pool,
+                let to = crate::ssh::Destination {
                     route: &route,
                     target: &target,
-                    credential: &credential,
+                    cred: &credential,
                     known_hosts: &known_hosts,
                     connect_timeout: host.connect_timeout,
                 };
+                let run = command_run::Run { pool: &svc.pool, to };
                 let outcome = match &decision.elevate {
                     None => command_run::outcome_of(
                         run.exec(&command, crate::ssh::Input::Now(&[]), &masking, &ctx.cancel, &started).await,

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::config::Host;
 use crate::service::Service;
-use crate::ssh::{SshError, known_hosts};
+use crate::ssh::{Destination, SshError, known_hosts};
 
 /// One host's preflight outcome.
 #[derive(Debug, Clone, Serialize)]
@@ -104,7 +104,10 @@ impl Service {
         let cfg = self.config();
         let cred = cfg.credential_for(host).ok_or("no credentials")?;
         let route = self.route(host).await.map_err(|e| e.to_string())?;
-        match self.pool().probe(&route, &target, cred, &cfg.policy.known_hosts_path, host.connect_timeout).await {
+        let known_hosts = &cfg.policy.known_hosts_path;
+        let to =
+            Destination { route: &route, target: &target, cred, known_hosts, connect_timeout: host.connect_timeout };
+        match self.pool().probe(&to).await {
             Err(SshError::UnknownHostKey { fingerprint, line, .. }) => Ok(Some((fingerprint, line))),
             // Authentication is not this question: the host key was known to get there.
             Ok(()) | Err(SshError::Auth { .. }) => Ok(None),
@@ -134,7 +137,10 @@ impl Service {
             Ok(r) => r,
             Err(e) => return row(false, Some("jump_host"), ip, Some(e.to_string())),
         };
-        match self.pool().probe(&route, &target, cred, &cfg.policy.known_hosts_path, host.connect_timeout).await {
+        let known_hosts = &cfg.policy.known_hosts_path;
+        let to =
+            Destination { route: &route, target: &target, cred, known_hosts, connect_timeout: host.connect_timeout };
+        match self.pool().probe(&to).await {
             Ok(()) => row(true, None, ip, None),
             Err(e) => row(false, Some(stage(&e)), ip, Some(e.to_string())),
         }

@@ -219,9 +219,14 @@ impl Service {
     async fn transfer_work(self: Arc<Self>, p: PreparedTransfer, ctx: tasks::TaskContext) -> WorkOutcome {
         let cfg = self.config();
         let known_hosts = cfg.policy.known_hosts_path.clone();
-        let opened =
-            self.pool().sftp(&p.route, &p.target, &p.credential, &known_hosts, p.host.connect_timeout, &ctx.cancel);
-        let sftp = match opened.await {
+        let to = crate::ssh::Destination {
+            route: &p.route,
+            target: &p.target,
+            cred: &p.credential,
+            known_hosts: &known_hosts,
+            connect_timeout: p.host.connect_timeout,
+        };
+        let sftp = match self.pool().sftp(&to, &ctx.cancel).await {
             Ok(Some(s)) => s,
             Ok(None) => return WorkOutcome::Stopped,
             Err(e) => return WorkOutcome::Failed((&e).into()),

@@ -15,7 +15,7 @@ mod sftp;
 
 pub use auth::certificate_window;
 pub use exec::{ExecOutcome, Input, Sink};
-pub use pool::{Hop, Pool, PoolSettings};
+pub use pool::{Destination, Hop, Pool, PoolSettings};
 pub use sftp::{Sftp, Transferred};
 
 use std::net::SocketAddr;

@@ -49,6 +49,23 @@ pub(super) type SessionChannel = (russh::Channel<client::Msg>, Arc<Conn>, OwnedS
 /// A jump host and how to log in to it; a route lists them first hop first.
 pub type Hop = (Target, Credential);
 
+/// Where a session goes: through `route`'s jump hosts to `target` as `cred`, each host key
+/// checked against `known_hosts`, each connect bounded by `connect_timeout`.
+#[derive(Clone, Copy)]
+pub struct Destination<'a> {
+    pub route: &'a [Hop],
+    pub target: &'a Target,
+    pub cred: &'a Credential,
+    pub known_hosts: &'a Path,
+    pub connect_timeout: Duration,
+}
+
+impl Destination<'_> {
+    pub(super) fn key(&self) -> Key {
+        key_of(self.target, self.cred, self.route)
+    }
+}
+
 pub(super) fn key_of(target: &Target, cred: &Credential, route: &[Hop]) -> Key {
     let via = route.iter().map(|(t, _)| t.alias.as_str()).collect::<Vec<_>>().join(",");
     (target.addr, cred.username.clone(), target.host_name.clone(), cred.name.clone(), via)
@@ -118,44 +135,30 @@ impl Pool {
     /// Runs `command` on `target` as `cred` and streams its output into `sink`.
     /// `cancel` stops it: before it starts, nothing runs; after, the remote process gets
     /// TERM, then KILL (see ARCHITECTURE.md for why not INT first), and the channel is closed.
-    #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &self,
-        route: &[Hop],
-        target: &Target,
-        cred: &Credential,
-        known_hosts: &Path,
-        connect_timeout: Duration,
+        to: &Destination<'_>,
         command: &str,
         sink: &dyn Sink,
         cancel: &CancellationToken,
         on_started: &(dyn Fn() + Send + Sync),
     ) -> Result<ExecOutcome, SshError> {
-        let none = exec::Input::Now(&[]);
-        self.run_with_stdin(route, target, cred, known_hosts, connect_timeout, command, none, sink, cancel, on_started)
-            .await
+        self.run_with_stdin(to, command, exec::Input::Now(&[]), sink, cancel, on_started).await
     }
 
     /// `run`, with `stdin` as `Input` says: bytes then EOF, or an answer only to an exact
     /// prompt (a `sudo -S` password line: never on a command line).
-    #[allow(clippy::too_many_arguments)]
     pub async fn run_with_stdin(
         &self,
-        route: &[Hop],
-        target: &Target,
-        cred: &Credential,
-        known_hosts: &Path,
-        connect_timeout: Duration,
+        to: &Destination<'_>,
         command: &str,
         stdin: exec::Input<'_>,
         sink: &dyn Sink,
         cancel: &CancellationToken,
         on_started: &(dyn Fn() + Send + Sync),
     ) -> Result<ExecOutcome, SshError> {
-        let key = key_of(target, cred, route);
-        let Some((channel, conn, permit)) =
-            self.session_channel(&key, route, target, cred, known_hosts, connect_timeout, cancel).await?
-        else {
+        let key = to.key();
+        let Some((channel, conn, permit)) = self.session_channel(&key, to, cancel).await? else {
             return Ok(ExecOutcome::NotStarted);
         };
         on_started();
@@ -168,7 +171,7 @@ impl Pool {
             outcome,
             Ok(ExecOutcome::Finished { exit_code: None, exit_signal: None, stopped: false, .. }) | Err(_)
         );
-        if no_status && !route.is_empty() {
+        if no_status && !to.route.is_empty() {
             for _ in 0..20 {
                 if let Some(hop) = lost_hop(&conn) {
                     self.discard(&key, &conn);
@@ -186,20 +189,15 @@ impl Pool {
 
     /// A session channel on a pooled connection, with the connection's slot held by the
     /// returned permit. `None`: cancelled before a channel was opened.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn session_channel(
         &self,
         key: &Key,
-        route: &[Hop],
-        target: &Target,
-        cred: &Credential,
-        known_hosts: &Path,
-        connect_timeout: Duration,
+        to: &Destination<'_>,
         cancel: &CancellationToken,
     ) -> Result<Option<SessionChannel>, SshError> {
         let mut last_error = None;
         for _attempt in 0..3 {
-            let checkout = self.checkout(key, route, target, cred, known_hosts, connect_timeout);
+            let checkout = self.checkout(key, to);
             let (conn, permit) = tokio::select! {
                 r = checkout => r?,
                 _ = cancel.cancelled() => return Ok(None),
@@ -226,29 +224,14 @@ impl Pool {
     }
 
     /// Connects and authenticates on a fresh connection, runs nothing, disconnects.
-    pub async fn probe(
-        &self,
-        route: &[Hop],
-        target: &Target,
-        cred: &Credential,
-        known_hosts: &Path,
-        timeout: Duration,
-    ) -> Result<(), SshError> {
+    pub async fn probe(&self, to: &Destination<'_>) -> Result<(), SshError> {
         // Not pooled: it closes here, and the hops it used stay pooled.
-        let conn = self.open(route, target, cred, known_hosts, timeout).await?;
+        let conn = self.open(to).await?;
         let _ = conn.handle.disconnect(russh::Disconnect::ByApplication, "preflight", "en").await;
         Ok(())
     }
 
-    async fn checkout(
-        &self,
-        key: &Key,
-        route: &[Hop],
-        target: &Target,
-        cred: &Credential,
-        known_hosts: &Path,
-        timeout: Duration,
-    ) -> Result<(Arc<Conn>, OwnedSemaphorePermit), SshError> {
+    async fn checkout(&self, key: &Key, to: &Destination<'_>) -> Result<(Arc<Conn>, OwnedSemaphorePermit), SshError> {
         if let Some(found) = self.free_slot(key) {
             return Ok(found);
         }
@@ -259,7 +242,7 @@ impl Pool {
         if let Some(found) = self.free_slot(key) {
             return Ok(found);
         }
-        let conn = self.open(route, target, cred, known_hosts, timeout).await?;
+        let conn = self.open(to).await?;
         let permit = conn
             .slots
             .clone()
@@ -296,32 +279,26 @@ impl Pool {
             if let Some(c) = live(self) {
                 return Ok(c);
             }
-            let conn =
-                self.open(before, target, cred, known_hosts, timeout).await.map_err(|e| e.at_hop(&target.alias))?;
+            let to = Destination { route: before, target, cred, known_hosts, connect_timeout: timeout };
+            let conn = self.open(&to).await.map_err(|e| e.at_hop(&target.alias))?;
             lock(&self.conns).entry(key).or_default().push(conn.clone());
             Ok(conn)
         })
     }
 
     /// A new connection to `target`, through the hops of `route` when there are any.
-    async fn open(
-        &self,
-        route: &[Hop],
-        target: &Target,
-        cred: &Credential,
-        known_hosts: &Path,
-        timeout: Duration,
-    ) -> Result<Arc<Conn>, SshError> {
-        let via = match route.is_empty() {
+    async fn open(&self, to: &Destination<'_>) -> Result<Arc<Conn>, SshError> {
+        let via = match to.route.is_empty() {
             true => None,
-            false => Some(self.hop(route, known_hosts, timeout).await?),
+            false => Some(self.hop(to.route, to.known_hosts, to.connect_timeout).await?),
         };
         // Only the handshake holds a slot: a hop's own connection was opened above.
         let slot = self.handshakes.acquire().await.map_err(|_| SshError::Channel("pool closed".into()))?;
-        let handle = connect(target, cred, known_hosts, timeout, self.settings.keepalive, via.as_ref()).await?;
+        let (keepalive, via_conn) = (self.settings.keepalive, via.as_ref());
+        let handle = connect(to.target, to.cred, to.known_hosts, to.connect_timeout, keepalive, via_conn).await?;
         drop(slot);
         Ok(Arc::new(Conn {
-            alias: target.alias.clone(),
+            alias: to.target.alias.clone(),
             handle,
             slots: Arc::new(Semaphore::new(self.settings.max_sessions_per_connection)),
             refused: AtomicUsize::new(0),

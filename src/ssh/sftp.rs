@@ -6,9 +6,7 @@
 //! `IN_FLIGHT` requests of `CHUNK` bytes, hash while streaming and hold at most
 //! `IN_FLIGHT × CHUNK` bytes, whatever the file's size. Never judges a path (the caller did).
 
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::stream::{FuturesOrdered, StreamExt};
 use russh_sftp::client::RawSftpSession;
@@ -19,9 +17,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::SshError;
-use super::pool::{Conn, Hop, Pool, key_of};
-use crate::config::Credential;
-use crate::net::Target;
+use super::pool::{Conn, Destination, Pool};
 
 /// Bytes per read/write request (OpenSSH's sftp-server accepts up to 256 KiB).
 const CHUNK: usize = 64 * 1024;
@@ -60,24 +56,13 @@ fn write_error(path: &str, e: russh_sftp::client::error::Error) -> SshError {
 
 impl Pool {
     /// An SFTP session to `target` (through `route`). `None`: cancelled first.
-    pub async fn sftp(
-        &self,
-        route: &[Hop],
-        target: &Target,
-        cred: &Credential,
-        known_hosts: &Path,
-        timeout: Duration,
-        cancel: &CancellationToken,
-    ) -> Result<Option<Sftp>, SshError> {
-        let key = key_of(target, cred, route);
-        let Some((channel, conn, permit)) =
-            self.session_channel(&key, route, target, cred, known_hosts, timeout, cancel).await?
-        else {
+    pub async fn sftp(&self, to: &Destination<'_>, cancel: &CancellationToken) -> Result<Option<Sftp>, SshError> {
+        let Some((channel, conn, permit)) = self.session_channel(&to.key(), to, cancel).await? else {
             return Ok(None);
         };
         channel.request_subsystem(true, "sftp").await.map_err(|e| SshError::Channel(format!("sftp subsystem: {e}")))?;
         let session = RawSftpSession::new(channel.into_stream());
-        session.set_timeout(timeout.as_secs().max(10));
+        session.set_timeout(to.connect_timeout.as_secs().max(10));
         let version = session.init().await.map_err(|e| sftp_error("init", "", e))?;
         let has = |name: &str| version.extensions.contains_key(name);
         Ok(Some(Sftp { posix_rename: has(POSIX_RENAME), fsync: has(FSYNC), session, _conn: conn, _permit: permit }))
