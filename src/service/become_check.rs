@@ -2,8 +2,8 @@
 //! `become` rules name on a host, checked without running any command of the agent's.
 //!
 //! Owns: `Service::preflight_become` (what `ssh_preflight` shows under `become`) and its one
-//! probe, `sudo -n -l` or, with a password configured, `sudo -S -p '' -v` with the password
-//! on stdin. Never runs the judged command, never puts the password on a command line, and
+//! probe, `sudo -n -l` or, with a password configured, `sudo -S -v` given the password only
+//! at its own nonce prompt. Never runs the judged command, never puts the password on a command line, and
 //! keeps none of sudo's listing (only its refusal line, if any).
 
 use std::sync::Mutex;
@@ -15,7 +15,7 @@ use super::elevate::{Refusal, WATCH_BYTES, classify, hint};
 use crate::config::Host;
 use crate::policy::{Become, BecomeMethod};
 use crate::service::Service;
-use crate::ssh::{ExecOutcome, Sink};
+use crate::ssh::{ExecOutcome, Input, Sink};
 use crate::tasks::ring::Stream;
 
 /// How long the probe may take, connect included.
@@ -68,7 +68,7 @@ impl Service {
             }
             Err(e) => (false, e.clone()),
         };
-        let checked = if password.is_some() { "sudo -S -p '' -v (password on stdin)" } else { "sudo -n -l" };
+        let checked = if password.is_some() { "sudo -S -v (password at its prompt)" } else { "sudo -n -l" };
         Some(
             json!({ "users": described, "password_configured": password.is_some(), "checked": checked, "ok": ok, "detail": detail }),
         )
@@ -80,9 +80,17 @@ impl Service {
         let target = self.precheck(host).await.map_err(|e| e.to_string())?;
         let route = self.route(host).await.map_err(|e| e.to_string())?;
         let cred = cfg.credential_for(host).ok_or("no credentials")?;
-        let (line, mut stdin) = match password {
-            Some(pw) => ("sudo -S -p '' -v", format!("{pw}\n").into_bytes()),
-            None => ("sudo -n -l", Vec::new()),
+        // As for a command: the password only in answer to sudo's own prompt, a fresh nonce.
+        let prompt = format!("sshwarden-{:032x}:", rand::random::<u128>());
+        let (line, mut answer) = match password {
+            Some(pw) => (format!("sudo -S -p '{prompt}' -v"), format!("{pw}\n").into_bytes()),
+            None => ("sudo -n -l".to_owned(), Vec::new()),
+        };
+        let input = match password {
+            Some(_) => {
+                Input::OnPrompt { first: &[], prompt: prompt.as_bytes(), answer: &answer, within: PROBE_TIMEOUT }
+            }
+            None => Input::Now(&[]),
         };
         let sink = Collect::default();
         let cancel = CancellationToken::new();
@@ -98,9 +106,9 @@ impl Service {
             known_hosts: &cfg.policy.known_hosts_path,
             connect_timeout: host.connect_timeout,
         };
-        let r = self.pool().run_with_stdin(&to, line, crate::ssh::Input::Now(&stdin), &sink, &cancel, &|| {}).await;
+        let r = self.pool().run_with_stdin(&to, &line, input, &sink, &cancel, &|| {}).await;
         deadline.abort();
-        stdin.fill(0);
+        answer.fill(0);
         let err = String::from_utf8_lossy(&sink.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
         let refusal = err.lines().find_map(|l| classify(l).map(|r| (r, l.trim().to_owned())));
         match r.map_err(|e| e.to_string())? {

@@ -6,7 +6,7 @@
 //! under `LC_ALL=C`, because that would also change the command's locale). Never changes
 //! what the policy judged: a single simple command becomes sudo's own argv word for word,
 //! anything else runs as `/bin/sh -c '<the judged text>'`. Never puts a password on a
-//! command line: `sudo -S -p ''` reads it from the channel's stdin.
+//! command line: `sudo -S -v` reads it from the channel's stdin, at its own nonce prompt.
 
 use std::sync::Mutex;
 
