@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::RunbookPlan;
 pub use super::report::{BatchReport, HostOutcome, HostReport, RunReport, StepReport, StepStatus};
-use super::step::run_step;
+use super::step::{Running, run_step};
 use crate::runbook::{OnFailure, Runbook, Step};
 use crate::service::Service;
 
@@ -67,12 +67,12 @@ pub async fn execute(
     values: &BTreeMap<String, String>,
     client: &str,
     cancel: &CancellationToken,
-    mut on_event: impl FnMut(&Value, &RunReport),
+    mut on_event: impl FnMut(&Value, &RunReport) + Send,
 ) -> Result<RunReport, crate::audit::AuditError> {
     let run_id = format!("r{:032x}", rand::random::<u128>());
     svc.register_secrets(&run_id, runbook.secrets(values));
     let step_client = format!("{client} run={run_id}");
-    let mut report = RunReport {
+    let report = RunReport {
         run_id: run_id.clone(),
         runbook: runbook.name.clone(),
         plan_hash: plan.plan_hash.clone(),
@@ -101,28 +101,28 @@ pub async fn execute(
         svc.forget_secrets(&run_id);
         return Err(e);
     }
-    on_event(&json!({ "event": "run_started", "run": start }), &report);
+    let mut run = Running { svc, client: &step_client, report, on_event: &mut on_event };
+    run.event(json!({ "event": "run_started", "run": start }));
 
     let definitions: Vec<&Step> = runbook.steps.iter().chain(&runbook.rollback).collect();
     let mut progress = Progress { aborted: false, ran_commands: false };
     if plan.batch_hosts.is_empty() {
-        run_steps(svc, plan, &definitions, None, &step_client, cancel, &mut progress, &mut report, &mut on_event).await;
+        run_steps(&mut run, plan, &definitions, None, cancel, &mut progress).await;
     } else {
-        run_batches(svc, runbook, plan, &definitions, &step_client, cancel, &mut progress, &mut report, &mut on_event)
-            .await;
+        run_batches(&mut run, runbook, plan, &definitions, cancel, &mut progress).await;
     }
     let Progress { aborted, ran_commands } = progress;
     if aborted && ran_commands && !runbook.rollback.is_empty() {
-        report.rollback_ran = true;
-        on_event(&json!({ "event": "rollback_started" }), &report);
+        run.report.rollback_ran = true;
+        run.event(json!({ "event": "rollback_started" }));
         // Rollback runs to its end even after a cancel: it is what undoes the change.
         let rollback_cancel = CancellationToken::new();
         for (i, sp) in plan.steps.iter().enumerate().filter(|(_, s)| s.phase == "rollback") {
             let hosts = sp.rows.iter().map(|r| r.alias.clone()).collect();
-            run_step(svc, sp, definitions[i], hosts, &step_client, &rollback_cancel, i, &mut report, &mut on_event)
-                .await;
+            run_step(&mut run, sp, definitions[i], hosts, &rollback_cancel, i).await;
         }
     }
+    let Running { mut report, on_event, .. } = run;
     for s in report.steps.iter_mut().filter(|s| s.status == StepStatus::Pending) {
         s.status = StepStatus::Skipped;
     }
@@ -150,22 +150,18 @@ struct Progress {
 }
 
 /// The steps in order, each on its hosts (within `batch` when rolling).
-#[allow(clippy::too_many_arguments)]
 async fn run_steps(
-    svc: &Arc<Service>,
+    run: &mut Running<'_>,
     plan: &RunbookPlan,
     definitions: &[&Step],
     batch: Option<&[String]>,
-    client: &str,
     cancel: &CancellationToken,
     progress: &mut Progress,
-    report: &mut RunReport,
-    on_event: &mut impl FnMut(&Value, &RunReport),
 ) {
     for (i, sp) in plan.steps.iter().enumerate().filter(|(_, s)| s.phase == "step") {
         if progress.aborted || cancel.is_cancelled() {
-            if report.steps[i].status == StepStatus::Pending {
-                report.steps[i].status =
+            if run.report.steps[i].status == StepStatus::Pending {
+                run.report.steps[i].status =
                     if cancel.is_cancelled() { StepStatus::Cancelled } else { StepStatus::Skipped };
             }
             continue;
@@ -175,39 +171,37 @@ async fn run_steps(
         if hosts.is_empty() && batch.is_some() {
             continue;
         }
-        let ok = run_step(svc, sp, definitions[i], hosts, client, cancel, i, report, on_event).await;
-        progress.ran_commands |= report.steps[i].hosts.iter().any(|h| h.task_id.is_some());
+        let ok = run_step(run, sp, definitions[i], hosts, cancel, i).await;
+        progress.ran_commands |= run.report.steps[i].hosts.iter().any(|h| h.task_id.is_some());
         progress.aborted = cancel.is_cancelled() || (!ok && definitions[i].on_failure == OnFailure::Abort);
     }
 }
 
 /// A rolling run: each batch through every step, then the run's failure threshold decides
 /// whether the next batch starts.
-#[allow(clippy::too_many_arguments)]
 async fn run_batches(
-    svc: &Arc<Service>,
+    run: &mut Running<'_>,
     runbook: &Runbook,
     plan: &RunbookPlan,
     definitions: &[&Step],
-    client: &str,
     cancel: &CancellationToken,
     progress: &mut Progress,
-    report: &mut RunReport,
-    on_event: &mut impl FnMut(&Value, &RunReport),
 ) {
     let total = plan.batch_hosts.iter().map(Vec::len).sum::<usize>().max(1);
     for (b, batch) in plan.batch_hosts.iter().enumerate() {
         if progress.aborted || cancel.is_cancelled() {
-            report.batches[b].status = if cancel.is_cancelled() { StepStatus::Cancelled } else { StepStatus::Skipped };
+            run.report.batches[b].status =
+                if cancel.is_cancelled() { StepStatus::Cancelled } else { StepStatus::Skipped };
             continue;
         }
-        report.batches[b].status = StepStatus::Running;
-        on_event(&json!({ "event": "batch_started", "batch": b + 1, "hosts": report.batches[b].hosts }), report);
-        run_steps(svc, plan, definitions, Some(batch), client, cancel, progress, report, on_event).await;
-        let failed = failed_hosts(report);
+        run.report.batches[b].status = StepStatus::Running;
+        let hosts = run.report.batches[b].hosts.clone();
+        run.event(json!({ "event": "batch_started", "batch": b + 1, "hosts": hosts }));
+        run_steps(run, plan, definitions, Some(batch), cancel, progress).await;
+        let failed = failed_hosts(&run.report);
         let batch_failed = batch.iter().any(|a| failed.contains(a));
         let failed_count = failed.len();
-        report.batches[b].status = if cancel.is_cancelled() {
+        run.report.batches[b].status = if cancel.is_cancelled() {
             StepStatus::Cancelled
         } else if batch_failed || progress.aborted {
             StepStatus::Failed
@@ -218,14 +212,13 @@ async fn run_batches(
         // Past the last batch there is nothing left to stop: the run ends failed, as without
         // `serial:`, and only an aborting step rolls back.
         let past_threshold = share > runbook.max_fail_percentage && b + 1 < plan.batch_hosts.len();
-        on_event(
-            &json!({ "event": "batch_done", "batch": b + 1, "status": report.batches[b].status, "failed_hosts": failed_count, "failed_percentage": share }),
-            report,
+        let status = run.report.batches[b].status;
+        run.event(
+            json!({ "event": "batch_done", "batch": b + 1, "status": status, "failed_hosts": failed_count, "failed_percentage": share }),
         );
         if past_threshold && !progress.aborted {
-            on_event(
-                &json!({ "event": "run_stopped", "reason": format!("{share:.0}% of hosts failed, above max_fail_percentage {}", runbook.max_fail_percentage) }),
-                report,
+            run.event(
+                json!({ "event": "run_stopped", "reason": format!("{share:.0}% of hosts failed, above max_fail_percentage {}", runbook.max_fail_percentage) }),
             );
         }
         progress.aborted |= past_threshold;

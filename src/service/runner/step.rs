@@ -13,6 +13,23 @@ use tokio_util::sync::CancellationToken;
 
 use super::StepPlan;
 use super::report::{HostOutcome, HostReport, RunReport, StepStatus, groups};
+
+/// A run in progress, as every step sees it: the service, the client its commands run
+/// under (`… run=<id>`), the report, and the watcher that sees each event with the report
+/// so far.
+pub(super) struct Running<'a> {
+    pub svc: &'a Arc<Service>,
+    pub client: &'a str,
+    pub report: RunReport,
+    pub on_event: &'a mut (dyn FnMut(&Value, &RunReport) + Send),
+}
+
+impl Running<'_> {
+    /// Tells the watcher, with the report as it stands.
+    pub fn event(&mut self, event: Value) {
+        (self.on_event)(&event, &self.report);
+    }
+}
 use crate::runbook::Step;
 use crate::service::Service;
 use crate::service::fanout::{self, FanoutOptions, HostEntry, HostStatus};
@@ -24,36 +41,32 @@ const REPORT_OUTPUT_BYTES: usize = 2048;
 
 /// One step on `hosts`: batches of hosts, expect, retries, the failure threshold. `true` when
 /// every host met `expect`.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn run_step(
-    svc: &Arc<Service>,
+    run: &mut Running<'_>,
     sp: &StepPlan,
     step: &Step,
     hosts: Vec<String>,
-    client: &str,
     cancel: &CancellationToken,
     index: usize,
-    report: &mut RunReport,
-    on_event: &mut impl FnMut(&Value, &RunReport),
 ) -> bool {
     let Some(rendered) = &sp.rendered else { return false };
-    let reported_before = report.steps[index].hosts.len();
-    report.steps[index].status = StepStatus::Running;
-    on_event(&json!({ "event": "step_started", "step": sp.id, "phase": sp.phase, "hosts": hosts.len() }), report);
+    let (svc, client) = (run.svc, run.client);
+    let reported_before = run.report.steps[index].hosts.len();
+    run.report.steps[index].status = StepStatus::Running;
+    run.event(json!({ "event": "step_started", "step": sp.id, "phase": sp.phase, "hosts": hosts.len() }));
     // An `ask` step waits for an out-of-band approver (a run has no user to ask).
     let approval = match svc.approval_needed(&hosts, &rendered.command, client) {
         None => None,
         Some(mut request) => {
             // The human approves the step as written, retries included.
             request.uses_per_host = step.retries.saturating_add(1);
-            on_event(
-                &json!({ "event": "approval_requested", "step": sp.id, "approval_id": request.id, "hosts": request.hosts, "timeout_seconds": request.timeout_seconds }),
-                report,
+            run.event(
+                json!({ "event": "approval_requested", "step": sp.id, "approval_id": request.id, "hosts": request.hosts, "timeout_seconds": request.timeout_seconds }),
             );
             match svc.obtain_approval_or_cancel(&request, crate::service::approvals::Via::OutOfBand, cancel).await {
                 Ok(id) => Some(id),
                 Err(e) => {
-                    return fail_step(sp, index, &hosts, HostOutcome::Skipped, &e.to_string(), report, on_event);
+                    return fail_step(run, sp, index, &hosts, HostOutcome::Skipped, &e.to_string());
                 }
             }
         }
@@ -72,45 +85,45 @@ pub(super) async fn run_step(
         if stopped || cancel.is_cancelled() {
             for alias in chunk {
                 let why = if stopped { "max_fail_percentage reached" } else { "cancelled" };
-                report.steps[index].hosts.push(HostReport::without_task(alias, HostOutcome::Skipped, why));
+                run.report.steps[index].hosts.push(HostReport::without_task(alias, HostOutcome::Skipped, why));
             }
             continue;
         }
-        let run = Attempts { svc, sp, step, command: &rendered.command, opts: &opts, client, cancel, index };
-        if let Err(why) = run.until_done(chunk.to_vec(), report, on_event).await {
+        let attempts = Attempts { sp, step, command: &rendered.command, opts: &opts, cancel, index };
+        if let Err(why) = attempts.until_done(chunk.to_vec(), run).await {
             // Refused before any host started (the command itself): the step failed, it did
             // not succeed on zero hosts.
-            return fail_step(sp, index, &hosts, HostOutcome::Failed, &why, report, on_event);
+            return fail_step(run, sp, index, &hosts, HostOutcome::Failed, &why);
         }
-        failures = report.steps[index].hosts[reported_before..].iter().filter(|h| h.status != HostOutcome::Ok).count();
+        let reported = &run.report.steps[index].hosts[reported_before..];
+        failures = reported.iter().filter(|h| h.status != HostOutcome::Ok).count();
         stopped = failures as f64 * 100.0 / hosts.len().max(1) as f64 > step.max_fail_percentage;
     }
-    report.steps[index].groups = groups(&report.steps[index].hosts);
+    let report = &mut run.report.steps[index];
+    report.groups = groups(&report.hosts);
     let ok = failures == 0 && !cancel.is_cancelled();
     // A rolling run reaches a step once per batch: it failed if it failed in any batch.
-    let failed_before = report.steps[index].hosts.iter().any(|h| h.status != HostOutcome::Ok);
-    report.steps[index].status = if cancel.is_cancelled() {
+    let failed_before = report.hosts.iter().any(|h| h.status != HostOutcome::Ok);
+    report.status = if cancel.is_cancelled() {
         StepStatus::Cancelled
     } else if ok && !failed_before {
         StepStatus::Ok
     } else {
         StepStatus::Failed
     };
-    on_event(
-        &json!({ "event": "step_done", "step": sp.id, "phase": sp.phase, "status": report.steps[index].status, "failed_hosts": failures }),
-        report,
+    let status = report.status;
+    run.event(
+        json!({ "event": "step_done", "step": sp.id, "phase": sp.phase, "status": status, "failed_hosts": failures }),
     );
     ok
 }
 
 /// One batch of a step's hosts, attempted until each met `expect` or ran out of retries.
 struct Attempts<'a> {
-    svc: &'a Arc<Service>,
     sp: &'a StepPlan,
     step: &'a Step,
     command: &'a str,
     opts: &'a FanoutOptions,
-    client: &'a str,
     cancel: &'a CancellationToken,
     index: usize,
 }
@@ -118,32 +131,25 @@ struct Attempts<'a> {
 impl Attempts<'_> {
     /// Runs `pending`, retries the hosts that missed `expect`; each host's final outcome goes
     /// into the report. `Err`: the fan-out was refused before any host started.
-    async fn until_done(
-        &self,
-        mut pending: Vec<String>,
-        report: &mut RunReport,
-        on_event: &mut impl FnMut(&Value, &RunReport),
-    ) -> Result<(), String> {
-        let (step, cancel) = (self.step, self.cancel);
+    async fn until_done(&self, mut pending: Vec<String>, run: &mut Running<'_>) -> Result<(), String> {
+        let (step, cancel, svc) = (self.step, self.cancel, run.svc);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let entries =
-                fanout::run(self.svc, &pending, self.command, self.opts, Some(self.client), cancel, |_, _, _| {})
-                    .await
-                    .map_err(|e| e.to_string())?;
+            let entries = fanout::run(svc, &pending, self.command, self.opts, Some(run.client), cancel, |_, _, _| {})
+                .await
+                .map_err(|e| e.to_string())?;
             let mut retry = Vec::new();
             for e in entries {
                 let mut host = judge(&e, step, attempt);
-                self.svc.mask_text(&mut host.stdout);
-                self.svc.mask_text(&mut host.stderr);
+                svc.mask_text(&mut host.stdout);
+                svc.mask_text(&mut host.stderr);
                 let done = host.status == HostOutcome::Ok || attempt > step.retries || cancel.is_cancelled();
-                on_event(
-                    &json!({ "event": "host_done", "step": self.sp.id, "alias": host.alias, "status": host.status, "exit_code": host.exit_code, "attempt": attempt, "final": done }),
-                    report,
+                run.event(
+                    json!({ "event": "host_done", "step": self.sp.id, "alias": host.alias, "status": host.status, "exit_code": host.exit_code, "attempt": attempt, "final": done }),
                 );
                 if done {
-                    report.steps[self.index].hosts.push(host);
+                    run.report.steps[self.index].hosts.push(host);
                 } else {
                     retry.push(e.alias.clone());
                 }
@@ -162,21 +168,19 @@ impl Attempts<'_> {
 
 /// Ends a step as failed before its hosts ran: each host gets `status` and `why`.
 fn fail_step(
+    run: &mut Running<'_>,
     sp: &StepPlan,
     index: usize,
     hosts: &[String],
     status: HostOutcome,
     why: &str,
-    report: &mut RunReport,
-    on_event: &mut impl FnMut(&Value, &RunReport),
 ) -> bool {
-    let step = &mut report.steps[index];
+    let step = &mut run.report.steps[index];
     step.hosts.extend(hosts.iter().map(|alias| HostReport::without_task(alias, status, why)));
     step.groups = groups(&step.hosts);
     step.status = StepStatus::Failed;
-    on_event(
-        &json!({ "event": "step_done", "step": sp.id, "phase": sp.phase, "status": StepStatus::Failed, "failed_hosts": hosts.len(), "reason": why }),
-        report,
+    run.event(
+        json!({ "event": "step_done", "step": sp.id, "phase": sp.phase, "status": StepStatus::Failed, "failed_hosts": hosts.len(), "reason": why }),
     );
     false
 }
