@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::elevate::{Refusal, WATCH_BYTES, classify, hint};
+use super::elevate::{Refusal, WATCH_BYTES, classify, hint, validate_line};
 use crate::config::Host;
 use crate::policy::{Become, BecomeMethod};
 use crate::service::Service;
@@ -82,14 +82,18 @@ impl Service {
         let cred = cfg.credential_for(host).ok_or("no credentials")?;
         // As for a command: the password only in answer to sudo's own prompt, a fresh nonce.
         let prompt = format!("sshwarden-{:032x}:", rand::random::<u128>());
+        let first = format!("{prompt}\n");
         let (line, mut answer) = match password {
-            Some(pw) => (format!("sudo -S -p '{prompt}' -v"), format!("{pw}\n").into_bytes()),
+            Some(pw) => (validate_line(), format!("{pw}\n").into_bytes()),
             None => ("sudo -n -l".to_owned(), Vec::new()),
         };
         let input = match password {
-            Some(_) => {
-                Input::OnPrompt { first: &[], prompt: prompt.as_bytes(), answer: &answer, within: PROBE_TIMEOUT }
-            }
+            Some(_) => Input::OnPrompt {
+                first: first.as_bytes(),
+                prompt: prompt.as_bytes(),
+                answer: &answer,
+                within: PROBE_TIMEOUT,
+            },
             None => Input::Now(&[]),
         };
         let sink = Collect::default();

@@ -42,14 +42,21 @@ pub fn plain_argv(command: &str) -> Option<Vec<String>> {
 /// The shell variable the login shell reads the prompt nonce into (`command_line`).
 const PROMPT_VARIABLE: &str = "sshwarden_prompt";
 
+/// How sudo is given its password: the login shell reads a prompt nonce from stdin and
+/// `sudo -S -v` asks with it (through `SUDO_PROMPT`, never argv: a command line is
+/// world-readable in /proc, the environment of setuid sudo is not), authenticating and
+/// running nothing. sshwarden writes the password only in answer to that exact prompt.
+pub fn validate_line() -> String {
+    let v = PROMPT_VARIABLE;
+    format!("IFS= read -r {v} && SUDO_PROMPT=\"${v}\" sudo -S -v")
+}
+
 /// The remote command line running `command` as `b.user`, with `-n` so sudo never waits.
-/// `with_password` (sudo only): the login shell first reads a prompt nonce from stdin, then
-/// `sudo -S -p "$nonce" -v` authenticates (the password is written only in answer to that
-/// exact prompt) and runs nothing; the command itself runs under `sudo -n` on the
-/// credentials it cached for this shell. No process alive while the command runs carries
-/// the nonce in its argv, so the command cannot learn it from /proc and ask for the
-/// password itself. `; exit $?` keeps the shell as the parent of both sudos (bash would
-/// exec the last command of a list, and sudo's cached credentials belong to the parent).
+/// `with_password` (sudo only): `validate_line` first, then the command under `sudo -n` on
+/// the credentials it cached for this shell, so the command never reads the password and
+/// no argv holds the nonce. `; exit $?` keeps the shell as the parent of both sudos (bash
+/// would exec the last command of a list, and sudo's cached credentials belong to the
+/// parent).
 pub fn command_line(command: &str, b: &Become, with_password: bool) -> String {
     let mut words: Vec<String> = vec![b.method.name().to_owned(), "-n".to_owned()];
     words.extend(["-u".to_owned(), shell_word(&b.user), "--".to_owned()]);
@@ -58,12 +65,7 @@ pub fn command_line(command: &str, b: &Become, with_password: bool) -> String {
         None => words.extend(["/bin/sh".to_owned(), "-c".to_owned(), shell_word(command)]),
     }
     let run = words.join(" ");
-    if with_password && b.method == BecomeMethod::Sudo {
-        let v = PROMPT_VARIABLE;
-        format!("IFS= read -r {v} && sudo -S -p \"${v}\" -v && {run}; exit $?")
-    } else {
-        run
-    }
+    if with_password && b.method == BecomeMethod::Sudo { format!("{} && {run}; exit $?", validate_line()) } else { run }
 }
 
 /// Why sudo or doas refused.
@@ -283,7 +285,7 @@ mod tests {
         assert_eq!(command_line("systemctl restart nginx", &b, false), "sudo -n -u root -- systemctl restart nginx");
         assert_eq!(
             command_line("/usr/bin/id -u", &b, true),
-            "IFS= read -r sshwarden_prompt && sudo -S -p \"$sshwarden_prompt\" -v && sudo -n -u root -- /usr/bin/id -u; exit $?"
+            "IFS= read -r sshwarden_prompt && SUDO_PROMPT=\"$sshwarden_prompt\" sudo -S -v && sudo -n -u root -- /usr/bin/id -u; exit $?"
         );
         // Quotes are removed by the policy's reading and put back for the remote shell.
         assert_eq!(command_line("echo 'a b' \"c'd\"", &b, false), "sudo -n -u root -- echo 'a b' 'c'\\''d'");

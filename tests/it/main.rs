@@ -17,6 +17,7 @@ mod folded_results;
 mod gate_holes;
 mod gate_holes2;
 mod gate_holes3;
+mod gate_holes4;
 mod import;
 mod jump_hosts;
 mod mcp_e2e;
