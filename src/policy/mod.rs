@@ -15,6 +15,7 @@ mod getopt;
 mod interpreters;
 mod judge;
 pub mod paths;
+mod redirects;
 mod rules;
 pub mod shell;
 mod substrings;
