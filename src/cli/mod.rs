@@ -4,6 +4,7 @@
 
 pub mod approvals;
 pub mod call;
+mod call_connect;
 pub mod commands;
 pub mod init;
 mod init_scan;

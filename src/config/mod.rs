@@ -18,6 +18,7 @@ mod validate_approvals;
 mod validate_auth;
 mod validate_files;
 mod validate_policy;
+mod validate_rules;
 mod validate_runbook;
 
 pub use callers::*;

@@ -20,6 +20,7 @@ mod prompts;
 mod render;
 mod resources;
 mod runbooks;
+mod task_tools;
 mod tasks_ext;
 mod tools;
 mod toolset;

@@ -2,14 +2,15 @@
 //! simple commands it would run, each with the opaque constructs it uses.
 //!
 //! Owns: the AST walk and recursion into substitutions; each word is read by `word.rs`
-//! (bash's quoting contexts), assignments of every form by `builtins::assignable`. Compound
-//! commands hand their constructs down: a `for` loop's body runs with
-//! `variable_assignment`, a function body with `function_definition`.
+//! (bash's quoting contexts), each redirection by `redirects.rs`, assignments of every form
+//! by `builtins::assignable`. Compound commands hand their constructs down: a `for` loop's
+//! body runs with `variable_assignment`, a function body with `function_definition`.
 //! Never decides allow/deny (that is `policy::evaluate`) and never does IO.
 
 use brush_parser::ast::{self, Command, CommandPrefixOrSuffixItem as Item, CompoundCommand};
 use brush_parser::{Parser, ParserOptions};
 
+use super::redirects::varname_redirects;
 use super::{Construct, builtins, word};
 
 /// Nesting bound for substitutions and compound commands; deeper input is refused.
@@ -94,7 +95,7 @@ pub fn simple_commands(src: &str) -> Result<Vec<SimpleCmd>, ShellError> {
     Ok(walker.out)
 }
 
-struct Walker {
+pub(super) struct Walker {
     out: Vec<SimpleCmd>,
     opts: ParserOptions,
     /// The program being walked: node positions index into it.
@@ -102,7 +103,7 @@ struct Walker {
     /// Function bodies, judged after everything else with `function_definition`.
     functions: Vec<(CompoundCommand, usize, Vec<Construct>)>,
     /// How many substitutions enclose what is being walked.
-    substitutions: usize,
+    pub(super) substitutions: usize,
 }
 
 impl Walker {
@@ -119,7 +120,7 @@ impl Walker {
         walked
     }
 
-    fn list(&mut self, list: &ast::CompoundList, depth: usize, inh: &[Construct]) -> Result<(), ShellError> {
+    pub(super) fn list(&mut self, list: &ast::CompoundList, depth: usize, inh: &[Construct]) -> Result<(), ShellError> {
         for item in &list.0 {
             let and_or = &item.0;
             self.pipeline(&and_or.first, depth, inh)?;
@@ -303,73 +304,8 @@ impl Walker {
         Ok(())
     }
 
-    fn redirect(&mut self, r: &ast::IoRedirect, depth: usize, out: &mut Vec<Construct>) -> Result<(), ShellError> {
-        use ast::{IoFileRedirectKind as K, IoFileRedirectTarget as T};
-        match r {
-            ast::IoRedirect::File(_, kind, target) => match target {
-                T::ProcessSubstitution(_, sub) => {
-                    push_unique(out, Construct::ProcessSubstitution);
-                    self.list(&sub.list, depth + 1, &[])?;
-                }
-                T::Fd(_) => {}
-                T::Duplicate(w) => {
-                    let word = self.word(&w.value, depth, out)?;
-                    duplicate_target(&word, out)?;
-                }
-                T::Filename(w) => {
-                    let word = self.word(&w.value, depth, out)?;
-                    let construct = match kind {
-                        _ if word.literal.as_deref() == Some("/dev/null") => return Ok(()),
-                        K::Read => Construct::InputRedirect,
-                        K::DuplicateInput | K::DuplicateOutput => return duplicate_target(&word, out),
-                        _ if word.literal.as_deref() == Some("/dev/null") => return Ok(()),
-                        _ => Construct::OutputRedirect,
-                    };
-                    push_unique(out, construct);
-                }
-            },
-            ast::IoRedirect::OutputAndError(w, _) => {
-                let word = self.word(&w.value, depth, out)?;
-                if word.literal.as_deref() != Some("/dev/null") {
-                    push_unique(out, Construct::OutputRedirect);
-                }
-            }
-            ast::IoRedirect::HereDocument(_, doc) => {
-                push_unique(out, Construct::Heredoc);
-                // Inside `$(…)` bash ends the document at `EOF)`; the parser does not.
-                if self.substitutions > 0 {
-                    return Err(ShellError::Opaque(
-                        "a here-document inside a command substitution is not evaluated by policy".into(),
-                    ));
-                }
-                // A body line that only starts with the delimiter (`EOF)` inside `$(…)`) may
-                // end the document where bash sees it, not where the parser did.
-                let end = doc.here_end.value.trim_matches(['\'', '"']);
-                if doc.doc.value.lines().any(|l| l.trim_start_matches('\t').starts_with(end)) {
-                    return Err(ShellError::Opaque(format!(
-                        "a here-document line starts with its delimiter `{end}`; policy cannot say where bash ends it"
-                    )));
-                }
-                // The body is read like "…" but a `"` in it is a character: rather than
-                // re-quote it, refuse the expansions that run code (and backslash-newlines,
-                // which join lines into them).
-                let body = &doc.doc.value;
-                if doc.requires_expansion && ["$(", "`", "${", "$[", "\\\n"].iter().any(|p| body.contains(p)) {
-                    return Err(ShellError::Opaque(
-                        "a here-document with substitutions or `${…}` is not evaluated by policy; quote its delimiter (<<'EOF')".into(),
-                    ));
-                }
-            }
-            ast::IoRedirect::HereString(_, w) => {
-                push_unique(out, Construct::Heredoc);
-                self.word(&w.value, depth, out)?;
-            }
-        }
-        Ok(())
-    }
-
     /// Reads one word (`word::analyze`) and walks the code of its substitutions.
-    fn word(&mut self, raw: &str, depth: usize, out: &mut Vec<Construct>) -> Result<ShellWord, ShellError> {
+    pub(super) fn word(&mut self, raw: &str, depth: usize, out: &mut Vec<Construct>) -> Result<ShellWord, ShellError> {
         if depth > MAX_DEPTH {
             return Err(ShellError::TooDeep);
         }
@@ -393,55 +329,7 @@ impl Walker {
     }
 }
 
-/// The word after `>&`/`<&`: a file descriptor number (`2`, `3-` moves it), `-` (close),
-/// `/dev/null`, or a plain file name (an output redirection). Bash evaluates a subscript in
-/// it first (`>&'a[$(id)]'` runs `id`; so can `>&$_`), so a `[` or a computed word is
-/// refused, however the rules read redirections.
-fn duplicate_target(word: &ShellWord, out: &mut Vec<Construct>) -> Result<(), ShellError> {
-    let fd = word.literal.as_deref().is_some_and(|t| {
-        let digits = t.strip_suffix('-').unwrap_or(t);
-        t == "-" || t == "/dev/null" || (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()))
-    });
-    if fd {
-        return Ok(());
-    }
-    // `>& file` is `&> file`: an output redirection, as long as nothing in it is evaluated.
-    if word.literal.as_deref().is_some_and(|t| !t.contains('[')) && !word.expands {
-        push_unique(out, Construct::OutputRedirect);
-        return Ok(());
-    }
-    Err(ShellError::Opaque(format!(
-        "`>&{}`/`<&{}` is not a file descriptor number: bash evaluates it as an expression; write `>file 2>&1`",
-        word.raw, word.raw
-    )))
-}
-
-/// `{name}>file` assigns a file descriptor number to `name` (and evaluates a subscript in it,
-/// `{a[_]}>…` running whatever `$_` holds). brush-parser reads `{name}` as a word, so a
-/// `{…}` word in a command with a redirection is judged as that assignment.
-fn varname_redirects(s: &ast::SimpleCommand, cmd: &mut SimpleCmd) -> Result<(), ShellError> {
-    let items = s.prefix.iter().flat_map(|p| p.0.iter()).chain(s.suffix.iter().flat_map(|p| p.0.iter()));
-    if !items.clone().any(|i| matches!(i, Item::IoRedirect(_))) {
-        return Ok(());
-    }
-    for (i, word) in cmd.argv.iter().enumerate() {
-        let Some(name) = word.raw.strip_prefix('{').and_then(|r| r.strip_suffix('}')) else { continue };
-        if word.braces {
-            continue;
-        }
-        if i == 0 {
-            return Err(ShellError::Opaque(format!(
-                "`{}` before the command is a `{{name}}>` redirection, not evaluated by policy",
-                word.raw
-            )));
-        }
-        builtins::assignable(name)?;
-        push_unique(&mut cmd.constructs, Construct::VariableAssignment);
-    }
-    Ok(())
-}
-
-fn push_unique(v: &mut Vec<Construct>, c: Construct) {
+pub(super) fn push_unique(v: &mut Vec<Construct>, c: Construct) {
     if !v.contains(&c) {
         v.push(c);
     }
