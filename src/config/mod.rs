@@ -5,22 +5,26 @@
 //! (reading the three files, secrets and key paths); `validate.rs` is pure. Never talks to a
 //! host and never logs a secret.
 
+mod audit_settings;
 mod callers;
 pub mod json_schema;
 mod load;
 mod locate;
 pub mod raw;
+mod raw_auth;
 mod secret;
 mod types;
 mod unknown_keys;
 mod validate;
 mod validate_approvals;
 mod validate_auth;
+mod validate_credentials;
 mod validate_files;
 mod validate_policy;
 mod validate_rules;
 mod validate_runbook;
 
+pub use audit_settings::*;
 pub use callers::*;
 pub use load::{Dirs, load, load_from_sources};
 pub use locate::Pos;

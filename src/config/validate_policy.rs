@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::Severity;
+use super::audit_settings::*;
 use super::locate::Locator;
 use super::raw::{PolicyFile, RawLimits, RawSyslog};
 use super::types::*;

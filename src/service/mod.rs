@@ -13,6 +13,7 @@ mod become_check;
 pub mod caller;
 mod command_run;
 pub mod elevate;
+mod error;
 pub mod fanout;
 mod launch;
 pub mod lost;
@@ -34,35 +35,11 @@ use serde_json::{Map, Value, json};
 
 pub use crate::audit::command_sha256;
 use crate::audit::{Audit, AuditError};
-use crate::config::{self, Config, ConfigError, Credential, Dirs, Host, Limits};
+use crate::config::{self, Config, Credential, Dirs, Host, Limits};
 use crate::net::{self, PrecheckError, Resolve, Target};
-use crate::policy::{self, Decision};
+use crate::policy::Decision;
 use crate::ssh::{Pool, PoolSettings};
-use crate::tasks::{self, CancelledBy, ManagerLimits, Task, TaskError, TaskManager};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error("{0}")]
-    InvalidInput(String),
-    #[error("unknown host alias {0:?}; use ssh_list_hosts to see the inventory")]
-    UnknownHost(String),
-    #[error("denied by policy: {}", .0.reason)]
-    Denied(Decision),
-    /// An `ask` decision without a granted approval: nothing ran.
-    #[error("{0}")]
-    ApprovalRequired(String),
-    #[error("denied by network policy: {0}")]
-    Network(PrecheckError),
-    #[error("refused: audit record could not be written, nothing was run ({0})")]
-    Audit(AuditError),
-    #[error(transparent)]
-    Task(TaskError),
-    #[error(transparent)]
-    Config(ConfigError),
-    /// A caller's quota (`limits.quotas`) is used up: nothing ran.
-    #[error("rate limited: {message}")]
-    RateLimited { message: String, retry_after_seconds: u64 },
-}
+use crate::tasks::{self, CancelledBy, ManagerLimits, Task, TaskManager};
 
 /// Admission: a command on a host that passed every gate (input, inventory, policy, the
 /// approval an `ask` needs, network precheck and route), ready for `launch`, which writes the
@@ -131,21 +108,7 @@ pub struct Service {
 }
 
 pub use caller::{Caller, TaskView, principal_of, task_owner};
-
-/// Validates a command string before anything else looks at it.
-pub fn check_command(command: &str) -> Result<(), ServiceError> {
-    if command.trim().is_empty() {
-        return Err(ServiceError::InvalidInput("command is empty".into()));
-    }
-    if command.len() > policy::MAX_COMMAND_BYTES {
-        return Err(ServiceError::InvalidInput(format!(
-            "command is {} bytes; the limit is {}",
-            command.len(),
-            policy::MAX_COMMAND_BYTES
-        )));
-    }
-    Ok(())
-}
+pub use error::{ServiceError, check_command};
 
 impl Service {
     /// Loads the config and opens the audit log (its tail tells which tasks were lost).
