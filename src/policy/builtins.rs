@@ -121,9 +121,49 @@ pub fn assigned_name(raw: &str) -> &str {
     raw[..end].strip_suffix('+').unwrap_or(&raw[..end])
 }
 
+/// Builtins whose options or operands name variables or code, read by position: a word
+/// bash may turn into several hides which is which.
+const READ_BY_POSITION: &[&str] = &[
+    "declare",
+    "typeset",
+    "local",
+    "export",
+    "readonly",
+    "read",
+    "mapfile",
+    "readarray",
+    "getopts",
+    "unset",
+    "printf",
+    "wait",
+    "test",
+    "[",
+    "let",
+    "jobs",
+    "set",
+    "shopt",
+];
+
 /// What a builtin (called by its bare name) uses: `Ok(None)` when it is an ordinary
 /// command, `Ok(Some(c))` for a construct the rule must permit, `Err` when refused.
 pub fn judge(name: &str, rest: &[ShellWord]) -> Result<Option<Construct>, ShellError> {
+    if READ_BY_POSITION.contains(&name)
+        && let Some(w) = rest.iter().find(|w| w.splits)
+    {
+        return Err(ShellError::Opaque(format!(
+            "`{}` is computed into any number of words at run time (brace expansion, glob, unquoted expansion or `$@`) and `{name}` reads its words by position (`{{-v,NAME}}` is `-v NAME`); policy refuses it",
+            w.raw
+        )));
+    }
+    // A computed word of these may be the option that runs code (`jobs -x`, `set -k`).
+    if matches!(name, "jobs" | "set" | "shopt")
+        && let Some(w) = rest.iter().find(|w| w.literal.is_none())
+    {
+        return Err(ShellError::Opaque(format!(
+            "`{}` is computed at run time and could be an option of `{name}` that runs code; policy refuses it",
+            w.raw
+        )));
+    }
     match name {
         "declare" | "typeset" | "local" | "export" | "readonly" => declare(rest).map(Some),
         "read" => names_after_options(rest, "adnNptui", &["a"]).map(Some),
@@ -213,6 +253,26 @@ fn assignable_or_reading(name: &str) -> Result<(), ShellError> {
 fn declare(rest: &[ShellWord]) -> Result<Construct, ShellError> {
     for w in rest {
         let raw = w.raw.as_str();
+        // On a name that is already an array (`DIRSTACK`, one `mapfile` made), a value that
+        // reads `(…)` after quote removal or expansion is a compound assignment: bash
+        // evaluates its subscripts as code. So the value must be known and not `(`.
+        if let Some((_, value)) = raw.split_once('=') {
+            let cooked = w.literal.as_deref().and_then(|l| l.split_once('=')).map(|(_, v)| v);
+            match cooked {
+                Some(v) if v.starts_with('(') => {
+                    return Err(ShellError::Opaque(format!(
+                        "`{raw}` assigns `({}…`: on an array name bash evaluates its subscripts as code; policy refuses it",
+                        v.chars().skip(1).take(20).collect::<String>()
+                    )));
+                }
+                None if !value.is_empty() => {
+                    return Err(ShellError::Opaque(format!(
+                        "`{raw}`'s value is computed at run time: on an array name a `(…)` value is a compound assignment whose subscripts bash evaluates as code; policy refuses it"
+                    )));
+                }
+                _ => {}
+            }
+        }
         if let Some(flags) = raw.strip_prefix('-').or_else(|| raw.strip_prefix('+')) {
             // -i evaluates values as arithmetic, -n makes a name reference, -a/-A take
             // compound values, -l/-u/-c/-t/-I change values or traps.
@@ -277,16 +337,24 @@ fn option_named_variable(name: &str, rest: &[ShellWord]) -> Result<Option<Constr
             rest[0].raw
         )));
     }
+    // Every occurrence counts: getopt keeps the last `-v NAME`, so `-v x -v 'a[…]'` names
+    // the second.
     let mut found = false;
-    for (i, w) in rest.iter().enumerate() {
+    let mut i = 0;
+    while let Some(w) = rest.get(i) {
         let text = w.text();
         if text == "--" || !text.starts_with('-') {
             break;
         }
+        i += 1;
         if let Some(pos) = text.find(flag) {
             let attached = &text[pos + 1..];
-            let var =
-                if attached.is_empty() { rest.get(i + 1).map(literal).transpose()? } else { Some(attached.into()) };
+            let var = if attached.is_empty() {
+                i += 1;
+                rest.get(i - 1).map(literal).transpose()?
+            } else {
+                Some(attached.into())
+            };
             assignable(&var.unwrap_or_default())?;
             found = true;
         }

@@ -145,6 +145,7 @@ mod tests {
                 expands: false,
                 braces: false,
                 extglob: false,
+                splits: false,
             })
             .collect()
     }

@@ -36,8 +36,12 @@ pub fn is_interpreter(base: &str) -> bool {
 /// Interpreters given code on the command line run something policy cannot read.
 pub fn interpreter(base: &str, rest: &[ShellWord]) -> Unwrapped {
     let awk = base.ends_with("awk");
+    // A computed or splitting word may be `-c`/`-e` at run time (`python3 {-c,CODE}`).
     let code_flag = rest.iter().any(|w| {
         let t = w.text();
+        if w.literal.is_none() || w.splits {
+            return true;
+        }
         matches!(t, "-c" | "-e" | "-E" | "-r" | "-p" | "--eval" | "--print" | "-m")
             || (t.starts_with('-') && !t.starts_with("--") && (t.contains('c') || t.contains('e')) && !awk)
     });

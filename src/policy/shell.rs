@@ -27,6 +27,9 @@ pub struct ShellWord {
     pub expands: bool,
     /// Unquoted `{a,b}` or `{1..3}`: brace expansion (a subset of `expands`).
     pub braces: bool,
+    /// Bash may make zero or several words of it (`word::WordFacts::splits`): a command
+    /// that reads its words by position cannot be judged from the text.
+    pub splits: bool,
     /// Unquoted extglob pattern `@(…)`, `!(…)`, …: with `extglob` on it matches `..`.
     pub extglob: bool,
 }
@@ -298,6 +301,7 @@ impl Walker {
                     expands: false,
                     braces: false,
                     extglob: false,
+                    splits: false,
                 });
             }
         }
@@ -325,6 +329,7 @@ impl Walker {
             expands: facts.globs || facts.braces,
             braces: facts.braces,
             extglob: facts.extglob,
+            splits: facts.splits,
         })
     }
 }

@@ -31,6 +31,9 @@ pub struct WordFacts {
     pub extglob: bool,
     /// Unquoted `{a,b}` or `{1..3}`.
     pub braces: bool,
+    /// Bash may make zero or several words of it: brace expansion, a glob, an unquoted
+    /// expansion or substitution (field splitting), or `$@`/`${a[@]}` even in quotes.
+    pub splits: bool,
     /// Constructs the word uses.
     pub constructs: Vec<Construct>,
     /// Code of each command or process substitution, to be judged as commands.
@@ -50,6 +53,10 @@ pub fn analyze(raw: &str, opts: &ParserOptions) -> Result<WordFacts, ShellError>
     let literal = reader.pieces(&pieces, Context::Unquoted)?;
     let mut facts = reader.facts;
     facts.braces = is_brace_expansion(&reader.skeleton);
+    // Any `@` parameter (`$@`, `${@:2}`, `${a[@]}`, `${!p@}`) may be several words even
+    // quoted; read from the text, erring on the side of "splits" inside single quotes.
+    let at_parameter = ["$@", "${@", "[@]", "@}"].iter().any(|p| raw.contains(p));
+    facts.splits |= facts.braces || facts.globs || at_parameter;
     facts.literal = literal;
     Ok(facts)
 }
@@ -98,6 +105,19 @@ impl Reader<'_> {
         let unquoted = ctx == Context::Unquoted;
         if unquoted && !matches!(piece, WordPiece::Text(_)) {
             self.skeleton.push('q');
+        }
+        // Field splitting: an unquoted expansion's value becomes as many words as it has
+        // fields (`${x:--v a[…]}` is two).
+        if unquoted
+            && matches!(
+                piece,
+                WordPiece::ParameterExpansion(_)
+                    | WordPiece::CommandSubstitution(_)
+                    | WordPiece::BackquotedCommandSubstitution(_)
+                    | WordPiece::ArithmeticExpression(_)
+            )
+        {
+            self.facts.splits = true;
         }
         let after_dollar = std::mem::take(&mut self.dollar);
         Ok(match piece {
@@ -310,6 +330,16 @@ mod tests {
         assert_eq!(facts(r#""it's""#).literal.as_deref(), Some("it's"));
         assert_eq!(facts(r#"'don'"'"'t'"#).literal.as_deref(), Some("don't"));
         assert_eq!(facts(r#""a\b\$c\"d""#).literal.as_deref(), Some(r#"a\b$c"d"#));
+    }
+
+    #[test]
+    fn words_bash_may_split_are_known() {
+        for splits in ["{-v,x}", "${x:--v a}", "$_", "$(id)", "\"$@\"", "\"${a[@]}\"", "*.log", "$((1))"] {
+            assert!(facts(splits).splits, "{splits}");
+        }
+        for one in ["\"$x\"", "\"$(id)\"", "'{a,b}'", "-v", "'a[1]x'", "\"${x:--v a}\""] {
+            assert!(!facts(one).splits, "{one}");
+        }
     }
 
     #[test]

@@ -122,7 +122,10 @@ pub fn unwrap(argv: &[ShellWord]) -> Unwrapped {
         b if SHELLS.contains(&b) => shell(b, rest),
         b if interpreters::is_interpreter(b) => interpreters::interpreter(b, rest),
         "find" => {
-            let runs = rest.iter().any(|w| matches!(w.text(), "-exec" | "-execdir" | "-ok" | "-okdir"));
+            // A computed or splitting word may be `-exec` at run time.
+            let runs = rest.iter().any(|w| {
+                matches!(w.text(), "-exec" | "-execdir" | "-ok" | "-okdir") || w.literal.is_none() || w.splits
+            });
             Unwrapped::Plain(runs.then_some(Construct::InterpreterCode))
         }
         // A bare name may be a builtin that changes the shell; a path never is.
@@ -141,6 +144,14 @@ fn inner(program: &str, rest: &[ShellWord], spec: &Spec, positional: usize, cons
         Ok(p) => p,
         Err(refused) => return refused,
     };
+    // The fixed arguments and the inner command's name must be the words they look like.
+    let fixed = rest.iter().skip(parsed.operands).take(positional + 1);
+    if let Some(w) = fixed.clone().find(|w| w.splits) {
+        return Unwrapped::Opaque(format!(
+            "`{}` may become several words at run time, so `{program}`'s command cannot be told from the text",
+            w.raw
+        ));
+    }
     match rest.get(parsed.operands + positional..) {
         Some(argv) if !argv.is_empty() => Unwrapped::Inner { argv: argv.to_vec(), construct },
         _ => Unwrapped::Plain(construct),
@@ -149,8 +160,16 @@ fn inner(program: &str, rest: &[ShellWord], spec: &Spec, positional: usize, cons
 
 /// The wrapper's options, or the refusal naming the one policy cannot read.
 fn options(program: &str, spec: &Spec, args: &[ShellWord]) -> Result<getopt::Parsed, Unwrapped> {
-    getopt::parse(program, spec, args)
-        .map_err(|why| Unwrapped::Opaque(format!("{why}; policy cannot see what it runs")))
+    let parsed = getopt::parse(program, spec, args)
+        .map_err(|why| Unwrapped::Opaque(format!("{why}; policy cannot see what it runs")))?;
+    // An option or its value that bash splits (`-n {5,id}`) moves every word after it.
+    if let Some(w) = args.iter().take(parsed.operands).find(|w| w.splits) {
+        return Err(Unwrapped::Opaque(format!(
+            "`{}` in `{program}`'s options may become several words at run time; policy cannot see what it runs",
+            w.raw
+        )));
+    }
+    Ok(parsed)
 }
 
 /// `xargs`: what follows its options runs with arguments from input. With `-I R`/`-i`/

@@ -15,7 +15,7 @@ use crate::support::cfg::{CREDS, CfgDir, servers};
 use crate::support::oracle::{Observed, Sandbox};
 
 /// Narrow: named commands, no constructs, one path rule. Denied names have deny rules too.
-const NARROW: &str = r#"
+pub(crate) const NARROW: &str = r#"
 rules:
   - {id: no-df, action: deny, commands: ["df", "df *", "id", "id *", "touch *", "rm *", "curl *"]}
   - {id: echo, action: allow, commands: ["echo", "echo *"]}
@@ -31,7 +31,7 @@ rules:
 
 /// Broad: everything is allowed but a few names, with every construct except those that
 /// run text policy cannot read (`eval`, `interpreter_code`, `indirect_expansion`).
-const BROAD: &str = r#"
+pub(crate) const BROAD: &str = r#"
 rules:
   - {id: no-df, action: deny, commands: ["df", "df *", "id", "id *", "touch *", "rm *", "curl *"]}
   - id: anything
@@ -349,7 +349,7 @@ fn climbs_out(path: &str, root: &str) -> bool {
 }
 
 /// Runs every allowed command of `commands` under `yml`; returns failures (smallest first).
-fn differential(sandbox: &Sandbox, yml: &str, commands: &[String]) -> (usize, Vec<(String, String)>) {
+pub(crate) fn differential(sandbox: &Sandbox, yml: &str, commands: &[String]) -> (usize, Vec<(String, String)>) {
     let cfg = policy(yml);
     let subject =
         Subject { alias: "web1", tags: &["web".to_owned()], deny_substrings: &[], principal: "local", groups: &[] };
@@ -378,7 +378,7 @@ fn differential(sandbox: &Sandbox, yml: &str, commands: &[String]) -> (usize, Ve
     (allowed.len(), failures.into_iter().map(|((_, c), why)| (c, why)).collect())
 }
 
-fn report(failures: &[(String, String)]) -> String {
+pub(crate) fn report(failures: &[(String, String)]) -> String {
     failures.iter().take(10).map(|(c, why)| format!("\n  {c:?}\n    {why}")).collect()
 }
 
