@@ -46,6 +46,12 @@ impl<'a> Validator<'a> {
         Self { diags: Vec::new(), host_become: BTreeMap::new(), env }
     }
 
+    /// A rule (command or file) whose `aliases`/`tags` match no host of the inventory.
+    pub(super) fn warn_selects_no_host(&mut self, src: &Source, pos: super::Pos, key: String) {
+        let message = "rule's aliases/tags select no host; it has no effect".to_owned();
+        self.push(Severity::Warning, src, pos, key, message);
+    }
+
     pub(super) fn push(&mut self, sev: Severity, src: &Source, pos: super::Pos, key: String, message: String) {
         self.diags.push(Diagnostic {
             severity: sev,

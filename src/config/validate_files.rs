@@ -64,13 +64,7 @@ impl Validator<'_> {
             let selects_none =
                 !hosts.iter().any(|h| rule.applies_to(&h.subject(&[], &crate::policy::Principal::local())));
             if selects_none {
-                self.push(
-                    Severity::Warning,
-                    src,
-                    pos,
-                    key("aliases"),
-                    "rule's aliases/tags select no host; it has no effect".into(),
-                );
+                self.warn_selects_no_host(src, pos, key("aliases"));
             }
             rules.push(rule);
         }

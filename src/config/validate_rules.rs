@@ -113,13 +113,7 @@ impl Validator<'_> {
                 "rule has no commands, simple_binaries or binary matcher; it has no effect".into(),
             );
         } else if !hosts.iter().any(|h| rule.selects_host(&h.subject(&[], &crate::policy::Principal::local()))) {
-            self.push(
-                Severity::Warning,
-                src,
-                pos,
-                key("aliases"),
-                "rule's aliases/tags select no host; it has no effect".into(),
-            );
+            self.warn_selects_no_host(src, pos, key("aliases"));
         }
         Some(rule)
     }
