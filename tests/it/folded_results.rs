@@ -73,7 +73,8 @@ async fn fanout_and_plan_fold_by_outcome_within_budget() {
     let (_, s) = mcp::call(
         &client,
         "ssh_run_on_tag",
-        json!({ "target": "b[1-6]:!b[5-6]", "command": "test $(hostname) = never || echo ok; exit 3" }),
+        // The substitution quoted: unquoted, its output could split into `-v NAME` for `test`.
+        json!({ "target": "b[1-6]:!b[5-6]", "command": "test \"$(hostname)\" = never || echo ok; exit 3" }),
     )
     .await;
     assert_eq!((s["summary"]["failed"].as_u64(), s["groups"][0]["hosts"].as_str()), (Some(4), Some("b[1-4]")), "{s}");
