@@ -148,7 +148,7 @@ const READ_BY_POSITION: &[&str] = &[
 /// command, `Ok(Some(c))` for a construct the rule must permit, `Err` when refused.
 pub fn judge(name: &str, rest: &[ShellWord]) -> Result<Option<Construct>, ShellError> {
     if READ_BY_POSITION.contains(&name)
-        && let Some(w) = rest.iter().find(|w| w.splits)
+        && let Some(w) = positional_words(name, rest).iter().find(|w| w.splits)
     {
         return Err(ShellError::Opaque(format!(
             "`{}` is computed into any number of words at run time (brace expansion, glob, unquoted expansion or `$@`) and `{name}` reads its words by position (`{{-v,NAME}}` is `-v NAME`); policy refuses it",
@@ -232,6 +232,31 @@ pub fn judge(name: &str, rest: &[ShellWord]) -> Result<Option<Construct>, ShellE
         }
         _ => Ok(None),
     }
+}
+
+/// The words of `name` whose position decides what they mean. `printf`, `wait`, `jobs` and
+/// `set` read options only before their first operand (getopt), so what follows the format
+/// (`printf '%s\n' /var/log/*`) or `--` is data; every other builtin of `READ_BY_POSITION`
+/// gives meaning to all of its words. An option's value counts (`-v {x,-v,NAME}`).
+fn positional_words<'a>(name: &str, rest: &'a [ShellWord]) -> &'a [ShellWord] {
+    let valued: &str = match name {
+        "printf" => "v",
+        "wait" => "p",
+        "set" => "o",
+        "jobs" => "",
+        _ => return rest,
+    };
+    let mut i = 0;
+    while let Some(w) = rest.get(i) {
+        let Some(text) = w.literal.as_deref().filter(|_| !w.splits) else { return &rest[..=i] };
+        let is_option = (text.starts_with('-') || (name == "set" && text.starts_with('+'))) && text.len() > 1;
+        if text == "--" || !is_option {
+            return &rest[..i];
+        }
+        // A valued option written last in its cluster takes the next word.
+        i += if text.ends_with(|c: char| valued.contains(c)) { 2 } else { 1 };
+    }
+    rest
 }
 
 fn literal(word: &ShellWord) -> Result<String, ShellError> {
@@ -373,5 +398,32 @@ mod tests {
         }
         assert!(assignable("count").is_ok());
         assert_eq!(assigned_name("X+=1"), "X");
+    }
+
+    /// Judges the first simple command of `text` as the builtin it names.
+    fn judged(text: &str) -> Result<Option<Construct>, ShellError> {
+        let cmds = crate::policy::shell::simple_commands(text).map_err(|e| ShellError::Opaque(e.to_string()))?;
+        let argv = &cmds[0].argv;
+        judge(argv[0].text(), &argv[1..])
+    }
+
+    #[test]
+    fn words_that_split_are_refused_only_where_their_position_matters() {
+        for refused in [
+            "test {-v,x}",
+            "[ x = {y,-o,-v,z} ]",
+            "printf {-v,x} y",
+            "printf -v x {-v,y} z",
+            "wait -n {-p,x}",
+            "jobs {-x,id}",
+            "set -o {posix,x}",
+            "read {x,y}",
+            "unset $names",
+        ] {
+            assert!(judged(refused).is_err(), "{refused}");
+        }
+        for allowed in ["printf '%s\\n' /var/log/*", "printf -- {a,b}", "set -- {a,b}", "jobs %1 {a,b}"] {
+            assert!(judged(allowed).is_ok(), "{allowed}: {:?}", judged(allowed));
+        }
     }
 }
