@@ -181,7 +181,8 @@ impl Gen {
     }
 }
 
-const NAMES: &[&str] = &["uptime", "echo", "ls", "printf", "true", "cat", "id", "df", "touch x", "test"];
+const NAMES: &[&str] =
+    &["uptime", "echo", "ls", "printf", "true", "cat", "id", "df", "touch x", "test", "jobs", "wait", "read", "["];
 const PAYLOADS: &[&str] = &["id", "df -h", "touch /tmp/p", "uptime", "echo ok"];
 const WORDS: &[&str] = &[
     "plain",
@@ -223,6 +224,13 @@ const WORDS: &[&str] = &[
     ">(P)",
     "${x/a/b}",
     "\"$(echo \\\"'\\\")\"",
+    // Words bash splits into several, carrying an option and what it evaluates or runs.
+    "{-v,'a[$(P)]'}",
+    "${x:--v 'a[$(P)]'}",
+    "{-x,P}",
+    "${x:--x P}",
+    "{-p,'a[$(P)]'}",
+    "\"$@\"",
 ];
 const WRAPPERS: &[&str] = &[
     "",
