@@ -224,7 +224,10 @@ pub fn judge(name: &str, rest: &[ShellWord]) -> Result<Option<Construct>, ShellE
         {
             Ok(Some(Construct::Eval))
         }
-        "shopt" if rest.iter().any(|w| w.text() == "expand_aliases") => Ok(Some(Construct::Eval)),
+        // `shopt -o` takes set's option names too (`shopt -os keyword`).
+        "shopt" if rest.iter().any(|w| matches!(w.text(), "expand_aliases" | "keyword" | "posix")) => {
+            Ok(Some(Construct::Eval))
+        }
         // `jobs -x CMD` runs CMD.
         "jobs" if rest.iter().any(|w| w.text().starts_with('-') && w.text().contains('x')) => Ok(Some(Construct::Eval)),
         "unalias" | "shopt" | "set" | "cd" | "pushd" | "popd" | "ulimit" | "umask" | "shift" => {
@@ -234,22 +237,22 @@ pub fn judge(name: &str, rest: &[ShellWord]) -> Result<Option<Construct>, ShellE
     }
 }
 
-/// The words of `name` whose position decides what they mean. `printf`, `wait`, `jobs` and
-/// `set` read options only before their first operand (getopt), so what follows the format
+/// The words of `name` whose position decides what they mean. `printf`, `wait` and `jobs`
+/// read options only before their first operand (getopt), so what follows the format
 /// (`printf '%s\n' /var/log/*`) or `--` is data; every other builtin of `READ_BY_POSITION`
-/// gives meaning to all of its words. An option's value counts (`-v {x,-v,NAME}`).
+/// gives meaning to all of its words (`set` skips a lone `+` and reads on). An option's value counts (`-v {x,-v,NAME}`).
 fn positional_words<'a>(name: &str, rest: &'a [ShellWord]) -> &'a [ShellWord] {
     let valued: &str = match name {
         "printf" => "v",
         "wait" => "p",
-        "set" => "o",
         "jobs" => "",
+        // `set` takes `+`, `-` and options anywhere among its words: all count.
         _ => return rest,
     };
     let mut i = 0;
     while let Some(w) = rest.get(i) {
         let Some(text) = w.literal.as_deref().filter(|_| !w.splits) else { return &rest[..=i] };
-        let is_option = (text.starts_with('-') || (name == "set" && text.starts_with('+'))) && text.len() > 1;
+        let is_option = text.starts_with('-') && text.len() > 1;
         if text == "--" || !is_option {
             return &rest[..i];
         }
@@ -367,6 +370,13 @@ fn option_named_variable(name: &str, rest: &[ShellWord]) -> Result<Option<Constr
     let mut found = false;
     let mut i = 0;
     while let Some(w) = rest.get(i) {
+        // A computed word still among the options may be `-v` at run time (`"$_"`).
+        if w.literal.is_none() && i + 1 < rest.len() {
+            return Err(ShellError::Opaque(format!(
+                "`{name}`'s word `{}` is computed at run time and could be an option naming a variable",
+                w.raw
+            )));
+        }
         let text = w.text();
         if text == "--" || !text.starts_with('-') {
             break;
@@ -417,12 +427,13 @@ mod tests {
             "wait -n {-p,x}",
             "jobs {-x,id}",
             "set -o {posix,x}",
+            "set + {-k,}",
             "read {x,y}",
             "unset $names",
         ] {
             assert!(judged(refused).is_err(), "{refused}");
         }
-        for allowed in ["printf '%s\\n' /var/log/*", "printf -- {a,b}", "set -- {a,b}", "jobs %1 {a,b}"] {
+        for allowed in ["printf '%s\\n' /var/log/*", "printf -- {a,b}", "jobs %1 {a,b}"] {
             assert!(judged(allowed).is_ok(), "{allowed}: {:?}", judged(allowed));
         }
     }

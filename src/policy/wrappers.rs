@@ -285,6 +285,20 @@ fn privilege(name: &str, rest: &[ShellWord]) -> Unwrapped {
     if name == "sudo" && rest.iter().any(|w| matches!(w.text(), "-i" | "-s" | "--login" | "--shell")) {
         return Unwrapped::Opaque("`sudo -i`/`sudo -s` opens a shell policy cannot see".into());
     }
+    // `runuser USER -c CMD` (no `-u`) is su's form: refused rather than read twice.
+    if name == "runuser" && !rest.iter().any(|w| w.text().starts_with("-u") || w.text().starts_with("--user")) {
+        return Unwrapped::Opaque("`runuser` without `-u` runs a shell like `su`; not evaluated by policy".into());
+    }
+    // sudo takes `NAME=value` before the command (environment for it), like env.
+    if name == "sudo"
+        && let Ok(parsed) = getopt::parse(name, &spec, rest)
+        && let Some(w) = rest.get(parsed.operands).filter(|w| w.literal.as_deref().is_some_and(|t| t.contains('=')))
+    {
+        return Unwrapped::Opaque(format!(
+            "`sudo {}`: an environment assignment for the command is not evaluated by policy",
+            w.raw
+        ));
+    }
     let positional = usize::from(name == "chroot");
     match inner(name, rest, &spec, positional, Some(Construct::Privilege)) {
         Unwrapped::Plain(_) => Unwrapped::Opaque(format!("`{name}` without a command is not evaluated by policy")),
@@ -293,11 +307,19 @@ fn privilege(name: &str, rest: &[ShellWord]) -> Unwrapped {
 }
 
 fn su(rest: &[ShellWord]) -> Unwrapped {
-    // su runs the last `-c` with the shell `-s` names: neither is for policy to guess.
-    let commands =
-        rest.iter().filter(|w| matches!(w.text(), "-c" | "--command") || w.text().starts_with("--command=")).count();
-    if commands > 1 || rest.iter().any(|w| matches!(w.text(), "-s" | "--shell") || w.text().starts_with("--shell=")) {
-        return Unwrapped::Opaque("`su` with `-s` or several `-c` is not evaluated by policy".into());
+    // su runs the last `-c` with the shell `-s` names, and its getopt_long takes clusters
+    // (`-s/x`), abbreviations (`--c`, `--sh`) and `--session-command`: only the plain
+    // forms are read, anything else is refused rather than guessed.
+    const PLAIN: &[&str] = &["-", "-l", "--login", "-m", "-p", "--preserve-environment", "-c", "--command"];
+    if let Some(w) = rest.iter().find(|w| {
+        let t = w.text();
+        w.literal.is_none() || w.splits || (t.starts_with('-') && !PLAIN.contains(&t))
+    }) {
+        return Unwrapped::Opaque(format!("`su` with `{}` is not evaluated by policy", w.raw));
+    }
+    let commands = rest.iter().filter(|w| matches!(w.text(), "-c" | "--command")).count();
+    if commands > 1 {
+        return Unwrapped::Opaque("`su` with several `-c` is not evaluated by policy".into());
     }
     let pos = rest.iter().position(|w| matches!(w.text(), "-c" | "--command"));
     match pos.and_then(|p| rest.get(p + 1)) {
@@ -340,6 +362,9 @@ fn watch(rest: &[ShellWord]) -> Unwrapped {
     }
     if parsed.has("x") || parsed.has("exec") {
         return Unwrapped::Inner { argv: words.to_vec(), construct: None };
+    }
+    if let Some(w) = words.iter().find(|w| w.splits) {
+        return Unwrapped::Opaque(format!("`watch`'s command word `{}` may become several words at run time", w.raw));
     }
     match words.iter().map(|w| w.literal.clone()).collect::<Option<Vec<_>>>() {
         Some(parts) => Unwrapped::Code { code: parts.join(" "), construct: None },
@@ -394,6 +419,13 @@ fn trap(rest: &[ShellWord]) -> Unwrapped {
 }
 
 fn code_of(word: &ShellWord, construct: Option<Construct>) -> Unwrapped {
+    // `trap {"id ",EXIT}` is `trap 'id ' EXIT`: the code is not the text as written.
+    if word.splits {
+        return Unwrapped::Opaque(format!(
+            "shell code `{}` may become several words at run time; policy cannot read it",
+            word.raw
+        ));
+    }
     match &word.literal {
         Some(code) => Unwrapped::Code { code: code.clone(), construct },
         None => Unwrapped::Opaque("shell code computed at run time is not evaluated by policy".into()),

@@ -19,6 +19,7 @@ mod gate_holes2;
 mod gate_holes3;
 mod gate_holes4;
 mod gate_holes5;
+mod gate_holes6;
 mod import;
 mod jump_hosts;
 mod mcp_e2e;
