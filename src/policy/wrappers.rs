@@ -4,11 +4,12 @@
 //! Owns: peeling a wrapper off an argv so policy judges what actually runs. Never decides
 //! allow/deny and never does IO. Options are read as each program's own parser reads them
 //! (`getopt.rs`: clusters, `--opt=value`, unique prefixes); an option it does not know makes
-//! the wrapper opaque. A bare name that is not a wrapper goes to `builtins::judge`.
+//! the wrapper opaque. A bare name that is not a wrapper goes to `builtins::judge`; the
+//! wrappers that change user are in `privilege.rs`.
 
 use super::getopt::{self, Spec};
 use super::shell::ShellWord;
-use super::{Construct, builtins, interpreters};
+use super::{Construct, builtins, interpreters, privilege};
 
 /// What a command really runs, as far as the policy can tell.
 #[derive(Debug)]
@@ -115,10 +116,10 @@ pub fn unwrap(argv: &[ShellWord]) -> Unwrapped {
             Some(_) => Unwrapped::Inner { argv: rest.to_vec(), construct: None },
             None => Unwrapped::Plain(None),
         },
-        "su" => su(rest),
+        "su" => privilege::su(rest),
         "trap" => trap(rest),
         "watch" => watch(rest),
-        b if PRIVILEGE.contains(&b) => privilege(b, rest),
+        b if PRIVILEGE.contains(&b) => privilege::privilege(b, rest),
         b if SHELLS.contains(&b) => shell(b, rest),
         b if interpreters::is_interpreter(b) => interpreters::interpreter(b, rest),
         "find" => {
@@ -139,7 +140,13 @@ pub fn unwrap(argv: &[ShellWord]) -> Unwrapped {
 
 /// Reads the wrapper's options as its own parser does, skips `positional` fixed arguments
 /// (e.g. timeout's duration); what follows is the inner command.
-fn inner(program: &str, rest: &[ShellWord], spec: &Spec, positional: usize, construct: Option<Construct>) -> Unwrapped {
+pub(super) fn inner(
+    program: &str,
+    rest: &[ShellWord],
+    spec: &Spec,
+    positional: usize,
+    construct: Option<Construct>,
+) -> Unwrapped {
     let parsed = match options(program, spec, rest) {
         Ok(p) => p,
         Err(refused) => return refused,
@@ -237,97 +244,6 @@ fn env(rest: &[ShellWord]) -> Unwrapped {
     }
 }
 
-fn privilege(name: &str, rest: &[ShellWord]) -> Unwrapped {
-    let spec = match name {
-        "sudo" => Spec {
-            short_flags: "AbBEHkKnPS",
-            short_valued: "CDgpRrtTUu",
-            short_optional: "h",
-            long_flags: &[
-                "askpass",
-                "background",
-                "bell",
-                "set-home",
-                "non-interactive",
-                "preserve-groups",
-                "stdin",
-                "remove-timestamp",
-                "reset-timestamp",
-            ],
-            long_valued: &[
-                "close-from",
-                "chdir",
-                "group",
-                "prompt",
-                "chroot",
-                "role",
-                "type",
-                "command-timeout",
-                "other-user",
-                "user",
-            ],
-            long_optional: &["preserve-env", "host"],
-            ..Spec::default()
-        },
-        "doas" => Spec { short_flags: "n", short_valued: "uC", ..Spec::default() },
-        "runuser" => Spec {
-            short_flags: "mp",
-            short_valued: "gGu",
-            long_valued: &["group", "supp-group", "user"],
-            ..Spec::default()
-        },
-        "chroot" => Spec { long_flags: &["skip-chdir"], long_valued: &["userspec", "groups"], ..Spec::default() },
-        "pkexec" => {
-            Spec { long_flags: &["disable-internal-agent", "keep-cwd"], long_valued: &["user"], ..Spec::default() }
-        }
-        _ => Spec::default(),
-    };
-    if name == "sudo" && rest.iter().any(|w| matches!(w.text(), "-i" | "-s" | "--login" | "--shell")) {
-        return Unwrapped::Opaque("`sudo -i`/`sudo -s` opens a shell policy cannot see".into());
-    }
-    // `runuser USER -c CMD` (no `-u`) is su's form: refused rather than read twice.
-    if name == "runuser" && !rest.iter().any(|w| w.text().starts_with("-u") || w.text().starts_with("--user")) {
-        return Unwrapped::Opaque("`runuser` without `-u` runs a shell like `su`; not evaluated by policy".into());
-    }
-    // sudo takes `NAME=value` before the command (environment for it), like env.
-    if name == "sudo"
-        && let Ok(parsed) = getopt::parse(name, &spec, rest)
-        && let Some(w) = rest.get(parsed.operands).filter(|w| w.literal.as_deref().is_some_and(|t| t.contains('=')))
-    {
-        return Unwrapped::Opaque(format!(
-            "`sudo {}`: an environment assignment for the command is not evaluated by policy",
-            w.raw
-        ));
-    }
-    let positional = usize::from(name == "chroot");
-    match inner(name, rest, &spec, positional, Some(Construct::Privilege)) {
-        Unwrapped::Plain(_) => Unwrapped::Opaque(format!("`{name}` without a command is not evaluated by policy")),
-        other => other,
-    }
-}
-
-fn su(rest: &[ShellWord]) -> Unwrapped {
-    // su runs the last `-c` with the shell `-s` names, and its getopt_long takes clusters
-    // (`-s/x`), abbreviations (`--c`, `--sh`) and `--session-command`: only the plain
-    // forms are read, anything else is refused rather than guessed.
-    const PLAIN: &[&str] = &["-", "-l", "--login", "-m", "-p", "--preserve-environment", "-c", "--command"];
-    if let Some(w) = rest.iter().find(|w| {
-        let t = w.text();
-        w.literal.is_none() || w.splits || (t.starts_with('-') && !PLAIN.contains(&t))
-    }) {
-        return Unwrapped::Opaque(format!("`su` with `{}` is not evaluated by policy", w.raw));
-    }
-    let commands = rest.iter().filter(|w| matches!(w.text(), "-c" | "--command")).count();
-    if commands > 1 {
-        return Unwrapped::Opaque("`su` with several `-c` is not evaluated by policy".into());
-    }
-    let pos = rest.iter().position(|w| matches!(w.text(), "-c" | "--command"));
-    match pos.and_then(|p| rest.get(p + 1)) {
-        Some(code) => code_of(code, Some(Construct::Privilege)),
-        None => Unwrapped::Opaque("`su` without `-c` opens a shell policy cannot see".into()),
-    }
-}
-
 /// procps `watch`: with `-x`/`--exec` the operands are an argv, otherwise they are joined
 /// with spaces and given to `sh -c`.
 fn watch(rest: &[ShellWord]) -> Unwrapped {
@@ -418,7 +334,7 @@ fn trap(rest: &[ShellWord]) -> Unwrapped {
     }
 }
 
-fn code_of(word: &ShellWord, construct: Option<Construct>) -> Unwrapped {
+pub(super) fn code_of(word: &ShellWord, construct: Option<Construct>) -> Unwrapped {
     // `trap {"id ",EXIT}` is `trap 'id ' EXIT`: the code is not the text as written.
     if word.splits {
         return Unwrapped::Opaque(format!(
