@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::elevate::{Refusal, WATCH_BYTES, classify, hint, validate_line};
+use super::elevate::{PasswordPrompt, Refusal, WATCH_BYTES, classify, hint, validate_line};
 use crate::config::Host;
 use crate::policy::{Become, BecomeMethod};
 use crate::service::Service;
@@ -81,21 +81,9 @@ impl Service {
         let route = self.route(host).await.map_err(|e| e.to_string())?;
         let cred = cfg.credential_for(host).ok_or("no credentials")?;
         // As for a command: the password only in answer to sudo's own prompt, a fresh nonce.
-        let prompt = format!("sshwarden-{:032x}:", rand::random::<u128>());
-        let first = format!("{prompt}\n");
-        let (line, mut answer) = match password {
-            Some(pw) => (validate_line(), format!("{pw}\n").into_bytes()),
-            None => ("sudo -n -l".to_owned(), Vec::new()),
-        };
-        let input = match password {
-            Some(_) => Input::OnPrompt {
-                first: first.as_bytes(),
-                prompt: prompt.as_bytes(),
-                answer: &answer,
-                within: PROBE_TIMEOUT,
-            },
-            None => Input::Now(&[]),
-        };
+        let prompt = password.map(PasswordPrompt::new);
+        let line = if prompt.is_some() { validate_line() } else { "sudo -n -l".to_owned() };
+        let input = prompt.as_ref().map_or(Input::Now(&[]), |p| p.input(PROBE_TIMEOUT));
         let sink = Collect::default();
         let cancel = CancellationToken::new();
         let timer = cancel.clone();
@@ -112,7 +100,7 @@ impl Service {
         };
         let r = self.pool().run_with_stdin(&to, &line, input, &sink, &cancel, &|| {}).await;
         deadline.abort();
-        answer.fill(0);
+        drop(prompt);
         let err = String::from_utf8_lossy(&sink.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
         let refusal = err.lines().find_map(|l| classify(l).map(|r| (r, l.trim().to_owned())));
         match r.map_err(|e| e.to_string())? {

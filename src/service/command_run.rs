@@ -63,23 +63,12 @@ impl Run<'_> {
     ) -> WorkOutcome {
         use elevate::{Watch, command_line};
         let password = password.filter(|_| b.method == crate::policy::BecomeMethod::Sudo);
-        let prompt = password.map(|_| format!("sshwarden-{:032x}:", rand::random::<u128>()));
+        let prompt = password.map(|pw| elevate::PasswordPrompt::new(pw.expose()));
         let watch = Watch::new(sink, cancel.child_token());
         let line = command_line(command, b, prompt.is_some());
-        let first = prompt.as_ref().map(|p| format!("{p}\n")).unwrap_or_default();
-        let mut answer = password.map(|pw| format!("{}\n", pw.expose()).into_bytes()).unwrap_or_default();
-        let input = match &prompt {
-            Some(p) => crate::ssh::Input::OnPrompt {
-                first: first.as_bytes(),
-                prompt: p.as_bytes(),
-                answer: &answer,
-                within: PROMPT_WAIT,
-            },
-            None => crate::ssh::Input::Now(&[]),
-        };
+        let input = prompt.as_ref().map_or(crate::ssh::Input::Now(&[]), |p| p.input(PROMPT_WAIT));
         let r = self.exec(&line, input, &watch, watch.cancel(), started).await;
-        // Not left in freed memory longer than needed.
-        answer.fill(0);
+        drop(prompt);
         watch.finish();
         let refusal = watch.refusal();
         match refusal {

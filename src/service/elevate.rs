@@ -51,6 +51,40 @@ pub fn validate_line() -> String {
     format!("IFS= read -r {v} && SUDO_PROMPT=\"${v}\" sudo -S -v")
 }
 
+/// sudo's password for one run: a fresh 128-bit prompt nonce (written first, for the shell
+/// of `validate_line` to read) and the password line, written only in answer to exactly
+/// that prompt. The password bytes are zeroed when it is dropped.
+pub struct PasswordPrompt {
+    prompt: String,
+    first: String,
+    answer: Vec<u8>,
+}
+
+impl PasswordPrompt {
+    pub fn new(password: &str) -> Self {
+        let prompt = format!("sshwarden-{:032x}:", rand::random::<u128>());
+        let first = format!("{prompt}\n");
+        Self { prompt, first, answer: format!("{password}\n").into_bytes() }
+    }
+
+    /// The run's stdin: the nonce now, the password only at the prompt, within `within`.
+    pub fn input(&self, within: std::time::Duration) -> crate::ssh::Input<'_> {
+        crate::ssh::Input::OnPrompt {
+            first: self.first.as_bytes(),
+            prompt: self.prompt.as_bytes(),
+            answer: &self.answer,
+            within,
+        }
+    }
+}
+
+impl Drop for PasswordPrompt {
+    fn drop(&mut self) {
+        // Not left in freed memory longer than needed.
+        self.answer.fill(0);
+    }
+}
+
 /// The remote command line running `command` as `b.user`, with `-n` so sudo never waits.
 /// `with_password` (sudo only): `validate_line` first, then the command under `sudo -n` on
 /// the credentials it cached for this shell, so the command never reads the password and
