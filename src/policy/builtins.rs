@@ -253,7 +253,7 @@ fn positional_words<'a>(name: &str, rest: &'a [ShellWord]) -> &'a [ShellWord] {
     };
     let mut i = 0;
     while let Some(w) = rest.get(i) {
-        let Some(text) = w.literal.as_deref().filter(|_| !w.splits) else { return &rest[..=i] };
+        let Some(text) = w.fixed() else { return &rest[..=i] };
         let is_option = text.starts_with('-') && text.len() > 1;
         if text == "--" || !is_option {
             return &rest[..i];

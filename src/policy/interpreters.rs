@@ -39,7 +39,7 @@ pub fn interpreter(base: &str, rest: &[ShellWord]) -> Unwrapped {
     // A computed or splitting word may be `-c`/`-e` at run time (`python3 {-c,CODE}`).
     let code_flag = rest.iter().any(|w| {
         let t = w.text();
-        if w.literal.is_none() || w.splits {
+        if w.fixed().is_none() {
             return true;
         }
         matches!(t, "-c" | "-e" | "-E" | "-r" | "-p" | "--eval" | "--print" | "-m")

@@ -8,7 +8,7 @@
 //! rules like any other, with the `privilege` construct.
 
 use super::Construct;
-use super::getopt::{self, Spec};
+use super::getopt::Spec;
 use super::shell::ShellWord;
 use super::wrappers::{Unwrapped, code_of, inner};
 
@@ -64,19 +64,16 @@ pub(super) fn privilege(name: &str, rest: &[ShellWord]) -> Unwrapped {
     if name == "runuser" && !rest.iter().any(|w| w.text().starts_with("-u") || w.text().starts_with("--user")) {
         return Unwrapped::Opaque("`runuser` without `-u` runs a shell like `su`; not evaluated by policy".into());
     }
-    // sudo takes `NAME=value` before the command (environment for it), like env.
-    if name == "sudo"
-        && let Ok(parsed) = getopt::parse(name, &spec, rest)
-        && let Some(w) = rest.get(parsed.operands).filter(|w| w.literal.as_deref().is_some_and(|t| t.contains('=')))
-    {
-        return Unwrapped::Opaque(format!(
-            "`sudo {}`: an environment assignment for the command is not evaluated by policy",
-            w.raw
-        ));
-    }
     let positional = usize::from(name == "chroot");
     match inner(name, rest, &spec, positional, Some(Construct::Privilege)) {
         Unwrapped::Plain(_) => Unwrapped::Opaque(format!("`{name}` without a command is not evaluated by policy")),
+        // sudo takes `NAME=value` before the command (environment for it), like env.
+        Unwrapped::Inner { argv, .. } if name == "sudo" && argv.first().is_some_and(|w| w.text().contains('=')) => {
+            let shown = argv.first().map_or("", |w| w.raw.as_str());
+            Unwrapped::Opaque(format!(
+                "`sudo {shown}`: an environment assignment for the command is not evaluated by policy"
+            ))
+        }
         other => other,
     }
 }
@@ -88,7 +85,7 @@ pub(super) fn su(rest: &[ShellWord]) -> Unwrapped {
     const PLAIN: &[&str] = &["-", "-l", "--login", "-m", "-p", "--preserve-environment", "-c", "--command"];
     if let Some(w) = rest.iter().find(|w| {
         let t = w.text();
-        w.literal.is_none() || w.splits || (t.starts_with('-') && !PLAIN.contains(&t))
+        w.fixed().is_none() || (t.starts_with('-') && !PLAIN.contains(&t))
     }) {
         return Unwrapped::Opaque(format!("`su` with `{}` is not evaluated by policy", w.raw));
     }

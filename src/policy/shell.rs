@@ -39,6 +39,11 @@ impl ShellWord {
     pub fn text(&self) -> &str {
         self.literal.as_deref().unwrap_or(&self.raw)
     }
+
+    /// The one word bash will pass, when the text alone fixes it: known and not split.
+    pub fn fixed(&self) -> Option<&str> {
+        self.literal.as_deref().filter(|_| !self.splits)
+    }
 }
 
 /// A simple command the remote shell would run, with what makes it opaque.

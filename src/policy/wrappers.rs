@@ -124,9 +124,8 @@ pub fn unwrap(argv: &[ShellWord]) -> Unwrapped {
         b if interpreters::is_interpreter(b) => interpreters::interpreter(b, rest),
         "find" => {
             // A computed or splitting word may be `-exec` at run time.
-            let runs = rest.iter().any(|w| {
-                matches!(w.text(), "-exec" | "-execdir" | "-ok" | "-okdir") || w.literal.is_none() || w.splits
-            });
+            let runs =
+                rest.iter().any(|w| matches!(w.text(), "-exec" | "-execdir" | "-ok" | "-okdir") || w.fixed().is_none());
             Unwrapped::Plain(runs.then_some(Construct::InterpreterCode))
         }
         // A bare name may be a builtin that changes the shell; a path never is.
